@@ -1,0 +1,3 @@
+// Package builtins holds gpipe's built-in stages; it is empty until the
+// builtins issue lands them.
+package builtins

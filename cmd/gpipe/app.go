@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/stage"
+)
+
+const version = "0.1.0-dev"
+
+// Exit codes of gpipe itself; a stage's own status passes through as it is.
+const (
+	exitUsage    = 2   // bad flag, bad spec: nothing was started
+	exitInternal = 125 // gpipe could not set the pipeline up (no pipe, say)
+)
+
+const description = `Runs SPEC, a pipeline in bash syntax, as a supervised graph of processes:
+every stage is a process, every '|' an anonymous pipe, gpipe's stdin goes to
+the first stage and the last stage writes gpipe's stdout.
+
+Examples:
+   gpipe 'seq 1 100 | grep 7 | wc -l'
+   printf 'b\na\n' | gpipe 'sort | tr a-z A-Z'
+   gpipe --status 'sh -c "exit 3" | cat'
+
+Exit status: 0 when every stage succeeded; otherwise the status of the last
+(most downstream) stage that failed for its own reason. A stage stopped by a
+broken pipe (SIGPIPE, or status 141) did not fail: 'yes | head -1' exits 0.
+2: bad flag or spec (nothing started); 126/127: a command is not executable
+or not found (nothing started); 128+N: gpipe was stopped by signal N;
+125: gpipe itself failed.`
+
+// usageError is a bad command line: gpipe prints it with a hint, exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// exitStatus is the pipeline's own exit status, already reported.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// run is gpipe without the process around it: everything it touches is
+// passed in, and it returns the exit code instead of exiting.
+func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) int {
+	app := newApp(env, stdin, stdout, stderr, sigs)
+	err := app.Run(args)
+	code := exitCode(err)
+	var st exitStatus
+	if err != nil && !errors.As(err, &st) {
+		fmt.Fprintf(stderr, "gpipe: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "usage: gpipe [flags] SPEC (see gpipe --help)")
+		}
+	}
+	return code
+}
+
+// exitCode maps every error gpipe can end with to its process exit code,
+// in one place.
+func exitCode(err error) int {
+	var (
+		st exitStatus
+		ue *usageError
+		pe *parser.Error
+		le *stage.LookupError
+	)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return int(st)
+	case errors.As(err, &ue), errors.As(err, &pe):
+		return exitUsage
+	case errors.As(err, &le):
+		return le.Code
+	}
+	return exitInternal
+}
+
+func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) *cli.App {
+	return &cli.App{
+		Name:            "gpipe",
+		Usage:           "run a shell-style pipeline as a supervised process graph",
+		UsageText:       "gpipe [flags] SPEC",
+		Description:     description,
+		Version:         version,
+		HideHelpCommand: true,
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
+			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
+		},
+		// gpipe decides its exit code and prints its errors itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{msg: err.Error()}
+		},
+		Action: func(c *cli.Context) error {
+			switch c.NArg() {
+			case 0:
+				return &usageError{msg: "missing SPEC: the pipeline to run"}
+			case 1:
+			default:
+				return &usageError{msg: fmt.Sprintf("expected one SPEC, got %d arguments: quote the whole pipeline", c.NArg())}
+			}
+			return runSpec(c.Args().First(), env, runOptions{
+				status: c.Bool("status"),
+				grace:  c.Duration("grace"),
+				stdin:  stdin, stdout: stdout, stderr: stderr,
+				sigs: sigs,
+			})
+		},
+	}
+}
+
+type runOptions struct {
+	status                bool
+	grace                 time.Duration
+	stdin, stdout, stderr *os.File
+	sigs                  <-chan os.Signal
+}
+
+// runSpec parses, resolves and plumbs the whole pipeline before starting
+// any of it, so that bad input starts nothing and creates nothing.
+func runSpec(spec string, env []string, o runOptions) error {
+	g, err := parser.Parse("spec", spec, parser.Config{Env: expansionEnv(env), ReadDir: os.ReadDir})
+	if err != nil {
+		return err
+	}
+	cmds, err := stage.Resolve(g, env)
+	if err != nil {
+		return err
+	}
+	plan, err := plumbing.New(g, plumbing.Options{})
+	if err != nil {
+		return err
+	}
+	res := stage.Run(g, cmds, plan, stage.Options{
+		Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
+		Grace:   o.grace,
+		Signals: o.sigs,
+		OnError: func(err error) { fmt.Fprintf(o.stderr, "gpipe: %v\n", err) },
+	})
+	if o.status {
+		printStatus(o.stderr, res)
+	}
+	if code := res.ExitCode(); code != 0 {
+		return exitStatus(code)
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, res *stage.Result) {
+	for _, s := range res.Statuses {
+		fmt.Fprintf(w, "gpipe: status: %s: %s\n", s.Stage.Name(), s)
+	}
+}
+
+// expansionEnv is the environment words are expanded in: gpipe's own, with
+// PWD set to the working directory, which globs are relative to.
+func expansionEnv(env []string) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return env
+	}
+	return append(env[:len(env):len(env)], "PWD="+wd)
+}

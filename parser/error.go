@@ -1,0 +1,15 @@
+package parser
+
+import "fmt"
+
+// Error is a problem in the source, with its position. Its message reads
+// "name:line:col: text", the way shells and compilers print them.
+type Error struct {
+	Name string // the source's name: "spec" or a file name
+	Pos  Pos
+	Text string // lowercase, no trailing period
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.Name, e.Pos.Line, e.Pos.Col, e.Text)
+}

@@ -1,0 +1,115 @@
+package parser
+
+import "fmt"
+
+// Graph is a pipeline as a directed acyclic graph: stages are the vertices,
+// edges carry bytes from an output port of one stage to an input port of
+// another. A linear spec "a | b | c" is the chain a→b→c; later features
+// (process substitution, fan-out, fan-in, pipeline files) add stages and
+// edges to the same structure.
+//
+// Stages are listed in topological order: every edge goes from a lower index
+// to a higher one, so the last stage is the most downstream.
+type Graph struct {
+	Name   string // source name used in positions: "spec" or a file name
+	Stages []*Stage
+	Edges  []*Edge
+}
+
+// Stage is one process of the pipeline, as bash would run it in a subshell.
+type Stage struct {
+	ID  int // index in Graph.Stages; shown to users as ID+1
+	Pos Pos // position of the stage's first word
+
+	// Args is the expanded argument vector; Args[0] is the command name.
+	// It is empty for a stage made only of assignments and redirections
+	// ("X=1", "> file"), which bash accepts and which runs no program.
+	Args []string
+
+	// Env holds the stage's own NAME=value assignments, in order; they are
+	// added to the inherited environment of the stage's process only.
+	Env []string
+
+	// Redirs are applied in order after the stage's edges are connected,
+	// exactly as bash applies them after setting up the pipe.
+	Redirs []Redirect
+}
+
+// Name is how messages refer to the stage: "stage 2 (grep)".
+func (s *Stage) Name() string {
+	if len(s.Args) == 0 {
+		return fmt.Sprintf("stage %d", s.ID+1)
+	}
+	return fmt.Sprintf("stage %d (%s)", s.ID+1, s.Args[0])
+}
+
+// Port is one end of an edge: a file descriptor of a stage's process.
+type Port struct {
+	Stage int // index in Graph.Stages
+	FD    int // the descriptor number in the stage's process: 0 stdin, 1 stdout
+
+	// Name is reserved for edges a stage reaches by path rather than by
+	// descriptor (process substitution, FIFOs in pipeline files); empty for
+	// plain descriptor ports.
+	Name string
+}
+
+// Edge carries bytes from one stage's output port to another's input port.
+type Edge struct {
+	From, To  Port
+	Transport Transport // the spec's wish; TransportAuto lets plumbing choose
+	Pos       Pos       // position of the '|' that made the edge
+}
+
+// Transport names how an edge moves bytes.
+type Transport int
+
+const (
+	TransportAuto Transport = iota // chosen by plumbing
+	TransportPipe                  // anonymous pipe
+	TransportFIFO                  // named FIFO
+	TransportShm                   // shared-memory ring
+)
+
+func (t Transport) String() string {
+	switch t {
+	case TransportAuto:
+		return "auto"
+	case TransportPipe:
+		return "pipe"
+	case TransportFIFO:
+		return "fifo"
+	case TransportShm:
+		return "shm"
+	}
+	return fmt.Sprintf("Transport(%d)", int(t))
+}
+
+// RedirOp is what a redirection does to its descriptor.
+type RedirOp int
+
+const (
+	RedirRead      RedirOp = iota // n< path
+	RedirWrite                    // n> path, n>| path
+	RedirAppend                   // n>> path
+	RedirReadWrite                // n<> path
+	RedirDup                      // n>&m, n<&m: n becomes a copy of m
+	RedirClose                    // n>&-, n<&-
+)
+
+// Redirect is one redirection of a stage. "&> f" and "|&" are expanded by
+// the parser into their bash equivalents (">f 2>&1" and "2>&1").
+type Redirect struct {
+	Pos   Pos
+	FD    int
+	Op    RedirOp
+	Path  string // the expanded target, for the file operations
+	DupFD int    // the source descriptor, for RedirDup
+}
+
+// Pos is a position in the source: 1-based line and column (in bytes).
+type Pos struct {
+	Line, Col int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }

@@ -1,0 +1,124 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// fdTable is the set of descriptors a stage's process starts with, built the
+// way bash builds it in a pipeline's subshell: gpipe's own standard files,
+// then the edges, then the redirections in order.
+type fdTable struct {
+	files  map[int]*os.File
+	closed map[int]bool // closed by a redirection ("3>&-"), even if gpipe inherited it
+	owned  []*os.File   // opened or duplicated here; closed once the process started
+}
+
+func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End) *fdTable {
+	t := &fdTable{files: map[int]*os.File{0: stdin, 1: stdout, 2: stderr}, closed: map[int]bool{}}
+	for _, e := range ends {
+		t.files[e.FD] = e.File
+	}
+	return t
+}
+
+// apply performs one redirection. Its error reads like bash's:
+// "out/x: no such file or directory", "9: bad file descriptor".
+func (t *fdTable) apply(r parser.Redirect) error {
+	var flag int
+	switch r.Op {
+	case parser.RedirRead:
+		flag = os.O_RDONLY
+	case parser.RedirWrite:
+		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	case parser.RedirAppend:
+		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	case parser.RedirReadWrite:
+		flag = os.O_RDWR | os.O_CREATE
+	case parser.RedirClose:
+		delete(t.files, r.FD)
+		t.closed[r.FD] = true
+		return nil
+	case parser.RedirDup:
+		f, ok := t.files[r.DupFD]
+		if !ok {
+			if f = t.inherited(r.DupFD); f == nil {
+				return fmt.Errorf("%d: bad file descriptor", r.DupFD)
+			}
+		}
+		t.files[r.FD] = f
+		delete(t.closed, r.FD)
+		return nil
+	default:
+		return fmt.Errorf("redirection %d is not supported", r.Op)
+	}
+	f, err := os.OpenFile(r.Path, flag, 0o666)
+	if err != nil {
+		return fmt.Errorf("%s: %s", r.Path, errText(err))
+	}
+	t.owned = append(t.owned, f)
+	t.files[r.FD] = f
+	delete(t.closed, r.FD)
+	return nil
+}
+
+// inherited returns a close-on-exec copy of descriptor fd if gpipe itself
+// inherited it open from its parent (not close-on-exec): bash hands such
+// descriptors on to its children, and so does gpipe. It returns nil if fd
+// is not such a descriptor.
+func (t *fdTable) inherited(fd int) *os.File {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC != 0 {
+		return nil
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(dup), fmt.Sprintf("fd %d", fd))
+	t.owned = append(t.owned, f)
+	return f
+}
+
+// procFiles lays the table out as os.ProcAttr.Files: index i becomes fd i in
+// the child, nil means closed. A gap below the highest descriptor that gpipe
+// inherited is passed on, since os/exec would otherwise close it.
+func (t *fdTable) procFiles() []*os.File {
+	keys := make([]int, 0, len(t.files)+len(t.closed))
+	for fd := range t.files {
+		keys = append(keys, fd)
+	}
+	for fd := range t.closed {
+		keys = append(keys, fd)
+	}
+	top := 2
+	if len(keys) > 0 {
+		top = max(top, slices.Max(keys))
+	}
+	files := make([]*os.File, top+1)
+	for fd := range files {
+		if f, ok := t.files[fd]; ok {
+			files[fd] = f
+		} else if fd > 2 && !t.closed[fd] {
+			files[fd] = t.inherited(fd)
+		}
+	}
+	return files
+}
+
+// close closes what the table opened; the edges' ends belong to the plan.
+func (t *fdTable) close() error {
+	var errs []error
+	for _, f := range t.owned {
+		errs = append(errs, f.Close())
+	}
+	t.owned = nil
+	return errors.Join(errs...)
+}

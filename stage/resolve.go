@@ -1,0 +1,150 @@
+package stage
+
+import (
+	"errors"
+
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/parser"
+)
+
+// Command is a stage resolved to the program that will run it.
+type Command struct {
+	// Path is the program's file; empty for a stage with no command words
+	// ("> file" alone), which only performs its redirections.
+	Path string
+	Args []string
+	Env  []string // the full environment of the process
+}
+
+// LookupError says a stage's program cannot be run. It is found before
+// anything starts, so a pipeline with one missing command starts nothing.
+type LookupError struct {
+	Stage string // "stage 2 (foo)"
+	Code  int    // 127 not found, 126 found but not executable, as in bash
+	Text  string // "command not found", "permission denied", …
+}
+
+func (e *LookupError) Error() string { return e.Stage + ": " + e.Text }
+
+// Resolve finds the program of every stage, searching the PATH the stage
+// itself will see (a "PATH=… cmd" assignment counts, as in bash). env is the
+// environment every stage inherits.
+func Resolve(g *parser.Graph, env []string) ([]Command, error) {
+	cmds := make([]Command, len(g.Stages))
+	for i, st := range g.Stages {
+		full := mergeEnv(env, st.Env)
+		cmds[i] = Command{Args: st.Args, Env: full}
+		if len(st.Args) == 0 {
+			continue
+		}
+		path, err := lookPath(st.Args[0], getenv(full, "PATH"))
+		if err != nil {
+			err.Stage = st.Name()
+			return nil, err
+		}
+		cmds[i].Path = path
+	}
+	return cmds, nil
+}
+
+// lookPath finds name the way bash does: a name with a slash is used as it
+// is; otherwise the first executable regular file in PATH wins, and a
+// matching file that is not executable is reported only when nothing better
+// is found.
+func lookPath(name, path string) (string, *LookupError) {
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name)
+	}
+	var denied *LookupError
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if err.Code == 126 && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", &LookupError{Code: 127, Text: "command not found"}
+}
+
+func checkExecutable(p string) *LookupError {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &LookupError{Code: 127, Text: "no such file or directory"}
+	case err != nil:
+		return &LookupError{Code: 126, Text: errText(err)}
+	case fi.IsDir():
+		return &LookupError{Code: 126, Text: "is a directory"}
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return &LookupError{Code: 126, Text: errText(err)}
+	}
+	return nil
+}
+
+// errText is the system's message for err without the operation and path
+// around it: "permission denied".
+func errText(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// mergeEnv returns base with the assignments applied: a name assigned
+// replaces its inherited value, in place, so the child sees each name once.
+func mergeEnv(base, assigns []string) []string {
+	if len(assigns) == 0 {
+		return base
+	}
+	out := make([]string, 0, len(base)+len(assigns))
+	set := map[string]string{}
+	var order []string
+	for _, a := range assigns {
+		name, _, _ := strings.Cut(a, "=")
+		if _, ok := set[name]; !ok {
+			order = append(order, name)
+		}
+		set[name] = a
+	}
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if a, ok := set[name]; ok {
+			out = append(out, a)
+			delete(set, name)
+			continue
+		}
+		out = append(out, kv)
+	}
+	for _, name := range order {
+		if a, ok := set[name]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func getenv(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

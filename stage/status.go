@@ -1,0 +1,80 @@
+package stage
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/parser"
+)
+
+// Status is how one stage ended.
+type Status struct {
+	Stage   *parser.Stage
+	Started bool           // a process ran (false: no command words, or setup failed)
+	Code    int            // the exit code, or 128+N for death by signal N
+	Signal  syscall.Signal // the signal that killed the process; 0 if it exited
+	Err     error          // why the stage did not start; nil if it did
+}
+
+// BrokenPipe reports whether the stage stopped because the reader of its
+// output had gone: killed by SIGPIPE, or exited with 141, the status a shell
+// or a builtin gives for it. Such a stage did not fail for its own reason.
+func (s Status) BrokenPipe() bool {
+	return s.Signal == unix.SIGPIPE || (s.Signal == 0 && s.Code == 128+int(unix.SIGPIPE))
+}
+
+// String describes the status for --status: "0", "3", "141 (SIGPIPE)".
+func (s Status) String() string {
+	switch {
+	case s.Signal != 0:
+		return fmt.Sprintf("%d (%s)", s.Code, signalName(s.Signal))
+	case s.Err != nil:
+		return fmt.Sprintf("%d (not started)", s.Code)
+	}
+	return fmt.Sprint(s.Code)
+}
+
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// Result is how a whole run ended.
+type Result struct {
+	Statuses []Status // one per stage, in Graph.Stages order
+
+	// Signal is the first teardown signal gpipe received; nil if the
+	// pipeline ended by itself.
+	Signal os.Signal
+
+	sinks []bool // sinks[i]: stage i has no outgoing edge
+}
+
+// ExitCode applies gpipe's exit-status rule:
+//   - 128+N when gpipe was torn down by signal N;
+//   - otherwise the status of the downstream-most stage that failed for its
+//     own reason (not a broken pipe: "yes | head -1" succeeds);
+//   - otherwise 141 when a stage writing to gpipe's own output broke its
+//     pipe, so that gpipe in an outer pipeline looks like any other program;
+//   - otherwise 0.
+func (r *Result) ExitCode() int {
+	if sig, ok := r.Signal.(syscall.Signal); ok {
+		return 128 + int(sig)
+	}
+	for i := len(r.Statuses) - 1; i >= 0; i-- {
+		if s := r.Statuses[i]; s.Code != 0 && !s.BrokenPipe() {
+			return s.Code
+		}
+	}
+	for i, s := range r.Statuses {
+		if r.sinks[i] && s.BrokenPipe() {
+			return s.Code
+		}
+	}
+	return 0
+}
