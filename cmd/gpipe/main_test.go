@@ -34,7 +34,7 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       *update,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"waitfile": cmdWaitfile,
-			"gone":      cmdGone,
+			"gone":     cmdGone,
 		},
 	})
 }
