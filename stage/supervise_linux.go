@@ -99,7 +99,10 @@ type exit struct {
 
 // startAll starts the stages in order, each with its descriptors, and
 // closes gpipe's copies of each stage's ends right after its start, so no
-// stage holds a pipe end it was not given.
+// stage holds a pipe end it was not given. Nothing is reaped before every
+// stage has started: the first stage leads the stages' process group, and
+// while it is unreaped (if only a zombie) the group exists for the others
+// to join.
 func (s *supervisor) startAll() {
 	for i, st := range s.g.Stages {
 		p, status := s.start(st, s.cmds[i])
@@ -108,10 +111,11 @@ func (s *supervisor) startAll() {
 			s.opts.OnError(status.Err)
 		}
 		_ = s.plan.Release(i)
-		if p == nil {
-			continue
+		if p != nil {
+			s.running[i] = p
 		}
-		s.running[i] = p
+	}
+	for i, p := range s.running {
 		go func() {
 			state, err := p.Wait()
 			s.exits <- exit{stage: i, state: state, err: err}
