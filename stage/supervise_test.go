@@ -1,0 +1,101 @@
+package stage
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// runSpec parses spec, resolves and plumbs it, and runs it with the given
+// signals and grace, failing the test if the run takes longer than limit.
+func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.Duration) *Result {
+	t.Helper()
+	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := Resolve(g, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := plumbing.New(g, plumbing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	done := make(chan *Result, 1)
+	go func() {
+		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: devnull, Grace: grace, Signals: sigs})
+	}()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(limit):
+		t.Fatalf("%q did not end within %v", spec, limit)
+		return nil
+	}
+}
+
+func TestRunStatuses(t *testing.T) {
+	r := runSpec(t, `sh -c "exit 3" | sh -c "cat; exit 4" | cat`, nil, time.Second, 10*time.Second)
+	var got []int
+	for _, s := range r.Statuses {
+		got = append(got, s.Code)
+	}
+	if len(got) != 3 || got[0] != 3 || got[1] != 4 || got[2] != 0 {
+		t.Errorf("codes = %v, want [3 4 0]", got)
+	}
+	if code := r.ExitCode(); code != 4 {
+		t.Errorf("ExitCode() = %d, want 4", code)
+	}
+}
+
+func TestRunBrokenPipe(t *testing.T) {
+	r := runSpec(t, `yes | head -n 1`, nil, time.Second, 10*time.Second)
+	if s := r.Statuses[0]; !s.BrokenPipe() {
+		t.Errorf("yes ended with %v, want a broken pipe", s)
+	}
+	if code := r.ExitCode(); code != 0 {
+		t.Errorf("ExitCode() = %d, want 0", code)
+	}
+}
+
+func TestRunTeardownKillsAfterGrace(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM // arrives while the stages start
+	start := time.Now()
+	r := runSpec(t, `sh -c "trap '' TERM; sleep 30" | sleep 30`, sigs, 200*time.Millisecond, 10*time.Second)
+	if code := r.ExitCode(); code != 143 {
+		t.Errorf("ExitCode() = %d, want 143", code)
+	}
+	// sleep dies of SIGTERM at once; the shell ignoring it dies of SIGKILL
+	// after the grace period.
+	if s := r.Statuses[1]; s.Signal != syscall.SIGTERM {
+		t.Errorf("sleep ended with %v, want SIGTERM", s)
+	}
+	if s := r.Statuses[0]; s.Signal != syscall.SIGKILL {
+		t.Errorf("sh ignoring TERM ended with %v, want SIGKILL", s)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("teardown took %v, less than the grace period", d)
+	}
+}
+
+func TestRunRedirectFailureFailsOnlyThatStage(t *testing.T) {
+	r := runSpec(t, `echo hi | cat < /nonexistent/in`, nil, time.Second, 10*time.Second)
+	s := r.Statuses[1]
+	if s.Started || s.Code != 1 || s.Err == nil || s.Err.Error() != "stage 2 (cat): /nonexistent/in: no such file or directory" {
+		t.Errorf("cat: %+v, want not started, code 1, named error", s)
+	}
+	if !r.Statuses[0].Started {
+		t.Errorf("echo did not start")
+	}
+}
