@@ -1,3 +1,3 @@
-// Package builtins holds gpipe's built-in stages; it is empty until the
-// builtins issue lands them.
+// Package builtins holds gpipe's built-in stages, each a function over
+// plumbing's Source and Sink, registered by name.
 package builtins

@@ -208,8 +208,13 @@ func mapRing(mem, sock *os.File) (*ring, error) {
 	}, nil
 }
 
+// unmap releases the mapping and the socket; later calls do nothing.
 func (r *ring) unmap() error {
+	if r.base == nil {
+		return nil
+	}
 	err := unix.MunmapPtr(r.base, uintptr(ringHeaderSize+2*r.size))
+	r.base, r.data = nil, nil
 	return errors.Join(err, unix.Close(r.sock))
 }
 
@@ -316,7 +321,8 @@ func (w *RingWriter) Reserve(atLeast int) ([]byte, error) {
 	}
 }
 
-// Commit publishes the first n bytes of the last reserved space.
+// Commit publishes the first n bytes of the last reserved space, waking
+// the reader if it waits.
 func (w *RingWriter) Commit(n int) {
 	w.head += uint64(n)
 	w.r.head.Store(w.head)
@@ -340,8 +346,11 @@ func (w *RingWriter) Write(p []byte) (int, error) {
 }
 
 // Close marks the end of the data, so the reader sees EOF after the last
-// byte, and unmaps the ring.
+// byte, and unmaps the ring. Later calls do nothing.
 func (w *RingWriter) Close() error {
+	if w.r.base == nil {
+		return nil
+	}
 	w.r.writerClosed.Store(1)
 	w.r.wake(w.r.readerWaiting)
 	return w.r.unmap()
@@ -427,8 +436,11 @@ func (rd *RingReader) Read(p []byte) (int, error) {
 }
 
 // Close tells the writer that nobody reads any more (its next Reserve fails
-// with EPIPE) and unmaps the ring.
+// with EPIPE) and unmaps the ring. Later calls do nothing.
 func (rd *RingReader) Close() error {
+	if rd.r.base == nil {
+		return nil
+	}
 	rd.r.readerClosed.Store(1)
 	rd.r.wake(rd.r.writerWaiting)
 	return rd.r.unmap()

@@ -1,0 +1,187 @@
+package builtins
+
+import (
+	"bytes"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+func filterBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "filter",
+		Synopsis: "filter [-v] [-F] PATTERN",
+		Summary:  "Pass the lines that match PATTERN, an RE2 regular expression (-F: a fixed string; -v: the lines that do not match).",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		invert := fs.Bool("v", false, "pass the lines that do not match")
+		fixed := fs.Bool("F", false, "PATTERN is a fixed string, not a regular expression")
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		if fs.NArg() != 1 {
+			return nil, usagef(b.Name, "want one PATTERN, got %d arguments", fs.NArg())
+		}
+		pattern := fs.Arg(0)
+		if strings.Contains(pattern, "\n") {
+			return nil, usagef(b.Name, "PATTERN must not contain a newline")
+		}
+		m := &matcher{invert: *invert}
+		if *fixed {
+			m.literal = []byte(pattern)
+		} else {
+			re, err := regexp.Compile(pattern)
+			if err != nil {
+				return nil, usagef(b.Name, "bad PATTERN: %v", err)
+			}
+			// A pattern with no special characters takes the fast path.
+			if prefix, complete := re.LiteralPrefix(); complete {
+				m.literal = []byte(prefix)
+			} else {
+				m.re = re
+			}
+		}
+		return m.run, nil
+	}
+	return b
+}
+
+// matcher selects lines: by a literal substring (fast: one vectorised
+// search over many lines at once) or by a regular expression, line by line.
+type matcher struct {
+	literal []byte         // used when re is nil
+	re      *regexp.Regexp // nil for a literal
+	invert  bool
+}
+
+func (m *matcher) run(in plumbing.Source, out plumbing.Sink) error {
+	return eachLines(in, func(block []byte) error { return m.filter(block, out) })
+}
+
+// filter writes the selected lines of block, which is whole lines, each
+// ending in '\n'. Adjacent selected lines go out as one copy.
+func (m *matcher) filter(block []byte, out plumbing.Sink) error {
+	var run struct{ start, end int } // pending selected lines: block[start:end]
+	emit := func(s, e int) error {
+		if s == run.end && run.end > run.start {
+			run.end = e
+			return nil
+		}
+		if err := plumbing.Write(out, block[run.start:run.end]); err != nil {
+			return err
+		}
+		run.start, run.end = s, e
+		return nil
+	}
+	pos := 0
+	for pos < len(block) {
+		// Find the next matching line: [ls, le).
+		var ls, le int
+		if m.re == nil {
+			i := bytes.Index(block[pos:], m.literal)
+			if i < 0 {
+				ls, le = len(block), len(block)
+			} else {
+				i += pos
+				ls = bytes.LastIndexByte(block[pos:i], '\n') + 1 + pos
+				le = i + bytes.IndexByte(block[i:], '\n') + 1
+			}
+		} else {
+			ls = pos
+			for ls < len(block) {
+				e := ls + bytes.IndexByte(block[ls:], '\n')
+				if m.re.Match(block[ls:e]) {
+					le = e + 1
+					break
+				}
+				ls = e + 1
+			}
+			if ls >= len(block) {
+				ls, le = len(block), len(block)
+			}
+		}
+		var err error
+		if m.invert {
+			if ls > pos {
+				err = emit(pos, ls)
+			}
+		} else if le > ls {
+			err = emit(ls, le)
+		}
+		if err != nil {
+			return err
+		}
+		pos = max(le, ls)
+		if ls == len(block) {
+			break
+		}
+	}
+	return plumbing.Write(out, block[run.start:run.end])
+}
+
+// eachLines calls f with blocks of whole lines from in, in order, each line
+// ending in '\n'; a last line without one gets one, as grep and sort give
+// it. Lines are looked at in place, except a line longer than in.MaxPeek(),
+// which is gathered in memory first.
+func eachLines(in plumbing.Source, f func(block []byte) error) error {
+	var long []byte // a line longer than a peek, being gathered
+	want := 1
+	for {
+		buf, err := in.Peek(want)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if long != nil {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 && err == nil {
+				long = append(long, buf...)
+				in.Release(len(buf))
+				want = 1
+				continue
+			}
+			if i < 0 {
+				i = len(buf) - 1
+				long = append(long, buf...)
+				long = append(long, '\n')
+			} else {
+				long = append(long, buf[:i+1]...)
+			}
+			in.Release(i + 1)
+			if ferr := f(long); ferr != nil {
+				return ferr
+			}
+			long = nil
+			want = 1
+			if err == io.EOF && i+1 >= len(buf) {
+				return nil
+			}
+			continue
+		}
+		last := bytes.LastIndexByte(buf, '\n')
+		if last >= 0 {
+			if ferr := f(buf[:last+1]); ferr != nil {
+				return ferr
+			}
+			in.Release(last + 1)
+			buf = buf[last+1:]
+		}
+		switch {
+		case err == io.EOF:
+			if len(buf) > 0 {
+				line := append(append([]byte(nil), buf...), '\n')
+				in.Release(len(buf))
+				return f(line)
+			}
+			return nil
+		case len(buf) >= in.MaxPeek():
+			long = append([]byte(nil), buf...)
+			in.Release(len(buf))
+			want = 1
+		default:
+			want = len(buf) + 1 // the partial line, and more
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package builtins
+
+import (
+	"encoding/binary"
+	"flag"
+	"math"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+func genBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "gen",
+		Synopsis: "gen [-n N] [--text STR] | gen --bytes SIZE [--seed S]",
+		Summary:  "Generate lines 1..N (like seq N), STR N times, or SIZE bytes (zeros, or pseudo-random with a seed); endless without -n or --bytes.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		n := fs.Int64("n", -1, "number of lines")
+		text := fs.String("text", "", "repeat this text, one per line, instead of numbers")
+		size := fs.String("bytes", "", "generate this many bytes: 100, 4K, 1MiB, 2G …")
+		seed := fs.Uint64("seed", 0, "with --bytes: a pseudo-random stream from this seed, instead of zeros")
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if fs.NArg() > 0 {
+			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+		}
+		if set["n"] && *n < 0 {
+			return nil, usagef(b.Name, "-n must not be negative")
+		}
+		if set["bytes"] {
+			if set["n"] || set["text"] {
+				return nil, usagef(b.Name, "--bytes does not go with -n or --text")
+			}
+			total, err := parseSize(*size)
+			if err != nil {
+				return nil, usagef(b.Name, "--bytes: %v", err)
+			}
+			if set["seed"] {
+				return func(_ plumbing.Source, out plumbing.Sink) error { return genRandom(out, total, *seed) }, nil
+			}
+			return func(_ plumbing.Source, out plumbing.Sink) error { return genZeros(out, total) }, nil
+		}
+		if set["seed"] {
+			return nil, usagef(b.Name, "--seed goes with --bytes")
+		}
+		count := *n
+		if !set["n"] {
+			count = math.MaxInt64 // endless, for all practical purposes
+		}
+		if set["text"] {
+			return func(_ plumbing.Source, out plumbing.Sink) error { return genText(out, *text, count) }, nil
+		}
+		return func(_ plumbing.Source, out plumbing.Sink) error { return genNumbers(out, count) }, nil
+	}
+	return b
+}
+
+// genZeros writes total zero bytes.
+func genZeros(out plumbing.Sink, total int64) error {
+	for total > 0 {
+		buf, err := out.Reserve(1)
+		if err != nil {
+			return err
+		}
+		n := int(min(int64(len(buf)), total))
+		clear(buf[:n])
+		out.Commit(n)
+		total -= int64(n)
+	}
+	return nil
+}
+
+// genRandom writes total bytes of a stream fixed by seed: the same seed
+// gives the same bytes whatever the transport and the batch sizes, as the
+// stream is a function of the byte offset (splitmix64 of the 8-byte block
+// index).
+func genRandom(out plumbing.Sink, total int64, seed uint64) error {
+	var off int64
+	for off < total {
+		buf, err := out.Reserve(8)
+		if err != nil {
+			return err
+		}
+		n := int(min(int64(len(buf)), total-off))
+		fillRandom(buf[:n], off, seed)
+		out.Commit(n)
+		off += int64(n)
+	}
+	return nil
+}
+
+// fillRandom fills buf with the stream's bytes from offset off.
+func fillRandom(buf []byte, off int64, seed uint64) {
+	var block [8]byte
+	i := 0
+	if r := int(off % 8); r != 0 { // finish the block off starts in
+		binary.LittleEndian.PutUint64(block[:], splitmix(seed, uint64(off/8)))
+		i = copy(buf, block[r:])
+	}
+	idx := uint64((off + int64(i)) / 8)
+	for ; i+8 <= len(buf); i += 8 {
+		binary.LittleEndian.PutUint64(buf[i:], splitmix(seed, idx))
+		idx++
+	}
+	if i < len(buf) {
+		binary.LittleEndian.PutUint64(block[:], splitmix(seed, idx))
+		copy(buf[i:], block[:])
+	}
+}
+
+func splitmix(seed, i uint64) uint64 {
+	z := seed + (i+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// genNumbers writes the lines 1..count. The current number is kept as
+// ASCII digits and incremented in place, so a line costs a short copy.
+func genNumbers(out plumbing.Sink, count int64) error {
+	var digits [24]byte // right-aligned, followed by '\n'
+	digits[len(digits)-1] = '\n'
+	start := len(digits) - 2
+	digits[start] = '1'
+	for i := int64(0); i < count; {
+		buf, err := out.Reserve(len(digits))
+		if err != nil {
+			return err
+		}
+		w := 0
+		for i < count && len(buf)-w >= len(digits) {
+			w += copy(buf[w:], digits[start:])
+			i++
+			// Increment the ASCII number.
+			j := len(digits) - 2
+			for ; j >= start && digits[j] == '9'; j-- {
+				digits[j] = '0'
+			}
+			if j < start {
+				start--
+				digits[start] = '1'
+			} else {
+				digits[j]++
+			}
+		}
+		out.Commit(w)
+	}
+	return nil
+}
+
+// genText writes text and a newline count times.
+func genText(out plumbing.Sink, text string, count int64) error {
+	line := []byte(text + "\n")
+	for i := int64(0); i < count; {
+		buf, err := out.Reserve(len(line))
+		if err != nil {
+			return err
+		}
+		if len(line) > len(buf) { // a line longer than a reservation
+			if err := plumbing.Write(out, line); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		w := 0
+		for i < count && len(buf)-w >= len(line) {
+			w += copy(buf[w:], line)
+			i++
+		}
+		out.Commit(w)
+	}
+	return nil
+}

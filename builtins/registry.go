@@ -1,0 +1,79 @@
+package builtins
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// Run is a parsed builtin ready to run over its input and output. It
+// returns nil on success; an error wrapping syscall.EPIPE when its reader
+// went away (the stage then ends like a writer on a broken pipe).
+type Run func(in plumbing.Source, out plumbing.Sink) error
+
+// Builtin is a stage that gpipe runs itself.
+type Builtin struct {
+	Name     string
+	Synopsis string // "gen [-n N] [--bytes SIZE [--seed S]] [--text STR]"
+	Summary  string // one line: what it does
+
+	// Parse checks args (without the name) and returns the stage to run.
+	// A bad argument is a *UsageError. gpipe parses every builtin before
+	// starting anything, so a usage error starts nothing.
+	Parse func(args []string) (Run, error)
+}
+
+// UsageError is a builtin's bad argument.
+type UsageError struct {
+	Builtin string
+	Msg     string
+}
+
+func (e *UsageError) Error() string { return e.Builtin + ": " + e.Msg }
+
+// Default returns a fresh registry of every builtin, by name.
+func Default() map[string]*Builtin {
+	m := map[string]*Builtin{}
+	for _, b := range []*Builtin{genBuiltin(), filterBuiltin(), sinkBuiltin(), countBuiltin(), headBuiltin(), catBuiltin(), sha256Builtin()} {
+		m[b.Name] = b
+	}
+	return m
+}
+
+// flags returns a flag set for a builtin that reports errors instead of
+// printing them, and a parse function that turns its errors into
+// UsageErrors. --help makes the builtin print its usage and succeed.
+func flags(b *Builtin) (*flag.FlagSet, func(args []string) (help Run, err error)) {
+	fs := flag.NewFlagSet(b.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	parse := func(args []string) (Run, error) {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			return usageRun(b, fs), nil
+		}
+		if err != nil {
+			return nil, &UsageError{Builtin: b.Name, Msg: err.Error()}
+		}
+		return nil, nil
+	}
+	return fs, parse
+}
+
+// usageRun prints the builtin's usage to its output.
+func usageRun(b *Builtin, fs *flag.FlagSet) Run {
+	return func(_ plumbing.Source, out plumbing.Sink) error {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "usage: %s\n%s\n", b.Synopsis, b.Summary)
+		fs.SetOutput(&sb)
+		fs.PrintDefaults()
+		return plumbing.Write(out, []byte(sb.String()))
+	}
+}
+
+func usagef(b string, format string, args ...any) error {
+	return &UsageError{Builtin: b, Msg: fmt.Sprintf(format, args...)}
+}

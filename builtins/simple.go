@@ -1,0 +1,233 @@
+package builtins
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+func sinkBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "sink",
+		Synopsis: "sink [FILE]",
+		Summary:  "Consume all input: into FILE (created or truncated) if given, else discard it.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		switch fs.NArg() {
+		case 0:
+			return func(in plumbing.Source, _ plumbing.Sink) error {
+				return each(in, func([]byte) error { return nil })
+			}, nil
+		case 1:
+			name := fs.Arg(0)
+			return func(in plumbing.Source, _ plumbing.Sink) error {
+				f, err := os.Create(name)
+				if err != nil {
+					return err
+				}
+				out := plumbing.NewFileSink(f)
+				err = each(in, func(p []byte) error { return plumbing.Write(out, p) })
+				return errors.Join(err, out.Close())
+			}, nil
+		}
+		return nil, usagef(b.Name, "want at most one FILE, got %d arguments", fs.NArg())
+	}
+	return b
+}
+
+func countBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "count",
+		Synopsis: "count [-l | -c]",
+		Summary:  "Print the number of lines (-l, the default: newlines, like wc -l) or bytes (-c) of the input.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		lines := fs.Bool("l", false, "count lines (the default)")
+		byteCount := fs.Bool("c", false, "count bytes")
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		if fs.NArg() > 0 {
+			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+		}
+		if *lines && *byteCount {
+			return nil, usagef(b.Name, "-l and -c do not go together")
+		}
+		return func(in plumbing.Source, out plumbing.Sink) error {
+			var n int
+			err := each(in, func(p []byte) error {
+				if *byteCount {
+					n += len(p)
+				} else {
+					n += bytes.Count(p, []byte{'\n'})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return plumbing.Write(out, append(strconv.AppendInt(nil, int64(n), 10), '\n'))
+		}, nil
+	}
+	return b
+}
+
+func headBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "head",
+		Synopsis: "head [-n N | -c N]",
+		Summary:  "Pass the first N lines (default 10) or bytes, then stop reading, so that upstream stops at once.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		lines := fs.String("n", "", "pass the first N lines")
+		size := fs.String("c", "", "pass the first N bytes (K, M, G suffixes)")
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		if fs.NArg() > 0 {
+			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+		}
+		if *lines != "" && *size != "" {
+			return nil, usagef(b.Name, "-n and -c do not go together")
+		}
+		if *size != "" {
+			limit, err := parseSize(*size)
+			if err != nil {
+				return nil, usagef(b.Name, "-c: %v", err)
+			}
+			return func(in plumbing.Source, out plumbing.Sink) error {
+				return headPass(in, out, func(p []byte) (int, bool) {
+					n := int(min(int64(len(p)), limit))
+					limit -= int64(n)
+					return n, limit == 0
+				}, limit == 0)
+			}, nil
+		}
+		limit := int64(10)
+		if *lines != "" {
+			n, err := strconv.ParseInt(*lines, 10, 64)
+			if err != nil || n < 0 {
+				return nil, usagef(b.Name, "-n: invalid number of lines %q", *lines)
+			}
+			limit = n
+		}
+		return func(in plumbing.Source, out plumbing.Sink) error {
+			return headPass(in, out, func(p []byte) (int, bool) {
+				taken := 0
+				for limit > 0 {
+					i := bytes.IndexByte(p[taken:], '\n')
+					if i < 0 {
+						return len(p), false
+					}
+					taken += i + 1
+					limit--
+				}
+				return taken, true
+			}, limit == 0)
+		}, nil
+	}
+	return b
+}
+
+// headPass passes the prefix of the input that take selects, chunk by
+// chunk, until take says it is done. It then closes its input at once,
+// so that upstream learns that nobody reads any more.
+func headPass(in plumbing.Source, out plumbing.Sink, take func(p []byte) (n int, done bool), done bool) error {
+	defer in.Close()
+	for !done {
+		buf, err := in.Peek(1)
+		if len(buf) > 0 {
+			var n int
+			n, done = take(buf)
+			if werr := plumbing.Write(out, buf[:n]); werr != nil {
+				return werr
+			}
+			in.Release(n)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func catBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "cat",
+		Synopsis: "cat",
+		Summary:  "Pass the input through unchanged.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		if fs.NArg() > 0 {
+			return nil, usagef(b.Name, "takes no FILE arguments; use cat from PATH for files (command cat %s)", fs.Arg(0))
+		}
+		return func(in plumbing.Source, out plumbing.Sink) error {
+			return each(in, func(p []byte) error { return plumbing.Write(out, p) })
+		}, nil
+	}
+	return b
+}
+
+func sha256Builtin() *Builtin {
+	b := &Builtin{
+		Name:     "sha256",
+		Synopsis: "sha256",
+		Summary:  "Print the SHA-256 of the input in hex, like sha256sum without the name.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		if fs.NArg() > 0 {
+			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+		}
+		return func(in plumbing.Source, out plumbing.Sink) error {
+			h := sha256.New()
+			if err := each(in, func(p []byte) error { h.Write(p); return nil }); err != nil {
+				return err
+			}
+			return plumbing.Write(out, fmt.Appendf(nil, "%s\n", hex.EncodeToString(h.Sum(nil))))
+		}, nil
+	}
+	return b
+}
+
+// each calls f with the input in order, in place, as it arrives.
+func each(in plumbing.Source, f func(p []byte) error) error {
+	for {
+		buf, err := in.Peek(1)
+		if len(buf) > 0 {
+			if ferr := f(buf); ferr != nil {
+				return ferr
+			}
+			in.Release(len(buf))
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

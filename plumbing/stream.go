@@ -1,0 +1,158 @@
+package plumbing
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// Source is a builtin stage's input. Bytes are looked at in place and then
+// released, so a ring's data is never copied on the way in.
+type Source interface {
+	// Peek returns every unread byte there is once at least atLeast are
+	// there (capped at MaxPeek), waiting as needed. The slice is valid until
+	// the next Release or Peek. At the end of the input it returns what is
+	// left with io.EOF; an input that broke off returns another error.
+	Peek(atLeast int) ([]byte, error)
+	// Release marks the first n peeked bytes as consumed.
+	Release(n int)
+	// Close stops reading: a writer still writing gets a broken pipe.
+	Close() error
+	// MaxPeek is the most a Peek waits for.
+	MaxPeek() int
+}
+
+// Sink is a builtin stage's output. Bytes are produced in place.
+type Sink interface {
+	// Reserve returns writable space of at least atLeast bytes (capped at
+	// MaxReserve), waiting as needed. The slice is valid until Commit.
+	// Once the reader has gone it fails with syscall.EPIPE.
+	Reserve(atLeast int) ([]byte, error)
+	// Commit publishes the first n bytes of the last reserved space.
+	Commit(n int)
+	// Close publishes everything committed and ends the output.
+	Close() error
+	// MaxReserve is the most a Reserve waits for.
+	MaxReserve() int
+}
+
+// MaxPeek caps a ring reader's Peek at half the ring.
+func (rd *RingReader) MaxPeek() int { return MaxWait(rd.Size()) }
+
+// MaxReserve caps a ring writer's Reserve at half the ring.
+func (w *RingWriter) MaxReserve() int { return MaxWait(w.Size()) }
+
+// StreamBufferSize is the buffer of a builtin's pipe or file end: large, so
+// that a builtin between external programs makes few system calls.
+const StreamBufferSize = 1 << 20
+
+// FileSource reads a pipe or file through a large buffer.
+type FileSource struct {
+	f          *os.File
+	buf        []byte
+	start, end int // unread bytes are buf[start:end]
+	err        error
+}
+
+// NewFileSource reads f, which the source owns and closes.
+func NewFileSource(f *os.File) *FileSource {
+	return &FileSource{f: f, buf: make([]byte, StreamBufferSize)}
+}
+
+func (s *FileSource) MaxPeek() int { return len(s.buf) / 2 }
+
+func (s *FileSource) Peek(atLeast int) ([]byte, error) {
+	want := min(max(atLeast, 1), s.MaxPeek())
+	for s.end-s.start < want && s.err == nil {
+		if s.start > 0 && len(s.buf)-s.end < want {
+			s.end = copy(s.buf, s.buf[s.start:s.end])
+			s.start = 0
+		}
+		n, err := s.f.Read(s.buf[s.end:])
+		s.end += n
+		if err != nil {
+			s.err = err
+		}
+	}
+	if s.end-s.start < want || (s.err != nil && s.start == s.end) {
+		return s.buf[s.start:s.end], s.err
+	}
+	return s.buf[s.start:s.end], nil
+}
+
+func (s *FileSource) Release(n int) {
+	s.start += n
+	if s.start == s.end {
+		s.start, s.end = 0, 0
+	}
+}
+
+// Close closes the file; later calls do nothing.
+func (s *FileSource) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	f := s.f
+	s.f, s.err = nil, os.ErrClosed
+	return f.Close()
+}
+
+// FileSink writes a pipe or file through a large buffer.
+type FileSink struct {
+	f   *os.File
+	buf []byte
+	n   int // committed, not yet written
+}
+
+// NewFileSink writes to f, which the sink owns and closes.
+func NewFileSink(f *os.File) *FileSink {
+	return &FileSink{f: f, buf: make([]byte, StreamBufferSize)}
+}
+
+func (s *FileSink) MaxReserve() int { return len(s.buf) / 2 }
+
+func (s *FileSink) Reserve(atLeast int) ([]byte, error) {
+	want := min(max(atLeast, 1), s.MaxReserve())
+	if len(s.buf)-s.n < want {
+		if err := s.flush(); err != nil {
+			return nil, err
+		}
+	}
+	return s.buf[s.n:], nil
+}
+
+func (s *FileSink) Commit(n int) { s.n += n }
+
+func (s *FileSink) flush() error {
+	_, err := s.f.Write(s.buf[:s.n])
+	s.n = 0
+	return err
+}
+
+func (s *FileSink) Close() error {
+	return errors.Join(s.flush(), s.f.Close())
+}
+
+// IsBrokenPipe reports whether err means the reader has gone.
+func IsBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
+
+// Write copies p to a sink.
+func Write(s Sink, p []byte) error {
+	for len(p) > 0 {
+		buf, err := s.Reserve(1)
+		if err != nil {
+			return err
+		}
+		n := copy(buf, p)
+		s.Commit(n)
+		p = p[n:]
+	}
+	return nil
+}
+
+var (
+	_ Source = (*RingReader)(nil)
+	_ Source = (*FileSource)(nil)
+	_ Sink   = (*RingWriter)(nil)
+	_ Sink   = (*FileSink)(nil)
+)
