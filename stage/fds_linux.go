@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -19,10 +20,11 @@ type fdTable struct {
 	files  map[int]*os.File
 	closed map[int]bool // closed by a redirection ("3>&-"), even if gpipe inherited it
 	owned  []*os.File   // opened or duplicated here; closed once the process started
+	passOn []int        // descriptors above 2 that gpipe inherited, see inheritedFDs
 }
 
-func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End) *fdTable {
-	t := &fdTable{files: map[int]*os.File{0: stdin, 1: stdout, 2: stderr}, closed: map[int]bool{}}
+func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End, inherited []int) *fdTable {
+	t := &fdTable{files: map[int]*os.File{0: stdin, 1: stdout, 2: stderr}, closed: map[int]bool{}, passOn: inherited}
 	for _, e := range ends {
 		t.files[e.FD] = e.File
 	}
@@ -88,10 +90,13 @@ func (t *fdTable) inherited(fd int) *os.File {
 }
 
 // procFiles lays the table out as os.ProcAttr.Files: index i becomes fd i in
-// the child, nil means closed. A gap below the highest descriptor that gpipe
-// inherited is passed on, since os/exec would otherwise close it.
+// the child, nil means closed. Every descriptor gpipe inherited is listed
+// explicitly: os.StartProcess closes the gaps in the list, and, in the
+// child, moves descriptors through numbers just above it, which would
+// clobber an inherited descriptor left out.
 func (t *fdTable) procFiles() []*os.File {
-	keys := make([]int, 0, len(t.files)+len(t.closed))
+	keys := make([]int, 0, len(t.files)+len(t.closed)+len(t.passOn))
+	keys = append(keys, t.passOn...)
 	for fd := range t.files {
 		keys = append(keys, fd)
 	}
@@ -121,4 +126,25 @@ func (t *fdTable) close() error {
 	}
 	t.owned = nil
 	return errors.Join(errs...)
+}
+
+// inheritedFDs lists the descriptors above 2 that gpipe inherited open
+// from its parent and that bash would hand on to every stage: those that
+// are not close-on-exec (everything gpipe opens itself is).
+func inheritedFDs() []int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }

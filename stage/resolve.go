@@ -54,9 +54,9 @@ func Resolve(g *parser.Graph, env []string) ([]Command, error) {
 }
 
 // lookPath finds name the way bash does: a name with a slash is used as it
-// is; otherwise the first executable regular file in PATH wins, and a
-// matching file that is not executable is reported only when nothing better
-// is found.
+// is; otherwise the first executable file in PATH wins, directories are
+// skipped, and a matching file that is not executable is reported only when
+// nothing better is found.
 func lookPath(name, path string) (string, *LookupError) {
 	if strings.Contains(name, "/") {
 		return name, checkExecutable(name)
@@ -71,7 +71,9 @@ func lookPath(name, path string) (string, *LookupError) {
 		if err == nil {
 			return p, nil
 		}
-		if err.Code == 126 && denied == nil {
+		// Like bash, the search skips directories, and remembers a file
+		// it may not execute in case nothing better turns up.
+		if err.Code == 126 && err.Text != "is a directory" && denied == nil {
 			denied = err
 		}
 	}

@@ -38,6 +38,7 @@ func TestLookPath(t *testing.T) {
 		{exe, "", exe, 0, ""},
 		{plain, "", "", 126, "permission denied"},
 		{dir, "", "", 126, "is a directory"},
+		{filepath.Base(dir), filepath.Dir(dir), "", 127, "command not found"}, // a directory on PATH is skipped
 		{filepath.Join(dir, "missing"), "", "", 127, "no such file or directory"},
 	}
 	for _, tt := range tests {

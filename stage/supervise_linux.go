@@ -55,14 +55,15 @@ type Options struct {
 func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Result {
 	defer plan.Close()
 	s := &supervisor{
-		g:       g,
-		cmds:    cmds,
-		plan:    plan,
-		opts:    opts,
-		ownTTY:  foregroundTTY(),
-		res:     &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g)},
-		exits:   make(chan exit, len(g.Stages)),
-		running: map[int]*os.Process{},
+		g:         g,
+		cmds:      cmds,
+		plan:      plan,
+		opts:      opts,
+		ownTTY:    foregroundTTY(),
+		inherited: inheritedFDs(),
+		res:       &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g)},
+		exits:     make(chan exit, len(g.Stages)),
+		running:   map[int]*os.Process{},
 	}
 	started, reaped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -79,13 +80,14 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 }
 
 type supervisor struct {
-	g      *parser.Graph
-	cmds   []Command
-	plan   *plumbing.Plan
-	opts   Options
-	ownTTY bool // stages share gpipe's process group (terminal foreground)
-	pgid   int  // the stages' own process group, when !ownTTY and one started
-	res    *Result
+	g         *parser.Graph
+	cmds      []Command
+	plan      *plumbing.Plan
+	opts      Options
+	ownTTY    bool  // stages share gpipe's process group (terminal foreground)
+	inherited []int // descriptors gpipe inherited, handed on to every stage
+	pgid      int   // the stages' own process group, when !ownTTY and one started
+	res       *Result
 
 	exits   chan exit
 	running map[int]*os.Process // by stage index; only touched by supervise after startAll
@@ -129,15 +131,24 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
 		return nil, status
 	}
-	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID))
+	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
-	for _, r := range st.Redirs {
-		if err := t.apply(r); err != nil {
-			return fail(1, err)
+	if blockingRedirect(st) {
+		// The stage's own process opens its redirections; see RunChild.
+		helper, err := helperCommand(st, cmd)
+		if err != nil {
+			return fail(125, err)
 		}
-	}
-	if cmd.Path == "" {
-		return nil, status // only redirections: done, like bash
+		cmd = helper
+	} else {
+		for _, r := range st.Redirs {
+			if err := t.apply(r); err != nil {
+				return fail(1, err)
+			}
+		}
+		if cmd.Path == "" {
+			return nil, status // only redirections: done, like bash
+		}
 	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if !s.ownTTY {

@@ -52,6 +52,10 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // passed in, and it returns the exit code instead of exiting.
 func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) int {
 	app := newApp(env, stdin, stdout, stderr, sigs)
+	if wantsHelp(args[1:]) {
+		// urfave/cli would take the SPEC after --help for a help topic.
+		args = []string{args[0], "--help"}
+	}
 	err := app.Run(args)
 	code := exitCode(err)
 	var st exitStatus
@@ -63,6 +67,20 @@ func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Sign
 		}
 	}
 	return code
+}
+
+// wantsHelp reports whether the command line asks for help anywhere among
+// its flags, SPEC or not.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 // exitCode maps every error gpipe can end with to its process exit code,

@@ -6,9 +6,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gpipe/gpipe/stage"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == stage.ChildArg {
+		// gpipe re-executed as the helper of one stage.
+		os.Exit(stage.RunChild(os.Stderr))
+	}
 	// Teardown signals are caught before anything starts, so that none is
 	// lost between the start of the first stage and the supervisor.
 	sigs := make(chan os.Signal, 8)

@@ -1,0 +1,162 @@
+package stage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/parser"
+)
+
+// ChildArg is the first argument of a gpipe process that runs as the
+// helper of one stage: cmd/gpipe hands such a process to RunChild.
+const ChildArg = "--gpipe-stage-child"
+
+// childEnv carries the helper's instructions, JSON-encoded. It is removed
+// from the environment before the stage's program runs.
+const childEnv = "GPIPE_STAGE_CHILD"
+
+// childSpec is what a helper process does: apply Redirs in order, then
+// execute Path with Args and Env.
+type childSpec struct {
+	Stage  string // "stage 2 (cat)", for messages
+	Redirs []parser.Redirect
+	Path   string
+	Args   []string
+	Env    []string
+}
+
+// blockingRedirect reports whether opening one of the stage's redirection
+// targets may block: a FIFO's open waits for its other end. bash opens
+// redirections in the stage's own process, so one stage waiting there
+// holds up no other; gpipe then does the same, through a helper process,
+// instead of opening the target itself.
+func blockingRedirect(st *parser.Stage) bool {
+	for _, r := range st.Redirs {
+		switch r.Op {
+		case parser.RedirRead, parser.RedirWrite, parser.RedirAppend, parser.RedirReadWrite:
+			if fi, err := os.Stat(r.Path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// helperCommand is the command that runs cmd through a helper process
+// which applies the stage's redirections itself.
+func helperCommand(st *parser.Stage, cmd Command) (Command, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return Command{}, fmt.Errorf("find gpipe's own executable: %w", err)
+	}
+	spec, err := json.Marshal(childSpec{Stage: st.Name(), Redirs: st.Redirs, Path: cmd.Path, Args: cmd.Args, Env: cmd.Env})
+	if err != nil {
+		return Command{}, err
+	}
+	env := append(cmd.Env[:len(cmd.Env):len(cmd.Env)], childEnv+"="+string(spec))
+	// argv[0] stays "gpipe": a test binary playing gpipe dispatches on it.
+	return Command{Path: self, Args: []string{"gpipe", ChildArg}, Env: env}, nil
+}
+
+// RunChild is the whole life of a helper process. It applies the stage's
+// redirections in order, opening files itself (a FIFO's open blocks here,
+// in this process only), then replaces itself with the stage's program. It
+// returns only if that fails, with the exit status to end with: 1 for a
+// failed redirection, as in bash, 126 or 127 for a program that cannot run.
+func RunChild(stderr io.Writer) int {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec); err != nil {
+		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
+		return 125
+	}
+	for _, r := range spec.Redirs {
+		if err := applyRaw(r); err != nil {
+			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
+			return 1
+		}
+	}
+	if spec.Path == "" {
+		return 0 // a stage of redirections only
+	}
+	env := make([]string, 0, len(spec.Env))
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, childEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	err := unix.Exec(spec.Path, spec.Args, env)
+	if errors.Is(err, syscall.ENOEXEC) {
+		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), env)
+	}
+	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Stage, errText(err))
+	if errors.Is(err, syscall.ENOENT) {
+		return 127
+	}
+	return 126
+}
+
+// applyRaw performs one redirection on this process's own descriptors,
+// with system calls only: nothing here may start the Go runtime's poller,
+// whose descriptor a redirection could overwrite.
+func applyRaw(r parser.Redirect) error {
+	flags := 0
+	switch r.Op {
+	case parser.RedirRead:
+		flags = unix.O_RDONLY
+	case parser.RedirWrite:
+		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+	case parser.RedirAppend:
+		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND
+	case parser.RedirReadWrite:
+		flags = unix.O_RDWR | unix.O_CREAT
+	case parser.RedirClose:
+		_ = unix.Close(r.FD)
+		return nil
+	case parser.RedirDup:
+		if _, err := unix.FcntlInt(uintptr(r.DupFD), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("%d: bad file descriptor", r.DupFD)
+		}
+		return moveFD(r.DupFD, r.FD, false)
+	default:
+		return fmt.Errorf("redirection %d is not supported", r.Op)
+	}
+	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("%s: %s", r.Path, errText(err))
+	}
+	return moveFD(fd, r.FD, true)
+}
+
+// moveFD makes to a copy of from that survives exec, closing from when
+// closeFrom is set.
+func moveFD(from, to int, closeFrom bool) error {
+	if from == to {
+		_, err := unix.FcntlInt(uintptr(to), unix.F_SETFD, 0)
+		return err
+	}
+	if err := unix.Dup3(from, to, 0); err != nil {
+		return fmt.Errorf("%d: %s", to, errText(err))
+	}
+	if closeFrom {
+		_ = unix.Close(from)
+	}
+	return nil
+}
+
+// openRetry opens path, retrying when a signal interrupts a blocking open.
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0o666)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
