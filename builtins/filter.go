@@ -76,6 +76,9 @@ func (m *matcher) filter(block []byte, out plumbing.Sink) error {
 		run.start, run.end = s, e
 		return nil
 	}
+	if m.re == nil && len(m.literal) == 1 {
+		return m.filterByte(block, out)
+	}
 	pos := 0
 	for pos < len(block) {
 		// Find the next matching line: [ls, le).
@@ -86,8 +89,17 @@ func (m *matcher) filter(block []byte, out plumbing.Sink) error {
 				ls, le = len(block), len(block)
 			} else {
 				i += pos
-				ls = bytes.LastIndexByte(block[pos:i], '\n') + 1 + pos
-				le = i + bytes.IndexByte(block[i:], '\n') + 1
+				// Lines are short: scan to their ends by hand, which
+				// costs less than setting up a vectorised search.
+				ls = i
+				for ls > pos && block[ls-1] != '\n' {
+					ls--
+				}
+				le = i + len(m.literal) // the match holds no newline
+				for block[le] != '\n' { // block ends in one
+					le++
+				}
+				le++
 			}
 		} else {
 			ls = pos
@@ -184,4 +196,31 @@ func eachLines(in plumbing.Source, f func(block []byte) error) error {
 			want = len(buf) + 1 // the partial line, and more
 		}
 	}
+}
+
+// filterByte is filter for a one-byte literal, the commonest pattern: one
+// pass over the bytes, deciding each line at its newline, and one copy per
+// run of adjacent selected lines. Where most lines match, this beats a
+// vectorised search restarted at every match.
+func (m *matcher) filterByte(block []byte, out plumbing.Sink) error {
+	c, invert := m.literal[0], m.invert
+	runStart, runEnd := 0, 0 // selected lines not yet written
+	start, found := 0, false
+	for i, b := range block {
+		if b == c {
+			found = true
+		} else if b == '\n' {
+			if found != invert {
+				if start != runEnd {
+					if err := plumbing.Write(out, block[runStart:runEnd]); err != nil {
+						return err
+					}
+					runStart = start
+				}
+				runEnd = i + 1
+			}
+			start, found = i+1, false
+		}
+	}
+	return plumbing.Write(out, block[runStart:runEnd])
 }

@@ -35,7 +35,7 @@ func genBuiltin() *Builtin {
 			if set["n"] || set["text"] {
 				return nil, usagef(b.Name, "--bytes does not go with -n or --text")
 			}
-			total, err := parseSize(*size)
+			total, err := ParseSize(*size)
 			if err != nil {
 				return nil, usagef(b.Name, "--bytes: %v", err)
 			}

@@ -104,7 +104,7 @@ func headBuiltin() *Builtin {
 			return nil, usagef(b.Name, "-n and -c do not go together")
 		}
 		if *size != "" {
-			limit, err := parseSize(*size)
+			limit, err := ParseSize(*size)
 			if err != nil {
 				return nil, usagef(b.Name, "-c: %v", err)
 			}

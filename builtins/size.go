@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// parseSize reads a byte count: a number with an optional suffix, K, M, G, T
+// ParseSize reads a byte count: a number with an optional suffix, K, M, G, T
 // and KiB, MiB, GiB, TiB in powers of 1024 (as head -c reads them), KB, MB,
 // GB, TB in powers of 1000.
-func parseSize(s string) (int64, error) {
+func ParseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64

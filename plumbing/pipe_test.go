@@ -1,7 +1,10 @@
 package plumbing
 
 import (
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -59,12 +62,12 @@ func TestPlanEndsAndRelease(t *testing.T) {
 			{From: parser.Port{Stage: 1, FD: 1}, To: parser.Port{Stage: 2, FD: 0}},
 		},
 	}
-	p, err := New(g, Options{})
+	p, err := New(g, make([]StageInfo, 3), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Transports; len(got) != 2 || got[0] != parser.TransportPipe || got[1] != parser.TransportPipe {
-		t.Errorf("Transports = %v, want [pipe pipe]", got)
+	if got := p.Choices; len(got) != 2 || got[0].Transport != parser.TransportPipe || got[1].Transport != parser.TransportPipe {
+		t.Errorf("Choices = %v, want two pipes", got)
 	}
 	fds := func(i int) []int {
 		var out []int
@@ -96,12 +99,81 @@ func TestPlanEndsAndRelease(t *testing.T) {
 	}
 }
 
-func TestPlanRefusesUnavailableTransport(t *testing.T) {
+func TestChoose(t *testing.T) {
+	g := &parser.Graph{
+		Stages: []*parser.Stage{{ID: 0}, {ID: 1}, {ID: 2}},
+		Edges: []*parser.Edge{
+			{From: parser.Port{Stage: 0, FD: 1}, To: parser.Port{Stage: 1, FD: 0}},
+			{From: parser.Port{Stage: 1, FD: 1}, To: parser.Port{Stage: 2, FD: 0}},
+		},
+	}
+	gen, grep, sink := StageInfo{"gen", true, ""}, StageInfo{"grep", false, "is an external program"}, StageInfo{"sink", true, ""}
+	filter := StageInfo{"filter", true, ""}
+	tests := []struct {
+		stages   []StageInfo
+		override parser.Transport
+		want     string
+	}{
+		{[]StageInfo{gen, grep, sink}, parser.TransportAuto, "[{pipe grep is an external program} {pipe grep is an external program}]"},
+		{[]StageInfo{gen, filter, sink}, parser.TransportAuto, "[{shm builtin → builtin} {shm builtin → builtin}]"},
+		{[]StageInfo{gen, filter, sink}, parser.TransportPipe, "[{pipe asked for} {pipe asked for}]"},
+		{[]StageInfo{gen, grep, sink}, parser.TransportFIFO, "[{fifo asked for} {fifo asked for}]"},
+		{[]StageInfo{gen, grep, sink}, parser.TransportShm, "edge 1 (gen → grep): transport shm needs builtins at both ends, and grep is an external program"},
+	}
+	for _, tt := range tests {
+		got, err := Choose(g, tt.stages, tt.override)
+		s := fmt.Sprint(got)
+		if err != nil {
+			s = err.Error()
+		}
+		if s != tt.want {
+			t.Errorf("Choose(%v, %v) = %s, want %s", tt.stages, tt.override, s, tt.want)
+		}
+	}
+}
+
+// TestPlanTransports moves bytes across each kind of edge the plan makes.
+func TestPlanTransports(t *testing.T) {
 	g := &parser.Graph{
 		Stages: []*parser.Stage{{ID: 0}, {ID: 1}},
-		Edges:  []*parser.Edge{{From: parser.Port{Stage: 0, FD: 1}, To: parser.Port{Stage: 1, FD: 0}, Transport: parser.TransportShm}},
+		Edges:  []*parser.Edge{{From: parser.Port{Stage: 0, FD: 1}, To: parser.Port{Stage: 1, FD: 0}}},
 	}
-	if _, err := New(g, Options{}); err == nil || err.Error() != "edge 1: transport shm is not available" {
-		t.Errorf("New error = %v, want edge 1: transport shm is not available", err)
+	builtins := []StageInfo{{"a", true, ""}, {"b", true, ""}}
+	for _, tr := range []parser.Transport{parser.TransportPipe, parser.TransportFIFO, parser.TransportShm} {
+		p, err := New(g, builtins, Options{Transport: tr, RingSize: 4096})
+		if err != nil {
+			t.Fatalf("%v: %v", tr, err)
+		}
+		w, r := p.Ends(0)[0], p.Ends(1)[0]
+		var got []byte
+		if tr == parser.TransportShm {
+			rw, err := OpenRingWriter(w.Ring.Mem, w.Ring.Sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rr, err := OpenRingReader(r.Ring.Mem, r.Ring.Sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rw.Write([]byte("through " + tr.String()))
+			rw.Close()
+			got, _ = io.ReadAll(rr)
+			rr.Close()
+		} else {
+			w.File.Write([]byte("through " + tr.String()))
+			p.Release(0)
+			got, _ = io.ReadAll(r.File)
+		}
+		if string(got) != "through "+tr.String() {
+			t.Errorf("%v: read %q", tr, got)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("%v: Close: %v", tr, err)
+		}
+	}
+	// The FIFO's name is gone: nothing is left on disk.
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "gpipe-fifo-*"))
+	if len(left) > 0 {
+		t.Errorf("FIFO directories left behind: %v", left)
 	}
 }

@@ -4,82 +4,232 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gpipe/gpipe/parser"
 )
 
-// Options tune how a plan's transports are made. The zero value uses the
-// defaults.
+// Options tune how a plan's transports are chosen and made. The zero value
+// chooses automatically, with the default sizes.
 type Options struct {
+	// Transport overrides the choice for every edge: TransportPipe,
+	// TransportFIFO or TransportShm. TransportAuto chooses per edge.
+	Transport parser.Transport
+
 	// PipeSize is the capacity asked for on each pipe; 0 means
 	// DefaultPipeSize, a negative value leaves the kernel's default.
 	PipeSize int
+
+	// RingSize is the data capacity of each shm ring; 0 means
+	// DefaultRingSize.
+	RingSize int
+}
+
+// StageInfo is what plumbing needs to know of a stage to choose the
+// transports of its edges.
+type StageInfo struct {
+	Name string // how reasons name it: "grep"
+	// Rings says the stage reads and writes shm rings on its edges: a
+	// builtin whose edges' descriptors no redirection touches.
+	Rings bool
+	// Why, when Rings is false, says why not, after the name: "is an
+	// external program".
+	Why string
+}
+
+// TransportError is a transport asked for that an edge cannot have.
+type TransportError struct{ msg string }
+
+func (e *TransportError) Error() string { return e.msg }
+
+// Choice is the transport of one edge and why.
+type Choice struct {
+	Transport parser.Transport
+	Reason    string
+}
+
+// Choose picks the transport of every edge of g, in the order of
+// g.Edges, without creating anything:
+//   - builtin → builtin: shm ring (one copy per edge, no system call while
+//     data flows);
+//   - an edge with an external program at either end: anonymous pipe, so
+//     that gpipe stays out of the data path;
+//   - opts.Transport overrides, where it can: shm needs rings at both ends.
+func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]Choice, error) {
+	choices := make([]Choice, len(g.Edges))
+	for i, e := range g.Edges {
+		from, to := stages[e.From.Stage], stages[e.To.Stage]
+		want := e.Transport
+		if override != parser.TransportAuto {
+			want = override
+		}
+		switch want {
+		case parser.TransportPipe:
+			choices[i] = Choice{parser.TransportPipe, "asked for"}
+		case parser.TransportFIFO:
+			choices[i] = Choice{parser.TransportFIFO, "asked for"}
+		case parser.TransportShm:
+			for _, s := range []StageInfo{from, to} {
+				if !s.Rings {
+					return nil, &TransportError{fmt.Sprintf("edge %d (%s → %s): transport shm needs builtins at both ends, and %s %s",
+						i+1, from.Name, to.Name, s.Name, s.Why)}
+				}
+			}
+			choices[i] = Choice{parser.TransportShm, "asked for"}
+		case parser.TransportAuto:
+			switch {
+			case from.Rings && to.Rings:
+				choices[i] = Choice{parser.TransportShm, "builtin → builtin"}
+			case !from.Rings:
+				choices[i] = Choice{parser.TransportPipe, from.Name + " " + from.Why}
+			default:
+				choices[i] = Choice{parser.TransportPipe, to.Name + " " + to.Why}
+			}
+		default:
+			return nil, fmt.Errorf("edge %d: unknown transport %v", i+1, want)
+		}
+	}
+	return choices, nil
 }
 
 // Plan holds the open transports of one graph. For every stage it knows the
-// descriptors that the stage's edges give it (fd number → file). The plan
-// owns those files: the supervisor releases a stage's ends once the stage
-// has started (its process holds its own copies), and Close releases the
-// rest. A Plan is not safe for concurrent use.
+// descriptors that the stage's edges give it. The plan owns them: the
+// supervisor releases a stage's ends once the stage has started (its
+// process holds its own copies), and Close releases the rest. A Plan is not
+// safe for concurrent use.
 type Plan struct {
-	ends [][]End
-	// Transports records the transport chosen for each edge, in the order
-	// of Graph.Edges.
-	Transports []parser.Transport
+	ends    [][]End
+	Choices []Choice // one per edge, in the order of Graph.Edges
 }
 
-// End is one descriptor a stage receives from an edge.
+// End is what one edge gives one stage at descriptor FD: a file (a pipe or
+// FIFO end), or a ring.
 type End struct {
 	FD   int
-	File *os.File
+	File *os.File // a pipe or FIFO end; nil for a ring
+	Ring *RingEnd // nil for a file
 }
 
-// New chooses a transport for every edge of g and creates it. On error,
-// everything created so far is closed again.
-func New(g *parser.Graph, opts Options) (*Plan, error) {
-	size := opts.PipeSize
-	if size == 0 {
-		size = DefaultPipeSize
+// RingEnd is one side of a ring: its memory and that side's socket.
+type RingEnd struct {
+	Mem, Sock *os.File
+	Writer    bool // the producing side
+}
+
+func (e End) close() error {
+	if e.Ring != nil {
+		return errors.Join(e.Ring.Mem.Close(), e.Ring.Sock.Close())
 	}
-	p := &Plan{ends: make([][]End, len(g.Stages))}
+	return e.File.Close()
+}
+
+// New chooses a transport for every edge of g (see Choose) and creates it.
+// On error, everything created so far is closed again.
+func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
+	choices, err := Choose(g, stages, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices}
+	var fifoDir string
+	defer func() {
+		if fifoDir != "" {
+			os.RemoveAll(fifoDir)
+		}
+	}()
 	for i, e := range g.Edges {
-		t, err := choose(g, e)
+		var from, to End
+		var err error
+		switch choices[i].Transport {
+		case parser.TransportPipe:
+			from.File, to.File, err = pipeEnds(opts.PipeSize)
+		case parser.TransportFIFO:
+			if fifoDir == "" {
+				fifoDir, err = os.MkdirTemp("", "gpipe-fifo-")
+			}
+			if err == nil {
+				to.File, from.File, err = fifoEnds(filepath.Join(fifoDir, fmt.Sprintf("edge%d", i+1)))
+			}
+		case parser.TransportShm:
+			from.Ring, to.Ring, err = ringEnds(opts.RingSize)
+		}
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
 		}
-		r, w, err := Pipe(size)
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
-		}
-		p.Transports = append(p.Transports, t)
-		p.ends[e.From.Stage] = append(p.ends[e.From.Stage], End{FD: e.From.FD, File: w})
-		p.ends[e.To.Stage] = append(p.ends[e.To.Stage], End{FD: e.To.FD, File: r})
+		from.FD, to.FD = e.From.FD, e.To.FD
+		p.ends[e.From.Stage] = append(p.ends[e.From.Stage], from)
+		p.ends[e.To.Stage] = append(p.ends[e.To.Stage], to)
 	}
 	return p, nil
 }
 
-// choose picks the transport of one edge. Every stage is an external program
-// for now, and gpipe stays out of the data path between programs, so the
-// answer is an anonymous pipe.
-func choose(g *parser.Graph, e *parser.Edge) (parser.Transport, error) {
-	switch e.Transport {
-	case parser.TransportAuto, parser.TransportPipe:
-		return parser.TransportPipe, nil
+func pipeEnds(size int) (w, r *os.File, err error) {
+	if size == 0 {
+		size = DefaultPipeSize
 	}
-	return 0, fmt.Errorf("transport %s is not available", e.Transport)
+	r, w, err = Pipe(size)
+	return w, r, err
 }
 
-// Ends returns the descriptors stage i receives from its edges. The files
-// stay owned by the plan.
+// fifoEnds makes a named FIFO at path, in a private directory, opens both
+// ends without blocking (the read end first, non-blocking, then the write
+// end, which then has a reader), and removes the name again: the
+// descriptors carry the edge, and no name can be left behind.
+func fifoEnds(path string) (r, w *os.File, err error) {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, nil, fmt.Errorf("create FIFO %s: %w", path, err)
+	}
+	defer os.Remove(path)
+	rfd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open FIFO %s: %w", path, err)
+	}
+	wfd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(rfd)
+		return nil, nil, fmt.Errorf("open FIFO %s: %w", path, err)
+	}
+	if err := unix.SetNonblock(rfd, false); err != nil {
+		unix.Close(rfd)
+		unix.Close(wfd)
+		return nil, nil, fmt.Errorf("FIFO %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(rfd), path), os.NewFile(uintptr(wfd), path), nil
+}
+
+// ringEnds creates a ring and splits it into its two sides, each with its
+// own descriptor of the memory.
+func ringEnds(size int) (w, r *RingEnd, err error) {
+	if size == 0 {
+		size = DefaultRingSize
+	}
+	f, err := NewRing(size)
+	if err != nil {
+		return nil, nil, err
+	}
+	memFD, err := unix.FcntlInt(f.Mem.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("ring memory: %w", err)
+	}
+	w = &RingEnd{Mem: os.NewFile(uintptr(memFD), "gpipe-ring"), Sock: f.WriterSock, Writer: true}
+	r = &RingEnd{Mem: f.Mem, Sock: f.ReaderSock}
+	return w, r, nil
+}
+
+// Ends returns what stage i receives from its edges. The files stay owned
+// by the plan.
 func (p *Plan) Ends(i int) []End { return p.ends[i] }
 
 // Release closes the plan's copies of stage i's ends, as soon as the stage's
-// process holds its own (or will never run): a pipe's reader only sees EOF
-// once every copy of the write end is closed.
+// process holds its own (or will never run): a reader only sees EOF once
+// every copy of the writing end is closed.
 func (p *Plan) Release(i int) error {
 	var errs []error
 	for _, e := range p.ends[i] {
-		errs = append(errs, e.File.Close())
+		errs = append(errs, e.close())
 	}
 	p.ends[i] = nil
 	return errors.Join(errs...)

@@ -12,7 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
 )
 
 // ChildArg is the first argument of a gpipe process that runs as the
@@ -24,13 +26,28 @@ const ChildArg = "--gpipe-stage-child"
 const childEnv = "GPIPE_STAGE_CHILD"
 
 // childSpec is what a helper process does: apply Redirs in order, then
-// execute Path with Args and Env.
+// run the builtin named Builtin over its descriptors and Rings, or execute
+// Path with Args and Env.
 type childSpec struct {
-	Stage  string // "stage 2 (cat)", for messages
-	Redirs []parser.Redirect
-	Path   string
-	Args   []string
-	Env    []string
+	Stage   string // "stage 2 (cat)", for messages
+	Redirs  []parser.Redirect
+	Path    string
+	Args    []string
+	Env     []string
+	Builtin string
+	Rings   []childRing
+	// Closed lists the standard descriptors (0, 1, 2) the stage's
+	// redirections closed: the Go runtime opens /dev/null on them before
+	// a builtin could notice, so the builtin is told.
+	Closed []int
+}
+
+// childRing is a ring end a builtin finds at descriptors Mem and Sock, in
+// place of its descriptor FD.
+type childRing struct {
+	FD        int
+	Writer    bool
+	Mem, Sock int
 }
 
 // blockingRedirect reports whether opening one of the stage's redirection
@@ -50,18 +67,18 @@ func blockingRedirect(st *parser.Stage) bool {
 	return false
 }
 
-// helperCommand is the command that runs cmd through a helper process
-// which applies the stage's redirections itself.
-func helperCommand(st *parser.Stage, cmd Command) (Command, error) {
+// helperCommand is the command that runs gpipe itself as a helper process
+// doing what spec says.
+func helperCommand(spec childSpec) (Command, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return Command{}, fmt.Errorf("find gpipe's own executable: %w", err)
 	}
-	spec, err := json.Marshal(childSpec{Stage: st.Name(), Redirs: st.Redirs, Path: cmd.Path, Args: cmd.Args, Env: cmd.Env})
+	data, err := json.Marshal(spec)
 	if err != nil {
 		return Command{}, err
 	}
-	env := append(cmd.Env[:len(cmd.Env):len(cmd.Env)], childEnv+"="+string(spec))
+	env := append(spec.Env[:len(spec.Env):len(spec.Env)], childEnv+"="+string(data))
 	// argv[0] stays "gpipe": a test binary playing gpipe dispatches on it.
 	return Command{Path: self, Args: []string{"gpipe", ChildArg}, Env: env}, nil
 }
@@ -82,6 +99,9 @@ func RunChild(stderr io.Writer) int {
 			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
 			return 1
 		}
+	}
+	if spec.Builtin != "" {
+		return runBuiltin(spec, stderr)
 	}
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
@@ -160,3 +180,75 @@ func openRetry(path string, flags int) (int, error) {
 		}
 	}
 }
+
+// runBuiltin runs a builtin stage over its rings, or its descriptors 0 and
+// 1 where it has no ring, and returns its exit status: 0; 141, silently,
+// when its reader went away (as a program killed by SIGPIPE); 2 for a
+// usage error; 1 for anything else, with a message.
+func runBuiltin(spec childSpec, stderr io.Writer) int {
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
+		return code
+	}
+	b := builtins.Default()[spec.Builtin]
+	if b == nil {
+		return fail(125, fmt.Errorf("no builtin %q", spec.Builtin))
+	}
+	run, err := b.Parse(spec.Args[1:])
+	if err != nil {
+		return fail(2, err)
+	}
+	var in plumbing.Source
+	var out plumbing.Sink
+	for _, r := range spec.Rings {
+		mem, sock := os.NewFile(uintptr(r.Mem), "ring"), os.NewFile(uintptr(r.Sock), "ring socket")
+		var err error
+		if r.Writer && r.FD == 1 {
+			out, err = plumbing.OpenRingWriter(mem, sock)
+		} else if !r.Writer && r.FD == 0 {
+			in, err = plumbing.OpenRingReader(mem, sock)
+		}
+		mem.Close()
+		sock.Close()
+		if err != nil {
+			return fail(125, err)
+		}
+	}
+	for _, fd := range spec.Closed {
+		// Reading or writing a closed descriptor fails, as in a program.
+		switch fd {
+		case 0:
+			in = closedEnd{"standard input"}
+		case 1:
+			out = closedEnd{"standard output"}
+		}
+	}
+	if in == nil {
+		in = plumbing.NewFileSource(os.NewFile(0, "stdin"))
+	}
+	if out == nil {
+		out = plumbing.NewFileSink(os.NewFile(1, "stdout"))
+	}
+	err = run(in, out)
+	err = errors.Join(err, out.Close())
+	in.Close()
+	switch {
+	case err == nil:
+		return 0
+	case plumbing.IsBrokenPipe(err):
+		return 128 + int(syscall.SIGPIPE)
+	}
+	return fail(1, err)
+}
+
+// closedEnd is a builtin's input or output that a redirection closed.
+type closedEnd struct{ what string }
+
+func (c closedEnd) err() error                  { return fmt.Errorf("%s: %w", c.what, syscall.EBADF) }
+func (c closedEnd) Peek(int) ([]byte, error)    { return nil, c.err() }
+func (c closedEnd) Release(int)                 {}
+func (c closedEnd) MaxPeek() int                { return 1 }
+func (c closedEnd) Reserve(int) ([]byte, error) { return nil, c.err() }
+func (c closedEnd) Commit(int)                  {}
+func (c closedEnd) MaxReserve() int             { return 1 }
+func (c closedEnd) Close() error                { return nil }

@@ -23,12 +23,35 @@ type fdTable struct {
 	passOn []int        // descriptors above 2 that gpipe inherited, see inheritedFDs
 }
 
+// newFDTable starts a table from gpipe's standard files, the descriptors
+// gpipe inherited, and the stage's pipe and FIFO ends. Ring ends are not
+// descriptors of the stage's own numbering; see addAbove.
 func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End, inherited []int) *fdTable {
 	t := &fdTable{files: map[int]*os.File{0: stdin, 1: stdout, 2: stderr}, closed: map[int]bool{}, passOn: inherited}
 	for _, e := range ends {
-		t.files[e.FD] = e.File
+		if e.File != nil {
+			t.files[e.FD] = e.File
+		}
 	}
 	return t
+}
+
+// addAbove gives f the lowest number above every descriptor the table
+// holds, inherits or closes, and returns that number: how a builtin's
+// ring descriptors reach it without displacing any of the stage's own.
+func (t *fdTable) addAbove(f *os.File) int {
+	fd := 2
+	for n := range t.files {
+		fd = max(fd, n)
+	}
+	for n := range t.closed {
+		fd = max(fd, n)
+	}
+	for _, n := range t.passOn {
+		fd = max(fd, n)
+	}
+	t.files[fd+1] = f
+	return fd + 1
 }
 
 // apply performs one redirection. Its error reads like bash's:

@@ -2,6 +2,7 @@ package stage
 
 import (
 	"errors"
+	"fmt"
 
 	"io/fs"
 	"os"
@@ -10,17 +11,38 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
 )
 
 // Command is a stage resolved to the program that will run it.
 type Command struct {
-	// Path is the program's file; empty for a stage with no command words
-	// ("> file" alone), which only performs its redirections.
+	// Path is the program's file; empty for a builtin, and for a stage
+	// with no command words ("> file" alone), which only performs its
+	// redirections.
 	Path string
 	Args []string
 	Env  []string // the full environment of the process
+
+	// Builtin names the builtin that runs the stage (Args[0] without
+	// "command"), in a gpipe child process; empty for a program.
+	Builtin string
+
+	// Note says why a builtin's name runs the program of that name
+	// instead: the builtin does not take these arguments.
+	Note string
 }
+
+// BuiltinError is a builtin stage with arguments it does not take, and no
+// program of that name to run instead. Nothing starts.
+type BuiltinError struct {
+	Stage string
+	Err   error
+}
+
+func (e *BuiltinError) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *BuiltinError) Unwrap() error { return e.Err }
 
 // LookupError says a stage's program cannot be run. It is found before
 // anything starts, so a pipeline with one missing command starts nothing.
@@ -32,25 +54,78 @@ type LookupError struct {
 
 func (e *LookupError) Error() string { return e.Stage + ": " + e.Text }
 
-// Resolve finds the program of every stage, searching the PATH the stage
-// itself will see (a "PATH=… cmd" assignment counts, as in bash). env is the
-// environment every stage inherits.
-func Resolve(g *parser.Graph, env []string) ([]Command, error) {
+// Resolve decides what runs every stage, before anything starts:
+//   - a name with a slash, or "command NAME", is a program;
+//   - a builtin's name (reg) is that builtin, when it takes the arguments;
+//     when it does not, the program of that name on PATH runs instead
+//     (so "head -q file" still means coreutils' head), and with none
+//     there it is a *BuiltinError;
+//   - any other name is a program found in the PATH the stage itself will
+//     see (a "PATH=… cmd" assignment counts, as in bash).
+//
+// env is the environment every stage inherits. A program that cannot be
+// found or run is a *LookupError.
+func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([]Command, error) {
 	cmds := make([]Command, len(g.Stages))
 	for i, st := range g.Stages {
 		full := mergeEnv(env, st.Env)
-		cmds[i] = Command{Args: st.Args, Env: full}
+		cmd := Command{Args: st.Args, Env: full}
 		if len(st.Args) == 0 {
+			cmds[i] = cmd
 			continue
 		}
-		path, err := lookPath(st.Args[0], getenv(full, "PATH"))
+		name := st.Args[0]
+		forceExternal := strings.Contains(name, "/")
+		if name == "command" && len(st.Args) > 1 && !strings.HasPrefix(st.Args[1], "-") {
+			cmd.Args, name, forceExternal = st.Args[1:], st.Args[1], true
+		}
+		var usage error
+		if b := reg[name]; b != nil && !forceExternal {
+			_, usage = b.Parse(cmd.Args[1:])
+			if usage == nil {
+				cmd.Builtin = name
+				cmds[i] = cmd
+				continue
+			}
+		}
+		path, err := lookPath(name, getenv(full, "PATH"))
 		if err != nil {
+			if usage != nil {
+				return nil, &BuiltinError{Stage: st.Name(), Err: usage}
+			}
 			err.Stage = st.Name()
 			return nil, err
 		}
-		cmds[i].Path = path
+		cmd.Path = path
+		if usage != nil {
+			cmd.Note = fmt.Sprintf("the builtin %s does not take these arguments (%v); running %s", name, usage, path)
+		}
+		cmds[i] = cmd
 	}
 	return cmds, nil
+}
+
+// Infos tells plumbing, for each stage, whether its edges can be rings: a
+// builtin whose descriptors no redirection touches.
+func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
+	infos := make([]plumbing.StageInfo, len(cmds))
+	for i, c := range cmds {
+		name := c.Builtin
+		if name == "" && len(c.Args) > 0 {
+			name = c.Args[0]
+		}
+		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && len(g.Stages[i].Redirs) == 0}
+		switch {
+		case c.Builtin != "" && !info.Rings:
+			info.Why = "has redirections"
+		case c.Path != "":
+			info.Why = "is an external program"
+		case c.Builtin == "":
+			info.Why = "runs no program"
+		}
+		infos[i] = info
+	}
+	return infos
 }
 
 // lookPath finds name the way bash does: a name with a slash is used as it

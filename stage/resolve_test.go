@@ -64,7 +64,7 @@ func TestResolveUsesTheStagePath(t *testing.T) {
 	g := &parser.Graph{Stages: []*parser.Stage{
 		{ID: 0, Args: []string{"mytool"}, Env: []string{"PATH=" + dir}},
 	}}
-	cmds, err := Resolve(g, []string{"PATH=/nonexistent", "HOME=/h"})
+	cmds, err := Resolve(g, []string{"PATH=/nonexistent", "HOME=/h"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestResolveUsesTheStagePath(t *testing.T) {
 	}
 
 	g.Stages[0].Env = nil
-	_, err = Resolve(g, []string{"PATH=/nonexistent"})
+	_, err = Resolve(g, []string{"PATH=/nonexistent"}, nil)
 	if err == nil || err.Error() != "stage 1 (mytool): command not found" {
 		t.Errorf("Resolve error = %v, want stage 1 (mytool): command not found", err)
 	}

@@ -133,22 +133,36 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
+	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin}
 	if blockingRedirect(st) {
 		// The stage's own process opens its redirections; see RunChild.
-		helper, err := helperCommand(st, cmd)
-		if err != nil {
-			return fail(125, err)
-		}
-		cmd = helper
+		spec.Redirs = st.Redirs
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
 				return fail(1, err)
 			}
 		}
-		if cmd.Path == "" {
+		if cmd.Path == "" && cmd.Builtin == "" {
 			return nil, status // only redirections: done, like bash
 		}
+	}
+	for fd := range 3 {
+		if t.closed[fd] {
+			spec.Closed = append(spec.Closed, fd)
+		}
+	}
+	for _, e := range s.plan.Ends(st.ID) {
+		if e.Ring != nil {
+			spec.Rings = append(spec.Rings, childRing{FD: e.FD, Writer: e.Ring.Writer, Mem: t.addAbove(e.Ring.Mem), Sock: t.addAbove(e.Ring.Sock)})
+		}
+	}
+	if spec.Redirs != nil || spec.Builtin != "" {
+		helper, err := helperCommand(spec)
+		if err != nil {
+			return fail(125, err)
+		}
+		cmd = helper
 	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if !s.ownTTY {

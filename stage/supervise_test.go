@@ -18,11 +18,13 @@ func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := Resolve(g, os.Environ())
+	// No builtins: they run in a gpipe child, and this test binary is not
+	// gpipe (cmd/gpipe's tests run them).
+	cmds, err := Resolve(g, os.Environ(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := plumbing.New(g, plumbing.Options{})
+	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

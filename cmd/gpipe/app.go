@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
 	"github.com/gpipe/gpipe/stage"
@@ -91,13 +93,14 @@ func exitCode(err error) int {
 		ue *usageError
 		pe *parser.Error
 		le *stage.LookupError
+		be *stage.BuiltinError
 	)
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &st):
 		return int(st)
-	case errors.As(err, &ue), errors.As(err, &pe):
+	case errors.As(err, &ue), errors.As(err, &pe), errors.As(err, &be):
 		return exitUsage
 	case errors.As(err, &le):
 		return le.Code
@@ -119,6 +122,9 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
+			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
+			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo or shm (shm needs builtins at both ends)"},
+			&cli.StringFlag{Name: "ring-size", Value: "1MiB", Usage: "data size of each shm ring (rounded up to a power of two, at least 4KiB)"},
 		},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -133,10 +139,21 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 			default:
 				return &usageError{msg: fmt.Sprintf("expected one SPEC, got %d arguments: quote the whole pipeline", c.NArg())}
 			}
+			transport, err := parseTransport(c.String("transport"))
+			if err != nil {
+				return err
+			}
+			ringSize, err := parseRingSize(c.String("ring-size"))
+			if err != nil {
+				return err
+			}
 			return runSpec(c.Args().First(), env, runOptions{
-				status: c.Bool("status"),
-				grace:  c.Duration("grace"),
-				stdin:  stdin, stdout: stdout, stderr: stderr,
+				status:    c.Bool("status"),
+				explain:   c.Bool("explain"),
+				grace:     c.Duration("grace"),
+				transport: transport,
+				ringSize:  ringSize,
+				stdin:     stdin, stdout: stdout, stderr: stderr,
 				sigs: sigs,
 			})
 		},
@@ -144,8 +161,10 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 }
 
 type runOptions struct {
-	status                bool
+	status, explain       bool
 	grace                 time.Duration
+	transport             parser.Transport
+	ringSize              int
 	stdin, stdout, stderr *os.File
 	sigs                  <-chan os.Signal
 }
@@ -157,11 +176,24 @@ func runSpec(spec string, env []string, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	cmds, err := stage.Resolve(g, env)
+	cmds, err := stage.Resolve(g, env, builtins.Default())
 	if err != nil {
 		return err
 	}
-	plan, err := plumbing.New(g, plumbing.Options{})
+	infos := stage.Infos(g, cmds)
+	if o.explain {
+		choices, err := plumbing.Choose(g, infos, o.transport)
+		if err != nil {
+			return &usageError{msg: "--transport: " + err.Error()}
+		}
+		explain(o.stdout, g, cmds, choices)
+		return nil
+	}
+	plan, err := plumbing.New(g, infos, plumbing.Options{Transport: o.transport, RingSize: o.ringSize})
+	var te *plumbing.TransportError
+	if errors.As(err, &te) {
+		return &usageError{msg: "--transport: " + err.Error()}
+	}
 	if err != nil {
 		return err
 	}
@@ -194,4 +226,44 @@ func expansionEnv(env []string) []string {
 		return env
 	}
 	return append(env[:len(env):len(env)], "PWD="+wd)
+}
+
+func parseTransport(s string) (parser.Transport, error) {
+	for _, t := range []parser.Transport{parser.TransportAuto, parser.TransportPipe, parser.TransportFIFO, parser.TransportShm} {
+		if s == t.String() {
+			return t, nil
+		}
+	}
+	return 0, &usageError{msg: fmt.Sprintf("--transport: unknown transport %q (want auto, pipe, fifo or shm)", s)}
+}
+
+func parseRingSize(s string) (int, error) {
+	n, err := builtins.ParseSize(s)
+	if err != nil || n < plumbing.MinRingSize || n > 1<<30 {
+		return 0, &usageError{msg: fmt.Sprintf("--ring-size: %q is not a size from 4KiB to 1GiB", s)}
+	}
+	return int(n), nil
+}
+
+// explain prints the plan: what runs each stage, and each edge's
+// transport with the reason for it.
+func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
+	for i, st := range g.Stages {
+		c := cmds[i]
+		what := "no command (redirections only)"
+		switch {
+		case c.Builtin != "":
+			what = "builtin " + c.Builtin
+		case c.Path != "":
+			what = "program " + c.Path
+		}
+		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, strings.Join(st.Args, " "), what)
+		if c.Note != "" {
+			fmt.Fprintf(w, "  (%s)\n", c.Note)
+		}
+	}
+	for i, e := range g.Edges {
+		fmt.Fprintf(w, "edge %d: %s → %s: %s (%s)\n", i+1,
+			g.Stages[e.From.Stage].Name(), g.Stages[e.To.Stage].Name(), choices[i].Transport, choices[i].Reason)
+	}
 }

@@ -1,0 +1,42 @@
+package builtins
+
+import (
+	"strconv"
+	"testing"
+)
+
+// discardSink counts what it is given.
+type discardSink struct {
+	buf []byte
+	n   int
+}
+
+func (d *discardSink) Reserve(int) ([]byte, error) { return d.buf, nil }
+func (d *discardSink) Commit(n int)                { d.n += n }
+func (d *discardSink) Close() error                { return nil }
+func (d *discardSink) MaxReserve() int             { return len(d.buf) / 2 }
+
+// BenchmarkFilterLiteral filters the lines 1..1000000 for "7", the
+// workload of gen -n N | filter 7, in blocks as a ring delivers them.
+func BenchmarkFilterLiteral(b *testing.B) {
+	var block []byte
+	for i := 1; i <= 1000000; i++ {
+		block = strconv.AppendInt(block, int64(i), 10)
+		block = append(block, '\n')
+	}
+	m := &matcher{literal: []byte("7")}
+	out := &discardSink{buf: make([]byte, 1<<20)}
+	b.SetBytes(int64(len(block)))
+	for b.Loop() {
+		for off := 0; off < len(block); {
+			end := min(off+512<<10, len(block))
+			for end < len(block) && block[end-1] != '\n' {
+				end++
+			}
+			if err := m.filter(block[off:end], out); err != nil {
+				b.Fatal(err)
+			}
+			off = end
+		}
+	}
+}
