@@ -119,6 +119,7 @@ func TestBuiltins(t *testing.T) {
 		{"gen lines", []string{"gen", "-n", "12"}, "", seq(1, 12)},
 		{"gen zero lines", []string{"gen", "-n", "0"}, "", ""},
 		{"gen carries", []string{"gen", "-n", "1001"}, "", seq(1, 1001)},
+		{"gen decades of 7 digits", []string{"gen", "-n", "1000125"}, "", seq(1, 1000125)},
 		{"gen text", []string{"gen", "--text", "ab", "-n", "3"}, "", "ab\nab\nab\n"},
 		{"gen long text", []string{"gen", "--text", strings.Repeat("y", 3000), "-n", "2"}, "", strings.Repeat(strings.Repeat("y", 3000)+"\n", 2)},
 		{"gen zeros", []string{"gen", "--bytes", "5000"}, "", strings.Repeat("\x00", 5000)},

@@ -40,3 +40,14 @@ func BenchmarkFilterLiteral(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGenNumbers produces the lines 1..1000000, as gen -n does.
+func BenchmarkGenNumbers(b *testing.B) {
+	out := &discardSink{buf: make([]byte, 1<<20)}
+	b.SetBytes(6888897)
+	for b.Loop() {
+		if err := genNumbers(out, 1000000); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

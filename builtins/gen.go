@@ -133,8 +133,23 @@ func genNumbers(out plumbing.Sink, count int64) error {
 		}
 		w := 0
 		for i < count && len(buf)-w >= len(digits) {
-			w += copy(buf[w:], digits[start:])
-			i++
+			line := digits[start:]
+			if n := len(line); n >= 8 && digits[len(digits)-2] == '0' && count-i >= 10 && len(buf)-w >= 10*n {
+				// A whole decade: the ten lines differ in the last digit
+				// only, and each is two overlapping 8-byte stores.
+				lo := binary.LittleEndian.Uint64(line)
+				hi := binary.LittleEndian.Uint64(line[n-8:]) // last digit at byte 6
+				for d := range uint64(10) {
+					binary.LittleEndian.PutUint64(buf[w:], lo)
+					binary.LittleEndian.PutUint64(buf[w+n-8:], hi+d<<48)
+					w += n
+				}
+				i += 10
+				digits[len(digits)-2] = '9' // the increment below carries
+			} else {
+				w += copy(buf[w:], line)
+				i++
+			}
 			// Increment the ASCII number.
 			j := len(digits) - 2
 			for ; j >= start && digits[j] == '9'; j-- {

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The benchmarks run the real gpipe binary and a shell on the same
+// pipeline in the same run, interleaved (each iteration runs both, and which
+// goes first alternates), because absolute times on a shared machine drift.
+// Each reports both sides per op and their ratio; the built-in ns/op, which
+// would be the sum of both, is suppressed. Run them with
+//
+//	go test -run '^$' -bench . ./cmd/gpipe
+
+// startup3 is three stages that do nothing: the cost of starting and
+// reaping a pipeline.
+const startup3 = "/bin/true | /bin/true | /bin/true"
+
+func BenchmarkStartup3(b *testing.B) {
+	benchCompare(b, benchSpec{spec: startup3, other: bashArgv(startup3), name: "bash"})
+}
+
+func BenchmarkStartup10(b *testing.B) {
+	spec := strings.Repeat("/bin/true | ", 9) + "/bin/true"
+	benchCompare(b, benchSpec{spec: spec, other: bashArgv(spec), name: "bash"})
+}
+
+// BenchmarkStartup3Dash takes dash, the fastest common shell to start, as a
+// reference for the same pipeline (dash has no pipefail; /bin/true never
+// fails).
+func BenchmarkStartup3Dash(b *testing.B) {
+	const dash = "/bin/dash"
+	if _, err := os.Stat(dash); err != nil {
+		b.Skipf("no %s: %v", dash, err)
+	}
+	benchCompare(b, benchSpec{spec: startup3, other: []string{dash, "-c", startup3}, name: "dash"})
+}
+
+// BenchmarkStartup3PlainBuild is BenchmarkStartup3 with gpipe built by a
+// plain "go build": dynamically linked (os/user, through the shell
+// expander, uses cgo) and with urfave/cli's documentation generator, whose
+// initialisation alone costs most of a millisecond.
+func BenchmarkStartup3PlainBuild(b *testing.B) {
+	benchCompare(b, benchSpec{spec: startup3, other: bashArgv(startup3), name: "bash", plainBuild: true})
+}
+
+// throughputBytes is what BenchmarkThroughput pushes through two pipes:
+// head's "4G" is 4 GiB.
+const throughputBytes = 4 << 30
+
+// BenchmarkThroughput moves 4 GiB through two pipes between external
+// programs, where gpipe, out of the data path, must cost nothing per byte.
+// GB/s are decimal gigabytes (1e9 bytes) a second.
+func BenchmarkThroughput(b *testing.B) {
+	const spec = "head -c 4G /dev/zero | cat | cat > /dev/null"
+	// command cat: the external program, not gpipe's builtin.
+	const gspec = "head -c 4G /dev/zero | command cat | command cat > /dev/null"
+	benchCompare(b, benchSpec{spec: gspec, other: bashArgv(spec), name: "bash", bytes: throughputBytes})
+}
+
+// BenchmarkShmVsPipe moves 4 GiB from builtin to builtin over a shm ring,
+// against the same over a pipe (--transport pipe): the ring's gain.
+func BenchmarkShmVsPipe(b *testing.B) {
+	const spec = "gen --bytes 4G | sink"
+	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{"--transport", "pipe", spec}, name: "pipe", bytes: throughputBytes})
+}
+
+// BenchmarkGenFilterCount is the builtins' showcase against the shell's
+// tools: ten million lines, those holding a 7, counted. Both print 5217031
+// (checked before timing).
+func BenchmarkGenFilterCount(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen -n 10000000 | filter 7 | count",
+		other: bashArgv("seq 10000000 | grep 7 | wc -l"),
+		name:  "bash",
+		check: true,
+	})
+}
+
+// BenchmarkBuiltinCat passes 1 GiB through the builtin cat on shm rings,
+// against bash's head and cat on pipes.
+func BenchmarkBuiltinCat(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen --bytes 1G | cat | sink",
+		other: bashArgv("head -c 1G /dev/zero | cat > /dev/null"),
+		name:  "bash",
+		bytes: 1 << 30,
+	})
+}
+
+// bashArgv runs spec under bash with the options the differential test
+// holds gpipe to.
+func bashArgv(spec string) []string {
+	return []string{"bash", "-c", "set -o pipefail; " + spec}
+}
+
+// benchSpec is one comparison: gpipe running spec against another command.
+type benchSpec struct {
+	spec       string
+	other      []string // the command to compare with
+	gpipeOther []string // or: gpipe itself with these arguments
+	name       string   // the other side's name in the metrics
+	bytes      int64    // what one run moves, for GB/s; 0 for none
+	check      bool     // check once, untimed, that both print the same
+	plainBuild bool     // time a plain "go build" of gpipe, see gpipeBinary
+}
+
+// benchCompare times gpipe against the other command b.N times each,
+// interleaved, and reports "gpipe-ns/op", "NAME-ns/op" and "gpipe/NAME";
+// with bytes > 0 also "gpipe-GB/s" and "NAME-GB/s". gpipe is built before
+// the timer starts.
+func benchCompare(b *testing.B, bs benchSpec) {
+	bin := gpipeBinary(b, !bs.plainBuild)
+	gpipe := []string{bin, bs.spec}
+	other := bs.other
+	if bs.gpipeOther != nil {
+		other = append([]string{bin}, bs.gpipeOther...)
+	}
+	if _, err := exec.LookPath(other[0]); err != nil {
+		b.Skipf("no %s to compare with: %v", other[0], err)
+	}
+	if bs.check {
+		g, err1 := exec.Command(gpipe[0], gpipe[1:]...).Output()
+		o, err2 := exec.Command(other[0], other[1:]...).Output()
+		if err1 != nil || err2 != nil || string(g) != string(o) {
+			b.Fatalf("outputs differ: gpipe %q (%v), %s %q (%v)", g, err1, bs.name, o, err2)
+		}
+	}
+	name := bs.name
+	b.ResetTimer()
+
+	var tg, to time.Duration
+	for i := range b.N {
+		if i%2 == 0 {
+			tg += timeRun(b, gpipe)
+			to += timeRun(b, other)
+		} else {
+			to += timeRun(b, other)
+			tg += timeRun(b, gpipe)
+		}
+	}
+
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(tg.Nanoseconds())/n, "gpipe-ns/op")
+	b.ReportMetric(float64(to.Nanoseconds())/n, name+"-ns/op")
+	b.ReportMetric(float64(tg)/float64(to), "gpipe/"+name)
+	if bs.bytes > 0 {
+		b.ReportMetric(float64(bs.bytes)*n/tg.Seconds()/1e9, "gpipe-GB/s")
+		b.ReportMetric(float64(bs.bytes)*n/to.Seconds()/1e9, name+"-GB/s")
+	}
+}
+
+// timeRun runs argv to completion, with stdin, stdout and stderr on
+// /dev/null, and returns how long it took from start to reaped. A failed
+// run fails the benchmark (a figure for a broken pipeline means nothing),
+// showing the output of a second, untimed run.
+func timeRun(b *testing.B, argv []string) time.Duration {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		// Once more, untimed, for what it says about itself.
+		out, _ := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		b.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return d
+}
