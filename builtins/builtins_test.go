@@ -139,6 +139,7 @@ func TestBuiltins(t *testing.T) {
 		{"count empty", []string{"count"}, "", "0\n"},
 		{"head default", []string{"head"}, seq(1, 20), seq(1, 10)},
 		{"head lines", []string{"head", "-n", "3"}, seq(1, 20), seq(1, 3)},
+		{"head -N", []string{"head", "-3"}, seq(1, 20), seq(1, 3)},
 		{"head zero", []string{"head", "-n", "0"}, seq(1, 20), ""},
 		{"head more than there is", []string{"head", "-n", "30"}, seq(1, 5), seq(1, 5)},
 		{"head bytes", []string{"head", "-c", "5"}, seq(1, 20), "1\n2\n3"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -87,10 +88,14 @@ func countBuiltin() *Builtin {
 func headBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "head",
-		Synopsis: "head [-n N | -c N]",
+		Synopsis: "head [-n N | -N | -c N]",
 		Summary:  "Pass the first N lines (default 10) or bytes, then stop reading, so that upstream stops at once.",
 	}
 	b.Parse = func(args []string) (Run, error) {
+		if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && strings.Trim(args[0][1:], "0123456789") == "" {
+			// "head -5" is the old spelling of "head -n 5".
+			args = append([]string{"-n", args[0][1:]}, args[1:]...)
+		}
 		fs, parse := flags(b)
 		lines := fs.String("n", "", "pass the first N lines")
 		size := fs.String("c", "", "pass the first N bytes (K, M, G suffixes)")
