@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -113,22 +112,31 @@ func (t *fdTable) inherited(fd int) *os.File {
 }
 
 // procFiles lays the table out as os.ProcAttr.Files: index i becomes fd i in
-// the child, nil means closed. Every descriptor gpipe inherited is listed
-// explicitly: os.StartProcess closes the gaps in the list, and, in the
-// child, moves descriptors through numbers just above it, which would
-// clobber an inherited descriptor left out.
+// the child, nil means closed.
+//
+// Descriptors gpipe inherited need care. Those above the list survive the
+// exec untouched, except in one range: before placing the list, the child
+// moves the entries it must (a descriptor whose number is below its slot)
+// to numbers just above the list, at most twice its length, overwriting
+// whatever is there. So every inherited descriptor below twice the list's
+// length is listed explicitly (which lengthens the list, hence the loop),
+// and those far above are left alone: listing a descriptor 251 would make
+// the child close 248 empty slots before every exec.
 func (t *fdTable) procFiles() []*os.File {
-	keys := make([]int, 0, len(t.files)+len(t.closed)+len(t.passOn))
-	keys = append(keys, t.passOn...)
+	top := 2
 	for fd := range t.files {
-		keys = append(keys, fd)
+		top = max(top, fd)
 	}
 	for fd := range t.closed {
-		keys = append(keys, fd)
+		top = max(top, fd)
 	}
-	top := 2
-	if len(keys) > 0 {
-		top = max(top, slices.Max(keys))
+	for grown := true; grown; {
+		grown = false
+		for _, fd := range t.passOn {
+			if fd > top && fd <= 2*(top+1)+1 {
+				top, grown = fd, true
+			}
+		}
 	}
 	files := make([]*os.File, top+1)
 	for fd := range files {
