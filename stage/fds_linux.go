@@ -112,16 +112,18 @@ func (t *fdTable) inherited(fd int) *os.File {
 }
 
 // procFiles lays the table out as os.ProcAttr.Files: index i becomes fd i in
-// the child, nil means closed.
+// the child, nil means closed. Descriptors gpipe inherited in a gap of the
+// list are listed, or the child would close them.
 //
-// Descriptors gpipe inherited need care. Those above the list survive the
-// exec untouched, except in one range: before placing the list, the child
-// moves the entries it must (a descriptor whose number is below its slot)
-// to numbers just above the list, at most twice its length, overwriting
-// whatever is there. So every inherited descriptor below twice the list's
-// length is listed explicitly (which lengthens the list, hence the loop),
-// and those far above are left alone: listing a descriptor 251 would make
-// the child close 248 empty slots before every exec.
+// Those above the list must survive too. Before placing the list, the child
+// moves its error-report pipe, and every entry whose number is below its
+// slot, to scratch numbers starting just above the highest source
+// descriptor or the list's length, overwriting what is there: an inherited
+// descriptor there would vanish. So, when gpipe inherited any descriptor
+// above the list, one entry is duplicated to a number above all of them,
+// which puts the whole scratch range above them too. (Listing every
+// inherited descriptor instead would make a stage that inherits fd 251
+// close 248 empty slots before every exec.)
 func (t *fdTable) procFiles() []*os.File {
 	top := 2
 	for fd := range t.files {
@@ -130,20 +132,34 @@ func (t *fdTable) procFiles() []*os.File {
 	for fd := range t.closed {
 		top = max(top, fd)
 	}
-	for grown := true; grown; {
-		grown = false
-		for _, fd := range t.passOn {
-			if fd > top && fd <= 2*(top+1)+1 {
-				top, grown = fd, true
-			}
-		}
-	}
 	files := make([]*os.File, top+1)
+	maxSrc := 0
 	for fd := range files {
 		if f, ok := t.files[fd]; ok {
 			files[fd] = f
 		} else if fd > 2 && !t.closed[fd] {
 			files[fd] = t.inherited(fd)
+		}
+		if files[fd] != nil {
+			maxSrc = max(maxSrc, int(files[fd].Fd()))
+		}
+	}
+	maxInherited := 0
+	for _, fd := range t.passOn {
+		maxInherited = max(maxInherited, fd)
+	}
+	if maxInherited > top && maxSrc <= maxInherited {
+		for i, f := range files {
+			if f == nil {
+				continue
+			}
+			dup, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, maxInherited+1)
+			if err != nil {
+				break // out of descriptors: the scratch range stays where it is
+			}
+			files[i] = os.NewFile(uintptr(dup), f.Name())
+			t.owned = append(t.owned, files[i])
+			break
 		}
 	}
 	return files
