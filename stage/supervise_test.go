@@ -2,6 +2,7 @@ package stage
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -71,10 +72,22 @@ func TestRunBrokenPipe(t *testing.T) {
 }
 
 func TestRunTeardownKillsAfterGrace(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
 	sigs := make(chan os.Signal, 1)
-	sigs <- syscall.SIGTERM // arrives while the stages start
+	go func() {
+		// Signal once the shell has set its trap, or a TERM could reach
+		// it first and end it before it ignores TERM.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		sigs <- syscall.SIGTERM
+	}()
 	start := time.Now()
-	r := runSpec(t, `sh -c "trap '' TERM; sleep 30" | sleep 30`, sigs, 200*time.Millisecond, 10*time.Second)
+	r := runSpec(t, `sh -c "trap '' TERM; : > `+ready+`; sleep 30" | sleep 30`, sigs, 200*time.Millisecond, 10*time.Second)
 	if code := r.ExitCode(); code != 143 {
 		t.Errorf("ExitCode() = %d, want 143", code)
 	}
