@@ -16,7 +16,7 @@ func genBuiltin() *Builtin {
 	}
 	b.Parse = func(args []string) (Run, error) {
 		fs, parse := flags(b)
-		n := fs.Int64("n", -1, "number of lines")
+		n := fs.Int64("n", 0, "number of lines (endless without -n)")
 		text := fs.String("text", "", "repeat this text, one per line, instead of numbers")
 		size := fs.String("bytes", "", "generate this many bytes: 100, 4K, 1MiB, 2G …")
 		seed := fs.Uint64("seed", 0, "with --bytes: a pseudo-random stream from this seed, instead of zeros")

@@ -184,7 +184,8 @@ func openRetry(path string, flags int) (int, error) {
 // runBuiltin runs a builtin stage over its rings, or its descriptors 0 and
 // 1 where it has no ring, and returns its exit status: 0; 141, silently,
 // when its reader went away (as a program killed by SIGPIPE); 2 for a
-// usage error; 1 for anything else, with a message.
+// usage error; ExitInputBroken when its input ring's writer died; 1 for
+// anything else, with a message.
 func runBuiltin(spec childSpec, stderr io.Writer) int {
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
@@ -237,6 +238,8 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		return 0
 	case plumbing.IsBrokenPipe(err):
 		return 128 + int(syscall.SIGPIPE)
+	case errors.Is(err, plumbing.ErrWriterDied):
+		return fail(ExitInputBroken, err)
 	}
 	return fail(1, err)
 }

@@ -94,6 +94,9 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 				return nil, &BuiltinError{Stage: st.Name(), Err: usage}
 			}
 			err.Stage = st.Name()
+			if name != st.Args[0] { // "command NAME": say which
+				err.Text = name + ": " + err.Text
+			}
 			return nil, err
 		}
 		cmd.Path = path
@@ -106,7 +109,7 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 }
 
 // Infos tells plumbing, for each stage, whether its edges can be rings: a
-// builtin whose descriptors no redirection touches.
+// builtin whose stdin and stdout no redirection touches.
 func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 	infos := make([]plumbing.StageInfo, len(cmds))
 	for i, c := range cmds {
@@ -114,10 +117,10 @@ func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 		if name == "" && len(c.Args) > 0 {
 			name = c.Args[0]
 		}
-		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && len(g.Stages[i].Redirs) == 0}
+		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && !redirectsEdgeFDs(g.Stages[i])}
 		switch {
 		case c.Builtin != "" && !info.Rings:
-			info.Why = "has redirections"
+			info.Why = "redirects its stdin or stdout"
 		case c.Path != "":
 			info.Why = "is an external program"
 		case c.Builtin == "":
@@ -224,4 +227,16 @@ func getenv(env []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// redirectsEdgeFDs reports whether a redirection of st replaces, closes or
+// copies its stdin or stdout, the descriptors its edges use: a ring is no
+// descriptor, so such a stage needs pipes.
+func redirectsEdgeFDs(st *parser.Stage) bool {
+	for _, r := range st.Redirs {
+		if r.FD <= 1 || (r.Op == parser.RedirDup && r.DupFD <= 1) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,7 +17,16 @@ type Status struct {
 	Code    int            // the exit code, or 128+N for death by signal N
 	Signal  syscall.Signal // the signal that killed the process; 0 if it exited
 	Err     error          // why the stage did not start; nil if it did
+
+	// InputBroken says a builtin failed because the writer of its input
+	// ring died before closing it: the failure is upstream's.
+	InputBroken bool
 }
+
+// ExitInputBroken is the status a builtin ends with when the writer of its
+// input ring died before closing it, after passing on every byte the
+// writer had committed.
+const ExitInputBroken = 3
 
 // BrokenPipe reports whether the stage stopped because the reader of its
 // output had gone: killed by SIGPIPE, or exited with 141, the status a shell
@@ -33,6 +42,8 @@ func (s Status) String() string {
 		return fmt.Sprintf("%d (%s)", s.Code, signalName(s.Signal))
 	case s.Err != nil:
 		return fmt.Sprintf("%d (not started)", s.Code)
+	case s.InputBroken:
+		return fmt.Sprintf("%d (input broken off)", s.Code)
 	}
 	return fmt.Sprint(s.Code)
 }
@@ -58,7 +69,8 @@ type Result struct {
 // ExitCode applies gpipe's exit-status rule:
 //   - 128+N when gpipe was torn down by signal N;
 //   - otherwise the status of the downstream-most stage that failed for its
-//     own reason (not a broken pipe: "yes | head -1" succeeds);
+//     own reason (not a broken pipe: "yes | head -1" succeeds; not a
+//     builtin whose input writer died, whose failure is the writer's);
 //   - otherwise 141 when a stage writing to gpipe's own output broke its
 //     pipe, so that gpipe in an outer pipeline looks like any other program;
 //   - otherwise 0.
@@ -67,7 +79,7 @@ func (r *Result) ExitCode() int {
 		return 128 + int(sig)
 	}
 	for i := len(r.Statuses) - 1; i >= 0; i-- {
-		if s := r.Statuses[i]; s.Code != 0 && !s.BrokenPipe() {
+		if s := r.Statuses[i]; s.Code != 0 && !s.BrokenPipe() && !s.InputBroken {
 			return s.Code
 		}
 	}

@@ -25,6 +25,7 @@ func TestExitCode(t *testing.T) {
 		{"death by signal", []Status{killed(syscall.SIGTERM), exited(0)}, 0, 143},
 		{"sink's broken pipe is gpipe's", []Status{exited(0), killed(syscall.SIGPIPE)}, 0, 141},
 		{"own failure beats sink's broken pipe", []Status{exited(2), killed(syscall.SIGPIPE)}, 0, 2},
+		{"input broken is the writer's failure", []Status{exited(0), killed(syscall.SIGKILL), {Code: ExitInputBroken, InputBroken: true}}, 0, 137},
 		{"teardown signal", []Status{exited(0), exited(0)}, syscall.SIGINT, 130},
 		{"teardown signal beats failures", []Status{exited(1), exited(1)}, syscall.SIGHUP, 129},
 	}
@@ -52,6 +53,7 @@ func TestStatusString(t *testing.T) {
 		{Status{Code: 141, Signal: syscall.SIGPIPE}, "141 (SIGPIPE)"},
 		{Status{Code: 137, Signal: syscall.SIGKILL}, "137 (SIGKILL)"},
 		{Status{Code: 1, Err: syscall.ENOENT}, "1 (not started)"},
+		{Status{Code: 3, InputBroken: true}, "3 (input broken off)"},
 	}
 	for _, tt := range tests {
 		if got := tt.s.String(); got != tt.want {

@@ -253,6 +253,7 @@ func (s *supervisor) record(e exit) {
 		return
 	}
 	st.Code = e.state.ExitCode()
+	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
 }
 
 // foregroundTTY reports whether gpipe's process group is the foreground

@@ -250,14 +250,18 @@ func parseRingSize(s string) (int, error) {
 func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
 	for i, st := range g.Stages {
 		c := cmds[i]
-		what := "no command (redirections only)"
+		what := "redirections only"
 		switch {
 		case c.Builtin != "":
 			what = "builtin " + c.Builtin
 		case c.Path != "":
 			what = "program " + c.Path
 		}
-		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, strings.Join(st.Args, " "), what)
+		words := strings.Join(st.Args, " ")
+		if words == "" {
+			words = "(no command)"
+		}
+		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, words, what)
 		if c.Note != "" {
 			fmt.Fprintf(w, "  (%s)\n", c.Note)
 		}

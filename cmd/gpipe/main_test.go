@@ -32,6 +32,12 @@ func TestScripts(t *testing.T) {
 		Dir:                 "../../testscripts",
 		RequireExplicitExec: true,
 		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			// Under -race, the gpipe processes are this race-enabled
+			// binary, which would sleep a second at every exit.
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			return nil
+		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"waitfile": cmdWaitfile,
 			"gone":     cmdGone,
