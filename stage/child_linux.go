@@ -57,8 +57,7 @@ type childRing struct {
 // instead of opening the target itself.
 func blockingRedirect(st *parser.Stage) bool {
 	for _, r := range st.Redirs {
-		switch r.Op {
-		case parser.RedirRead, parser.RedirWrite, parser.RedirAppend, parser.RedirReadWrite:
+		if _, isFile := openFlags(r.Op); isFile {
 			if fi, err := os.Stat(r.Path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
 				return true
 			}
@@ -127,16 +126,8 @@ func RunChild(stderr io.Writer) int {
 // with system calls only: nothing here may start the Go runtime's poller,
 // whose descriptor a redirection could overwrite.
 func applyRaw(r parser.Redirect) error {
-	flags := 0
+	flags, isFile := openFlags(r.Op)
 	switch r.Op {
-	case parser.RedirRead:
-		flags = unix.O_RDONLY
-	case parser.RedirWrite:
-		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
-	case parser.RedirAppend:
-		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND
-	case parser.RedirReadWrite:
-		flags = unix.O_RDWR | unix.O_CREAT
 	case parser.RedirClose:
 		_ = unix.Close(r.FD)
 		return nil
@@ -145,7 +136,8 @@ func applyRaw(r parser.Redirect) error {
 			return fmt.Errorf("%d: bad file descriptor", r.DupFD)
 		}
 		return moveFD(r.DupFD, r.FD, false)
-	default:
+	}
+	if !isFile {
 		return fmt.Errorf("redirection %d is not supported", r.Op)
 	}
 	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)

@@ -56,16 +56,8 @@ func (t *fdTable) addAbove(f *os.File) int {
 // apply performs one redirection. Its error reads like bash's:
 // "out/x: no such file or directory", "9: bad file descriptor".
 func (t *fdTable) apply(r parser.Redirect) error {
-	var flag int
+	flag, isFile := openFlags(r.Op)
 	switch r.Op {
-	case parser.RedirRead:
-		flag = os.O_RDONLY
-	case parser.RedirWrite:
-		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	case parser.RedirAppend:
-		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
-	case parser.RedirReadWrite:
-		flag = os.O_RDWR | os.O_CREATE
 	case parser.RedirClose:
 		delete(t.files, r.FD)
 		t.closed[r.FD] = true
@@ -80,7 +72,8 @@ func (t *fdTable) apply(r parser.Redirect) error {
 		t.files[r.FD] = f
 		delete(t.closed, r.FD)
 		return nil
-	default:
+	}
+	if !isFile {
 		return fmt.Errorf("redirection %d is not supported", r.Op)
 	}
 	f, err := os.OpenFile(r.Path, flag, 0o666)
@@ -91,6 +84,22 @@ func (t *fdTable) apply(r parser.Redirect) error {
 	t.files[r.FD] = f
 	delete(t.closed, r.FD)
 	return nil
+}
+
+// openFlags returns how a file redirection opens its target, as bash opens
+// it; isFile is false for the operations that open nothing.
+func openFlags(op parser.RedirOp) (flags int, isFile bool) {
+	switch op {
+	case parser.RedirRead:
+		return unix.O_RDONLY, true
+	case parser.RedirWrite:
+		return unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC, true
+	case parser.RedirAppend:
+		return unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND, true
+	case parser.RedirReadWrite:
+		return unix.O_RDWR | unix.O_CREAT, true
+	}
+	return 0, false
 }
 
 // inherited returns a close-on-exec copy of descriptor fd if gpipe itself
