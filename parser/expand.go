@@ -1,7 +1,11 @@
 package parser
 
 import (
+	"errors"
+	"math"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
@@ -11,45 +15,86 @@ import (
 // subshell: words and redirection targets see the inherited environment,
 // then the assignments are made left to right, each seeing the ones before.
 // Expansions that assign (${x:=y}) touch only this stage's copy.
+//
+// The stage's arguments and assignments may not take more than argMax
+// bytes, nor more than is left of pipelineArgMax: a word that could go over
+// is refused before it is expanded, and one that does go over as it is.
 func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 	env := newStageEnv(b.cfg.Env)
 	cfg := &expand.Config{Env: env, ReadDir2: b.cfg.ReadDir}
 	st := &Stage{Pos: pos(s.Pos())}
+	// What the stage may take: argMax, unless less is left of the
+	// pipeline's budget, which then names the error.
+	budget := min(argMax, b.left)
+	overText, boundText := tooLong, couldBeLong
+	if budget < argMax {
+		overText, boundText = pipelineTooLong, pipelineCouldBeLong
+	}
+	left := budget
+	defer func() { b.left -= budget - max(left, 0) }()
 
+	var assigns []*syntax.Assign
+	var args []*syntax.Word
 	if call != nil {
-		for _, w := range call.Args {
-			fields, err := expand.Fields(cfg, w)
-			if err != nil {
-				return nil, b.errorf(w.Pos(), err.Error())
+		assigns, args = splitAssigns(call)
+		for _, w := range args {
+			assignTildes(cfg, w, false)
+			unescapeParams(w.Parts, false)
+			z := newSizer(env, left)
+			if err := b.fits(z, z.fields(w), w, boundText); err != nil {
+				return nil, err
 			}
-			st.Args = append(st.Args, fields...)
+			for field, err := range expand.FieldsSeq(cfg, w) {
+				if err != nil {
+					return nil, b.expandError(w, err)
+				}
+				field = cutNUL(field)
+				if left -= argCost(len(field)); left < 0 {
+					return nil, b.errorf(w.Pos(), overText)
+				}
+				st.Args = append(st.Args, field)
+			}
 		}
 	}
 	for _, r := range s.Redirs {
-		rs, err := b.redirect(cfg, r)
+		rs, err := b.redirect(cfg, env, left, boundText, r)
 		if err != nil {
 			return nil, err
 		}
 		st.Redirs = append(st.Redirs, rs...)
 	}
 	if call != nil {
-		for _, a := range call.Assigns {
+		for _, a := range assigns {
 			name := a.Name.Value
-			value := ""
-			if a.Value != nil {
-				v, err := expand.Literal(cfg, a.Value)
-				if err != nil {
-					return nil, b.errorf(a.Value.Pos(), err.Error())
-				}
-				value = v
-			}
-			if a.Append {
-				value = env.Get(name).String() + value
-			}
 			if a.Naked {
 				// "X" alone as an assignment only happens in declarations,
 				// which are refused; keep the variable as it is.
 				continue
+			}
+			value := ""
+			if a.Value != nil {
+				unescapeLits(a.Value, false)
+				assignTildes(cfg, a.Value, true)
+				unescapeParams(a.Value.Parts, false)
+				z := newSizer(env, left)
+				n := z.word(a.Value)
+				if a.Append {
+					n += z.varBytes(name)
+				}
+				if err := b.fits(z, n, a.Value, boundText); err != nil {
+					return nil, err
+				}
+				v, err := expand.Literal(cfg, a.Value)
+				if err != nil {
+					return nil, b.expandError(a.Value, err)
+				}
+				value = cutNUL(v)
+			}
+			if a.Append {
+				value = env.Get(name).String() + value
+			}
+			if left -= argCost(len(name) + 1 + len(value)); left < 0 {
+				return nil, b.errorf(a.Pos(), overText)
 			}
 			env.set(name, value)
 			st.Env = append(st.Env, name+"="+value)
@@ -58,8 +103,165 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 	return st, nil
 }
 
-// redirect expands one redirection into its bash meaning.
-func (b *builder) redirect(cfg *expand.Config, r *syntax.Redirect) ([]Redirect, error) {
+// splitAssigns returns the assignments of call and its words. The shell
+// parser takes "0=x" for an assignment, but bash reads a NAME=value whose
+// name is not an identifier as a word, the command name, and the
+// assignments after it as arguments: so does gpipe.
+func splitAssigns(call *syntax.CallExpr) ([]*syntax.Assign, []*syntax.Word) {
+	for i, a := range call.Assigns {
+		if a.Name == nil || syntax.ValidName(a.Name.Value) {
+			continue
+		}
+		var words []*syntax.Word
+		for _, a := range call.Assigns[i:] {
+			words = append(words, assignWord(a))
+		}
+		return call.Assigns[:i], append(words, call.Args...)
+	}
+	return call.Assigns, call.Args
+}
+
+// assignWord is assignment a written as a word.
+func assignWord(a *syntax.Assign) *syntax.Word {
+	op := "="
+	if a.Append {
+		op = "+="
+	}
+	if a.Naked {
+		op = ""
+	}
+	w := &syntax.Word{Parts: []syntax.WordPart{&syntax.Lit{ValuePos: a.Pos(), ValueEnd: a.Pos(), Value: a.Name.Value + op}}}
+	if a.Value != nil {
+		w.Parts = append(w.Parts, a.Value.Parts...)
+	}
+	return w
+}
+
+// fits refuses w with text if the bound n of its expansion is over the
+// sizer's limit, at the construct that went over.
+func (b *builder) fits(z *sizer, n int64, w *syntax.Word, text string) error {
+	if !z.over && n <= z.limit {
+		return nil
+	}
+	at := z.at
+	if !z.over || !at.IsValid() {
+		at = w.Pos()
+	}
+	return b.errorf(at, text)
+}
+
+// expandError turns an error of the expand package for word w into an
+// *Error, positioned at the parameter expansion it comes from when known.
+func (b *builder) expandError(w *syntax.Word, err error) error {
+	var unset expand.UnsetParameterError
+	if errors.As(err, &unset) && unset.Node != nil && unset.Node.Param != nil {
+		text := unset.Message
+		if text == "" {
+			// bash's words for ${x?} and ${x:?}.
+			text = "parameter not set"
+			if unset.Node.Exp != nil && unset.Node.Exp.Op == syntax.ErrorUnsetOrNull {
+				text = "parameter null or not set"
+			}
+		}
+		return b.errorf(unset.Node.Pos(), unset.Node.Param.Value+": "+text)
+	}
+	return b.errorf(w.Pos(), err.Error())
+}
+
+// unescapeLits makes the backslash escapes in the unquoted literal parts of
+// w explicit, for the words that mvdan.cc/sh/v3/expand expands as one string
+// (expand.Literal): unlike expand.Fields, it keeps a backslash written
+// outside quotes, so "A=a\ b" would give A="a\ b" where bash gives "a b".
+// Each escaped character becomes a single-quoted part of its own, which is
+// what the escape means; in a double-quoted context (the word of
+// "${x:-word}"), only \$ \` \" and \\ are escapes, as in bash. A
+// backslash-newline is removed; a lone backslash at the end stays.
+func unescapeLits(w *syntax.Word, dquote bool) {
+	if w == nil {
+		return
+	}
+	var parts []syntax.WordPart
+	changed := false
+	for _, p := range w.Parts {
+		lit, ok := p.(*syntax.Lit)
+		if !ok || !strings.Contains(lit.Value, "\\") {
+			parts = append(parts, p)
+			continue
+		}
+		changed = true
+		v := lit.Value
+		var cur strings.Builder
+		flush := func() {
+			if cur.Len() > 0 {
+				parts = append(parts, &syntax.Lit{ValuePos: lit.ValuePos, ValueEnd: lit.ValueEnd, Value: cur.String()})
+				cur.Reset()
+			}
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] != '\\' || i+1 == len(v) {
+				cur.WriteByte(v[i])
+				continue
+			}
+			_, size := utf8.DecodeRuneInString(v[i+1:])
+			next := v[i+1 : i+1+size]
+			switch {
+			case next == "\n":
+			case dquote && !strings.Contains("$`\"\\", next):
+				cur.WriteString(v[i : i+1+size])
+			default:
+				flush()
+				parts = append(parts, &syntax.SglQuoted{Left: lit.ValuePos, Right: lit.ValueEnd, Value: next})
+			}
+			i += size
+		}
+		flush()
+	}
+	if changed {
+		w.Parts = parts
+	}
+}
+
+// unescapeParams applies unescapeLits to the words inside the parameter
+// expansions among parts that expand.Literal expands: ${x:-word}, the
+// replacement of ${x/pattern/word}, at any depth. dquote says whether parts
+// are inside double quotes. Patterns need nothing: a backslash escapes in a
+// pattern as it does in the shell.
+func unescapeParams(parts []syntax.WordPart, dquote bool) {
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.DblQuoted:
+			unescapeParams(p.Parts, true)
+		case *syntax.ParamExp:
+			if p.Exp != nil && p.Exp.Word != nil {
+				unescapeLits(p.Exp.Word, dquote)
+				unescapeParams(p.Exp.Word.Parts, dquote)
+			}
+			if p.Repl != nil {
+				if p.Repl.Orig != nil {
+					unescapeParams(p.Repl.Orig.Parts, dquote)
+				}
+				if p.Repl.With != nil {
+					// bash removes every backslash escape of the
+					// replacement, even inside double quotes.
+					unescapeLits(p.Repl.With, false)
+					unescapeParams(p.Repl.With.Parts, dquote)
+				}
+			}
+		}
+	}
+}
+
+// cutNUL ends s at its first NUL byte, as bash's C strings do: no
+// argument, environment string or path can hold one.
+func cutNUL(s string) string {
+	s, _, _ = strings.Cut(s, "\x00")
+	return s
+}
+
+// redirect expands one redirection into its bash meaning. left is what is
+// left of the stage's budget, which bounds the target's expansion, and
+// boundText the error should it not.
+func (b *builder) redirect(cfg *expand.Config, env *stageEnv, left int64, boundText string, r *syntax.Redirect) ([]Redirect, error) {
 	fd := -1
 	if r.N != nil {
 		n, err := strconv.Atoi(r.N.Value)
@@ -68,12 +270,28 @@ func (b *builder) redirect(cfg *expand.Config, r *syntax.Redirect) ([]Redirect, 
 		}
 		fd = n
 	}
-	fields, err := expand.Fields(cfg, r.Word)
-	if err != nil {
-		return nil, b.errorf(r.Word.Pos(), err.Error())
+	if r.Op == syntax.DplIn || r.Op == syntax.DplOut {
+		if err := b.dashWord(r); err != nil {
+			return nil, err
+		}
+	}
+	unescapeParams(r.Word.Parts, false)
+	z := newSizer(env, left)
+	if err := b.fits(z, z.fields(r.Word), r.Word, boundText); err != nil {
+		return nil, err
+	}
+	var fields []string
+	for field, err := range expand.FieldsSeq(cfg, r.Word) {
+		if err != nil {
+			return nil, b.expandError(r.Word, err)
+		}
+		if fields = append(fields, cutNUL(field)); len(fields) > 1 {
+			break
+		}
 	}
 	if len(fields) != 1 {
-		return nil, b.errorf(r.Word.Pos(), "ambiguous redirect")
+		// bash names the word as written: "$F: ambiguous redirect".
+		return nil, b.errorf(r.Word.Pos(), printWord(r.Word)+": ambiguous redirect")
 	}
 	target := fields[0]
 	at := pos(r.Pos())
@@ -117,8 +335,7 @@ func (b *builder) redirect(cfg *expand.Config, r *syntax.Redirect) ([]Redirect, 
 		if len(num) > 1 && num[len(num)-1] == '-' {
 			move, num = true, num[:len(num)-1]
 		}
-		src, err := strconv.Atoi(num)
-		if err != nil || src < 0 {
+		if !allDigits(num) {
 			if r.Op == syntax.DplOut && r.N == nil {
 				// bash reads ">&word" as "&>word" when word is not a number.
 				return []Redirect{
@@ -128,13 +345,61 @@ func (b *builder) redirect(cfg *expand.Config, r *syntax.Redirect) ([]Redirect, 
 			}
 			return nil, b.errorf(r.Word.Pos(), target+": ambiguous redirect")
 		}
+		src, err := strconv.Atoi(num)
+		if err != nil || src > maxFD {
+			return nil, b.errorf(r.Word.Pos(), "file descriptor "+num+" is out of range")
+		}
 		rs := []Redirect{{Pos: at, FD: fd, Op: RedirDup, DupFD: src}}
-		if move {
+		if move && src != fd {
+			// "n>&m-" moves m to n; moving a descriptor onto itself
+			// leaves it open, as in bash.
 			rs = append(rs, Redirect{Pos: at, FD: src, Op: RedirClose})
 		}
 		return rs, nil
 	}
 	return nil, b.errorf(r.Pos(), "redirection `"+r.Op.String()+"` is not supported")
+}
+
+// maxFD is the largest descriptor number a redirection may name: bash reads
+// a larger number before a redirection operator as an ordinary word.
+const maxFD = math.MaxInt32
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// dashWord refuses ">&-x": bash's lexer reads ">&-" as one operator, so
+// the descriptor is closed and "x" becomes an argument of the command, which
+// the syntax tree cannot express. A quoted "-x" is a file name, as in bash.
+func (b *builder) dashWord(r *syntax.Redirect) error {
+	lit, ok := r.Word.Parts[0].(*syntax.Lit)
+	if !ok || !strings.HasPrefix(lit.Value, "-") || (lit.Value == "-" && len(r.Word.Parts) == 1) {
+		return nil
+	}
+	op := r.Op.String()
+	if r.N != nil {
+		op = r.N.Value + op
+	}
+	word := printWord(r.Word)
+	return b.errorf(r.Pos(), "bash reads `"+op+word+"` as `"+op+"-` followed by the argument `"+word[1:]+
+		"`; write `"+op+"- "+word[1:]+"` if that is what you mean, or quote the file name")
+}
+
+// printWord is w as written, give or take the spacing.
+func printWord(w *syntax.Word) string {
+	var sb strings.Builder
+	if err := syntax.NewPrinter().Print(&sb, w); err != nil {
+		return "word"
+	}
+	return sb.String()
 }
 
 // stageEnv is a stage's private, writable view of the environment.
@@ -143,8 +408,13 @@ type stageEnv struct {
 	own  map[string]expand.Variable
 }
 
+// newStageEnv starts from pairs, each cut at a NUL byte should it hold one.
 func newStageEnv(pairs []string) *stageEnv {
-	return &stageEnv{base: expand.ListEnviron(pairs...), own: map[string]expand.Variable{}}
+	clean := make([]string, len(pairs))
+	for i, p := range pairs {
+		clean[i] = cutNUL(p)
+	}
+	return &stageEnv{base: expand.ListEnviron(clean...), own: map[string]expand.Variable{}}
 }
 
 func (e *stageEnv) Get(name string) expand.Variable {
@@ -168,7 +438,10 @@ func (e *stageEnv) Each(f func(string, expand.Variable) bool) {
 	}
 }
 
+// Set is how expansions assign (${x:=y}, $((x=1))); like bash, it cuts a
+// value at its first NUL byte (${x@E} can make one).
 func (e *stageEnv) Set(name string, v expand.Variable) error {
+	v.Str = cutNUL(v.Str)
 	e.own[name] = v
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"mvdan.cc/sh/v3/syntax"
 )
@@ -29,17 +30,22 @@ const runHint = "; run it as a stage: sh -c '…'"
 // every word expanded. name is used in positions ("spec" for an inline spec).
 // A problem in the source is returned as an *Error.
 func Parse(name, src string, cfg Config) (*Graph, error) {
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), name)
+	if i := strings.IndexByte(src, 0); i >= 0 {
+		// No argument can hold one, and the shell parser drops it.
+		return nil, &Error{Name: name, Pos: posAt(src, i), Text: "a NUL byte in the source is not allowed"}
+	}
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(true)).Parse(strings.NewReader(src), name)
 	if err != nil {
 		return nil, fromSyntaxError(name, err)
 	}
 	if len(f.Stmts) == 0 {
 		return nil, &Error{Name: name, Pos: Pos{1, 1}, Text: "empty spec: nothing to run"}
 	}
-	if err := checkSupported(name, f); err != nil {
+	if err := checkSupported(name, src, f); err != nil {
 		return nil, err
 	}
-	b := &builder{name: name, cfg: cfg, g: &Graph{Name: name}}
+	splitDigitParams(f)
+	b := &builder{name: name, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax}
 	if err := b.pipeline(f.Stmts[0]); err != nil {
 		return nil, err
 	}
@@ -67,35 +73,151 @@ func pos(p syntax.Pos) Pos {
 	return Pos{Line: int(p.Line()), Col: int(p.Col())}
 }
 
-// checkSupported refuses, at the first offending position in the source,
-// anything that is not a pipeline of simple commands.
-func checkSupported(name string, f *syntax.File) error {
+// posAt is the position of byte offset i of src.
+func posAt(src string, i int) Pos {
+	return Pos{Line: 1 + strings.Count(src[:i], "\n"), Col: i - strings.LastIndexByte(src[:i], '\n')}
+}
+
+// checkSupported refuses anything that is not a pipeline of simple
+// commands, at the offending construct that comes first in the source.
+func checkSupported(name, src string, f *syntax.File) error {
+	var at Pos
+	atOffset := uint(0)
+	what := ""
+	consider := func(p syntax.Pos, text string) {
+		if what == "" || p.Offset() < atOffset {
+			at, atOffset, what = pos(p), p.Offset(), text
+		}
+	}
+	if cr, text := lexicalTrap(src, f); cr >= 0 {
+		at, atOffset, what = posAt(src, cr), uint(cr), text
+	}
 	if len(f.Stmts) > 1 {
 		first := f.Stmts[0]
-		at, what := f.Stmts[1].Pos(), "a second command"
-		if first.Semicolon.IsValid() && !first.Background {
-			at, what = first.Semicolon, "`;`"
+		switch {
+		case first.Background:
+			consider(first.Semicolon, "`&` (a background job) is not part of a pipeline"+runHint)
+		case first.Semicolon.IsValid():
+			consider(first.Semicolon, "`;` is not part of a pipeline"+runHint)
+		default:
+			consider(f.Stmts[1].Pos(), "a second command is not part of a pipeline"+runHint)
 		}
-		if first.Background {
-			at, what = first.Semicolon, "`&` (a background job)"
-		}
-		return &Error{Name: name, Pos: pos(at), Text: what + " is not part of a pipeline" + runHint}
 	}
-	var found *Error
 	syntax.Walk(f, func(n syntax.Node) bool {
-		if found != nil || n == nil {
+		if n == nil {
 			return false
 		}
-		if at, what := unsupported(n); what != "" {
-			found = &Error{Name: name, Pos: pos(at), Text: what}
-			return false
+		if p, text := unsupported(n); text != "" {
+			consider(p, text)
 		}
 		return true
 	})
-	if found != nil {
-		return found
+	if what != "" {
+		return &Error{Name: name, Pos: at, Text: what}
 	}
 	return nil
+}
+
+// lexicalTrap returns the offset of the first byte of src that the shell
+// parser does not read as bash does, and why, or -1. Rather than run
+// something else than bash would, gpipe refuses those:
+//
+//   - a carriage return outside quotes and comments, which it reads as a
+//     blank ("a\rb" is two words for it, one for bash), and "\\\r\n" as a
+//     line continuation;
+//   - a carriage return before a newline, which it drops even inside quotes;
+//   - a line continuation right after "$" outside single quotes, after which
+//     it loses or misreads the parameter ("x$\\\n1a" is "x$" for it);
+//   - a backslash ending a comment, which it takes for a line continuation
+//     that joins the next line to the command before the comment (refused
+//     also before trailing blanks and at the end of the source, which a
+//     printer may turn into that).
+func lexicalTrap(src string, f *syntax.File) (int, string) {
+	if !strings.ContainsAny(src, "\r\\") {
+		return -1, ""
+	}
+	quoted := make([]bool, len(src))  // in single or double quotes
+	single := make([]bool, len(src))  // in single quotes, where "\\" is literal
+	comment := make([]bool, len(src)) // in a comment
+	joining := make([]bool, len(src)) // a backslash that ends a comment
+	mark := func(in []bool, start, end uint) {
+		for i := start; i < end && i < uint(len(src)); i++ {
+			in[i] = true
+		}
+	}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n.(type) {
+		case *syntax.SglQuoted:
+			mark(quoted, n.Pos().Offset(), n.End().Offset())
+			mark(single, n.Pos().Offset(), n.End().Offset())
+		case *syntax.DblQuoted:
+			mark(quoted, n.Pos().Offset(), n.End().Offset())
+		case *syntax.Comment:
+			// To the end of the line: a comment ends at the newline.
+			start := n.Pos().Offset()
+			end := uint(len(src))
+			if i := strings.IndexByte(src[start:], '\n'); i >= 0 {
+				end = start + uint(i)
+			}
+			mark(comment, start, end)
+			// Blanks after the backslash do not count: printers drop them.
+			text := strings.TrimRightFunc(src[start:end], unicode.IsSpace)
+			if n := len(text) - len(strings.TrimRight(text, `\`)); n%2 == 1 {
+				joining[start+uint(len(text))-1] = true
+			}
+		}
+		return n != nil
+	})
+	escaped := func(i int) bool { // by an odd number of backslashes
+		n := 0
+		for j := i - 1; j >= 0 && src[j] == '\\' && !single[j]; j-- {
+			n++
+		}
+		return n%2 == 1
+	}
+	for i := 0; i < len(src); i++ {
+		switch {
+		case joining[i]:
+			return i, "a backslash at the end of a comment is not supported (the shell parser reads it as a line continuation, bash does not); remove it"
+		case comment[i]:
+		case src[i] == '\r' && !quoted[i]:
+			return i, "a carriage return outside quotes is not supported (CRLF line endings?); quote it or remove it"
+		case src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n':
+			return i, "a carriage return before a newline is not supported (CRLF line endings?); write it as $'\\r' or remove it"
+		case src[i] == '$' && !single[i] && strings.HasPrefix(src[i+1:], "\\\n") && !escaped(i):
+			return i, "a line continuation right after `$` is not supported; join the lines"
+		}
+	}
+	return -1, ""
+}
+
+// splitDigitParams makes "$12" read as bash reads it, "$1" then "2". The
+// shell parser does so too, except after a line continuation: it reads
+// "$\<newline>12" as one parameter named 12.
+func splitDigitParams(f *syntax.File) {
+	split := func(parts []syntax.WordPart) []syntax.WordPart {
+		for i := 0; i < len(parts); i++ {
+			pe, ok := parts[i].(*syntax.ParamExp)
+			if !ok || !pe.Short || pe.Param == nil || len(pe.Param.Value) < 2 || !allDigits(pe.Param.Value) {
+				continue
+			}
+			v := pe.Param.Value
+			first := *pe
+			first.Param = &syntax.Lit{ValuePos: pe.Param.ValuePos, ValueEnd: pe.Param.ValueEnd, Value: v[:1]}
+			rest := &syntax.Lit{ValuePos: pe.Param.ValuePos, ValueEnd: pe.Param.ValueEnd, Value: v[1:]}
+			parts = append(parts[:i], append([]syntax.WordPart{&first, rest}, parts[i+1:]...)...)
+		}
+		return parts
+	}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.Word:
+			n.Parts = split(n.Parts)
+		case *syntax.DblQuoted:
+			n.Parts = split(n.Parts)
+		}
+		return true
+	})
 }
 
 // unsupported says whether n is outside what gpipe runs, and why.
@@ -127,6 +249,9 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 		}
 		return n.Pos(), "a while loop is not a pipeline stage" + runHint
 	case *syntax.ForClause:
+		if n.Select {
+			return n.Pos(), "a select loop is not a pipeline stage" + runHint
+		}
 		return n.Pos(), "a for loop is not a pipeline stage" + runHint
 	case *syntax.CaseClause:
 		return n.Pos(), "a case statement is not a pipeline stage" + runHint
@@ -165,8 +290,48 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 			return n.Pos(), "a here-string `<<<` is not supported yet" + runHint
 		}
 		if n.N != nil {
-			if _, err := strconv.Atoi(n.N.Value); err != nil {
-				return n.Pos(), "a named descriptor `{" + n.N.Value + "}` is not supported"
+			if strings.HasPrefix(n.N.Value, "{") {
+				return n.Pos(), "a named descriptor `" + n.N.Value + "` is not supported"
+			}
+			if fd, err := strconv.Atoi(n.N.Value); err != nil || fd > maxFD {
+				return n.Pos(), "file descriptor " + n.N.Value + " is out of range"
+			}
+		}
+	case *syntax.UnaryArithm:
+		// The shell parser takes "--0" for a decrement of a variable named
+		// 0, where bash, which expands first, reads "- -0".
+		if w, ok := n.X.(*syntax.Word); ok && (n.Op == syntax.Inc || n.Op == syntax.Dec) && !syntax.ValidName(w.Lit()) {
+			sign := n.Op.String()[:1]
+			return n.OpPos, "`" + n.Op.String() + "` needs a variable name; for two signs, write `" + sign + " " + sign + "`"
+		}
+	case *syntax.BinaryArithm:
+		switch n.Op {
+		case syntax.Assgn, syntax.AddAssgn, syntax.SubAssgn, syntax.MulAssgn, syntax.QuoAssgn,
+			syntax.RemAssgn, syntax.AndAssgn, syntax.OrAssgn, syntax.XorAssgn, syntax.ShlAssgn, syntax.ShrAssgn:
+			if w, ok := n.X.(*syntax.Word); ok && !syntax.ValidName(w.Lit()) {
+				return n.OpPos, "`" + n.Op.String() + "` needs a variable name on its left (gpipe has no arrays)"
+			}
+		}
+	case *syntax.ParamExp:
+		if n.Exp != nil && n.Exp.Op == syntax.OtherParamOps {
+			// The shell parser checks the operator's first token only:
+			// it takes "${x@A$}" in double quotes, which expand panics on.
+			if w := n.Exp.Word; w == nil || !strings.Contains("QEaAPUuLKk", w.Lit()) || len(w.Lit()) != 1 {
+				at, op := n.Pos(), ""
+				if w != nil {
+					at, op = w.Pos(), printWord(w)
+				}
+				return at, "invalid @ expansion operator `" + op + "`"
+			}
+		}
+		if n.Exp != nil && (n.Exp.Op == syntax.AssignUnset || n.Exp.Op == syntax.AssignUnsetOrNull) {
+			switch {
+			case n.Param == nil:
+			case n.Index != nil:
+				// gpipe has no arrays: they are refused in assignments too.
+				return n.Pos(), "assigning an array element in an expansion is not supported"
+			case !syntax.ValidName(n.Param.Value):
+				return n.Pos(), "$" + n.Param.Value + ": cannot assign in this way"
 			}
 		}
 	}
@@ -178,6 +343,7 @@ type builder struct {
 	name string
 	cfg  Config
 	g    *Graph
+	left int64 // what is left of pipelineArgMax
 }
 
 func (b *builder) errorf(at syntax.Pos, text string) error {
