@@ -44,9 +44,16 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 			if err := b.fits(z, z.fields(w), w, boundText); err != nil {
 				return nil, err
 			}
+			unquoted := !hasQuotes(w)
 			for field, err := range expand.FieldsSeq(cfg, w) {
 				if err != nil {
 					return nil, b.expandError(w, err)
+				}
+				if unquoted && field == "" {
+					// bash removes an empty field of a word with no
+					// quotes in it, such as the first alternative of
+					// {,x}; the expander keeps it.
+					continue
 				}
 				field = cutNUL(field)
 				if left -= argCost(len(field)); left < 0 {
@@ -417,7 +424,19 @@ func newStageEnv(pairs []string) *stageEnv {
 	return &stageEnv{base: expand.ListEnviron(clean...), own: map[string]expand.Variable{}}
 }
 
+// noPositional is what $@, $* and $# see: gpipe, like "bash -c SPEC" with
+// no further arguments, has no positional parameters, so "$@" expands to no
+// word at all rather than to one empty word.
+var noPositional = map[string]expand.Variable{
+	"@": {Set: true, Kind: expand.Indexed, List: []string{}}, // non-nil: no word
+	"*": {Set: true, Kind: expand.Indexed, List: []string{}},
+	"#": {Set: true, Kind: expand.String, Str: "0"},
+}
+
 func (e *stageEnv) Get(name string) expand.Variable {
+	if v, ok := noPositional[name]; ok {
+		return v
+	}
 	if v, ok := e.own[name]; ok {
 		return v
 	}
@@ -448,4 +467,16 @@ func (e *stageEnv) Set(name string, v expand.Variable) error {
 
 func (e *stageEnv) set(name, value string) {
 	e.own[name] = expand.Variable{Set: true, Exported: true, Kind: expand.String, Str: value}
+}
+
+// hasQuotes reports whether any part of w is quoted: only such a word can
+// expand to an empty field that bash keeps ("" or ” or "$EMPTY").
+func hasQuotes(w *syntax.Word) bool {
+	for _, p := range w.Parts {
+		switch p.(type) {
+		case *syntax.SglQuoted, *syntax.DblQuoted:
+			return true
+		}
+	}
+	return false
 }

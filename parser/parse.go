@@ -313,6 +313,13 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 			}
 		}
 	case *syntax.ParamExp:
+		if n.Repl != nil && n.Repl.Orig != nil && len(n.Repl.Orig.Parts) > 0 {
+			if lit, ok := n.Repl.Orig.Parts[0].(*syntax.Lit); ok && (strings.HasPrefix(lit.Value, "#") || strings.HasPrefix(lit.Value, "%")) {
+				// The expander reads the anchor as part of the pattern,
+				// and a silently different result is worse than none.
+				return n.Pos(), "anchored substitution `${name/" + lit.Value[:1] + "pattern/…}` is not supported" + runHint
+			}
+		}
 		if n.Exp != nil && n.Exp.Op == syntax.OtherParamOps {
 			// The shell parser checks the operator's first token only:
 			// it takes "${x@A$}" in double quotes, which expand panics on.

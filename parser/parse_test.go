@@ -37,6 +37,8 @@ var parseTests = []struct {
 }{
 	// Pipeline shapes.
 	{"one", "seq 1 100", []Stage{{Args: l("seq", "1", "100")}}, nil},
+	{"empty brace alternative", `echo {,x} ""{,y} z{,}`, []Stage{{Args: l("echo", "x", "", "y", "z", "z")}}, nil},
+	{"no positional parameters", `printf "$@" x $@ "$*" $# "a$@b" ${X/\#/-}`, []Stage{{Args: l("printf", "x", "", "0", "ab", "x", "y")}}, nil},
 	{"three", "seq 1 100 | grep 7 | wc -l",
 		[]Stage{{Args: l("seq", "1", "100")}, {Args: l("grep", "7")}, {Args: l("wc", "-l")}},
 		[]Edge{edge(0, 1), edge(1, 2)}},
@@ -71,8 +73,8 @@ var parseTests = []struct {
 	{"escapes in expansion words",
 		`echo ${U:-\$X} "${U:-\$X}" ${U:-a\\b} "${U:-a\\b}" ${X/x/\\} "${X/x/\\}" "${X/x/\*}" ${U:-\"} "${U:-\"}" "${U:-a\ b}" ${U:-\~}`,
 		[]Stage{{Args: l("echo", "$X", "$X", `a\b`, `a\b`, `\`, "y", `\ y`, "* y", `"`, `"`, `a\ b`, "~")}}, nil},
-	{"special parameters are unset", `echo $# $? $$ $0 $1 $@ "$*" ${LINENO}`,
-		[]Stage{{Args: l("echo", "", "1")}}, nil},
+	{"special parameters are unset, but no positional ones: $# is 0", `echo $# $? $$ $0 $1 $@ "$*" ${LINENO}`,
+		[]Stage{{Args: l("echo", "0", "", "1")}}, nil},
 
 	// Arithmetic.
 	{"arithmetic", `echo $((1 + 2)) $((N * N)) $(( (1<<4) | 1 )) $((-7 / 2)) $((7 % -3)) $((2**10)) $((N > 2 ? 10 : 20)) $((UNSET + 1))`,
@@ -364,6 +366,8 @@ var errorCases = []struct{ src, want string }{
 
 	// Substitutions, here-documents.
 	{"echo $(ls)", "spec:1:6: command substitution `$(…)` is not supported" + hint},
+	{"echo ${X/#x/y}", "spec:1:6: anchored substitution `${name/#pattern/…}` is not supported" + hint},
+	{`echo "${X/%y/z}"`, "spec:1:7: anchored substitution `${name/%pattern/…}` is not supported" + hint},
 	{`echo "a $(ls)"`, "spec:1:9: command substitution `$(…)` is not supported" + hint},
 	{"echo `ls`", "spec:1:6: command substitution `$(…)` is not supported" + hint},
 	{"echo \"x`ls`\"", "spec:1:8: command substitution `$(…)` is not supported" + hint},
