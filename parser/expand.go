@@ -469,14 +469,17 @@ func (e *stageEnv) set(name, value string) {
 	e.own[name] = expand.Variable{Set: true, Exported: true, Kind: expand.String, Str: value}
 }
 
-// hasQuotes reports whether any part of w is quoted: only such a word can
-// expand to an empty field that bash keeps ("" or ” or "$EMPTY").
+// hasQuotes reports whether any part of w, nested ones included
+// (${U:-""}), is quoted: only such a word can expand to an empty field that
+// bash keeps.
 func hasQuotes(w *syntax.Word) bool {
-	for _, p := range w.Parts {
-		switch p.(type) {
+	quoted := false
+	syntax.Walk(w, func(n syntax.Node) bool {
+		switch n.(type) {
 		case *syntax.SglQuoted, *syntax.DblQuoted:
-			return true
+			quoted = true
 		}
-	}
-	return false
+		return !quoted
+	})
+	return quoted
 }

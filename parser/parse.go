@@ -313,6 +313,11 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 			}
 		}
 	case *syntax.ParamExp:
+		assigns := n.Exp != nil && (n.Exp.Op == syntax.AssignUnset || n.Exp.Op == syntax.AssignUnsetOrNull)
+		if n.Param != nil && (n.Param.Value == "@" || n.Param.Value == "*") && n.Index == nil && !assigns &&
+			(n.Exp != nil || n.Repl != nil || n.Slice != nil || n.Excl) {
+			return n.Pos(), "an operator on `$" + n.Param.Value + "` is not supported: gpipe has no positional parameters"
+		}
 		if n.Repl != nil && n.Repl.Orig != nil && len(n.Repl.Orig.Parts) > 0 {
 			if lit, ok := n.Repl.Orig.Parts[0].(*syntax.Lit); ok && (strings.HasPrefix(lit.Value, "#") || strings.HasPrefix(lit.Value, "%")) {
 				// The expander reads the anchor as part of the pattern,

@@ -37,7 +37,7 @@ var parseTests = []struct {
 }{
 	// Pipeline shapes.
 	{"one", "seq 1 100", []Stage{{Args: l("seq", "1", "100")}}, nil},
-	{"empty brace alternative", `echo {,x} ""{,y} z{,}`, []Stage{{Args: l("echo", "x", "", "y", "z", "z")}}, nil},
+	{"empty brace alternative", `echo {,x} ""{,y} z{,} "${EMPTY:-}" ${EMPTY:-}`, []Stage{{Args: l("echo", "x", "", "y", "z", "z", "")}}, nil},
 	{"no positional parameters", `printf "$@" x $@ "$*" $# "a$@b" ${X/\#/-}`, []Stage{{Args: l("printf", "x", "", "0", "ab", "x", "y")}}, nil},
 	{"three", "seq 1 100 | grep 7 | wc -l",
 		[]Stage{{Args: l("seq", "1", "100")}, {Args: l("grep", "7")}, {Args: l("wc", "-l")}},
@@ -367,6 +367,8 @@ var errorCases = []struct{ src, want string }{
 	// Substitutions, here-documents.
 	{"echo $(ls)", "spec:1:6: command substitution `$(…)` is not supported" + hint},
 	{"echo ${X/#x/y}", "spec:1:6: anchored substitution `${name/#pattern/…}` is not supported" + hint},
+	{`echo "${@:-x}"`, "spec:1:7: an operator on `$@` is not supported: gpipe has no positional parameters"},
+	{`echo ${*/a/b}`, "spec:1:6: an operator on `$*` is not supported: gpipe has no positional parameters"},
 	{`echo "${X/%y/z}"`, "spec:1:7: anchored substitution `${name/%pattern/…}` is not supported" + hint},
 	{`echo "a $(ls)"`, "spec:1:9: command substitution `$(…)` is not supported" + hint},
 	{"echo `ls`", "spec:1:6: command substitution `$(…)` is not supported" + hint},
