@@ -14,6 +14,7 @@ type discardSink struct {
 func (d *discardSink) Reserve(int) ([]byte, error) { return d.buf, nil }
 func (d *discardSink) Commit(n int)                { d.n += n }
 func (d *discardSink) Close() error                { return nil }
+func (d *discardSink) Flush() error                { return nil }
 func (d *discardSink) MaxReserve() int             { return len(d.buf) / 2 }
 
 // BenchmarkFilterLiteral filters the lines 1..1000000 for "7", the

@@ -68,7 +68,8 @@ const (
 	TransportAuto Transport = iota // chosen by plumbing
 	TransportPipe                  // anonymous pipe
 	TransportFIFO                  // named FIFO
-	TransportShm                   // shared-memory ring
+	TransportShm                   // shared-memory ring between processes
+	TransportMem                   // in-process ring between builtins run by gpipe itself
 )
 
 func (t Transport) String() string {
@@ -81,6 +82,8 @@ func (t Transport) String() string {
 		return "fifo"
 	case TransportShm:
 		return "shm"
+	case TransportMem:
+		return "mem"
 	}
 	return fmt.Sprintf("Transport(%d)", int(t))
 }

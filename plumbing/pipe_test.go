@@ -107,15 +107,21 @@ func TestChoose(t *testing.T) {
 			{From: parser.Port{Stage: 1, FD: 1}, To: parser.Port{Stage: 2, FD: 0}},
 		},
 	}
-	gen, grep, sink := StageInfo{"gen", true, ""}, StageInfo{"grep", false, "is an external program"}, StageInfo{"sink", true, ""}
-	filter := StageInfo{"filter", true, ""}
+	gen, sink := StageInfo{Name: "gen", Rings: true, InProcess: true}, StageInfo{Name: "sink", Rings: true, InProcess: true}
+	grep := StageInfo{Name: "grep", Why: "is an external program"}
+	filter := StageInfo{Name: "filter", Rings: true, InProcess: true}
+	isoFilter := StageInfo{Name: "filter", Rings: true}
 	tests := []struct {
 		stages   []StageInfo
 		override parser.Transport
 		want     string
 	}{
 		{[]StageInfo{gen, grep, sink}, parser.TransportAuto, "[{pipe grep is an external program} {pipe grep is an external program}]"},
-		{[]StageInfo{gen, filter, sink}, parser.TransportAuto, "[{shm builtin → builtin} {shm builtin → builtin}]"},
+		{[]StageInfo{gen, filter, sink}, parser.TransportAuto, "[{mem builtin → builtin in one process} {mem builtin → builtin in one process}]"},
+		{[]StageInfo{gen, isoFilter, sink}, parser.TransportAuto, "[{shm builtin → builtin in separate processes} {shm builtin → builtin in separate processes}]"},
+		{[]StageInfo{gen, filter, sink}, parser.TransportShm, "[{shm asked for} {shm asked for}]"},
+		{[]StageInfo{gen, isoFilter, sink}, parser.TransportMem, "edge 1 (gen → filter): transport mem needs builtins inside gpipe at both ends, and filter runs in a process of its own"},
+		{[]StageInfo{gen, grep, sink}, parser.TransportMem, "edge 1 (gen → grep): transport mem needs builtins inside gpipe at both ends, and grep is an external program"},
 		{[]StageInfo{gen, filter, sink}, parser.TransportPipe, "[{pipe asked for} {pipe asked for}]"},
 		{[]StageInfo{gen, grep, sink}, parser.TransportFIFO, "[{fifo asked for} {fifo asked for}]"},
 		{[]StageInfo{gen, grep, sink}, parser.TransportShm, "edge 1 (gen → grep): transport shm needs builtins at both ends, and grep is an external program"},
@@ -138,8 +144,8 @@ func TestPlanTransports(t *testing.T) {
 		Stages: []*parser.Stage{{ID: 0}, {ID: 1}},
 		Edges:  []*parser.Edge{{From: parser.Port{Stage: 0, FD: 1}, To: parser.Port{Stage: 1, FD: 0}}},
 	}
-	builtins := []StageInfo{{"a", true, ""}, {"b", true, ""}}
-	for _, tr := range []parser.Transport{parser.TransportPipe, parser.TransportFIFO, parser.TransportShm} {
+	builtins := []StageInfo{{Name: "a", Rings: true, InProcess: true}, {Name: "b", Rings: true, InProcess: true}}
+	for _, tr := range []parser.Transport{parser.TransportPipe, parser.TransportFIFO, parser.TransportShm, parser.TransportMem} {
 		p, err := New(g, builtins, Options{Transport: tr, RingSize: 4096})
 		if err != nil {
 			t.Fatalf("%v: %v", tr, err)
@@ -159,6 +165,10 @@ func TestPlanTransports(t *testing.T) {
 			rw.Close()
 			got, _ = io.ReadAll(rr)
 			rr.Close()
+		} else if tr == parser.TransportMem {
+			p.Take(0)[0].Writer.Write([]byte("through " + tr.String()))
+			w.Close()
+			got, _ = io.ReadAll(r.Reader)
 		} else {
 			w.File.Write([]byte("through " + tr.String()))
 			p.Release(0)

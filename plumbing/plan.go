@@ -15,14 +15,15 @@ import (
 // chooses automatically, with the default sizes.
 type Options struct {
 	// Transport overrides the choice for every edge: TransportPipe,
-	// TransportFIFO or TransportShm. TransportAuto chooses per edge.
+	// TransportFIFO, TransportShm or TransportMem. TransportAuto chooses
+	// per edge.
 	Transport parser.Transport
 
 	// PipeSize is the capacity asked for on each pipe; 0 means
 	// DefaultPipeSize, a negative value leaves the kernel's default.
 	PipeSize int
 
-	// RingSize is the data capacity of each shm ring; 0 means
+	// RingSize is the data capacity of each ring, shm or mem; 0 means
 	// DefaultRingSize.
 	RingSize int
 }
@@ -31,9 +32,13 @@ type Options struct {
 // transports of its edges.
 type StageInfo struct {
 	Name string // how reasons name it: "grep"
-	// Rings says the stage reads and writes shm rings on its edges: a
+	// Rings says the stage reads and writes rings on its edges: a
 	// builtin whose edges' descriptors no redirection touches.
 	Rings bool
+	// InProcess says the stage is a builtin that runs inside gpipe, as a
+	// goroutine, rather than as a process of its own: two such stages are
+	// joined by mem rings, two builtins otherwise by shm rings.
+	InProcess bool
 	// Why, when Rings is false, says why not, after the name: "is an
 	// external program".
 	Why string
@@ -52,11 +57,14 @@ type Choice struct {
 
 // Choose picks the transport of every edge of g, in the order of
 // g.Edges, without creating anything:
-//   - builtin → builtin: shm ring (one copy per edge, no system call while
-//     data flows);
+//   - builtin → builtin, both inside gpipe: mem ring (ordinary memory, no
+//     system call while data flows);
+//   - builtin → builtin, either in a process of its own: shm ring (one copy
+//     per edge, no system call while data flows);
 //   - an edge with an external program at either end: anonymous pipe, so
 //     that gpipe stays out of the data path;
-//   - opts.Transport overrides, where it can: shm needs rings at both ends.
+//   - opts.Transport overrides, where it can: shm needs rings at both ends,
+//     mem rings inside gpipe at both ends.
 func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]Choice, error) {
 	choices := make([]Choice, len(g.Edges))
 	for i, e := range g.Edges {
@@ -78,10 +86,24 @@ func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]C
 				}
 			}
 			choices[i] = Choice{parser.TransportShm, "asked for"}
+		case parser.TransportMem:
+			for _, s := range []StageInfo{from, to} {
+				why := s.Why
+				if s.Rings && !s.InProcess {
+					why = "runs in a process of its own"
+				}
+				if !s.Rings || !s.InProcess {
+					return nil, &TransportError{fmt.Sprintf("edge %d (%s → %s): transport mem needs builtins inside gpipe at both ends, and %s %s",
+						i+1, from.Name, to.Name, s.Name, why)}
+				}
+			}
+			choices[i] = Choice{parser.TransportMem, "asked for"}
 		case parser.TransportAuto:
 			switch {
+			case from.Rings && to.Rings && from.InProcess && to.InProcess:
+				choices[i] = Choice{parser.TransportMem, "builtin → builtin in one process"}
 			case from.Rings && to.Rings:
-				choices[i] = Choice{parser.TransportShm, "builtin → builtin"}
+				choices[i] = Choice{parser.TransportShm, "builtin → builtin in separate processes"}
 			case !from.Rings:
 				choices[i] = Choice{parser.TransportPipe, from.Name + " " + from.Why}
 			default:
@@ -105,11 +127,14 @@ type Plan struct {
 }
 
 // End is what one edge gives one stage at descriptor FD: a file (a pipe or
-// FIFO end), or a ring.
+// FIFO end), a shm ring's descriptors, or one side of a mem ring. Exactly
+// one of File, Ring, Writer and Reader is set.
 type End struct {
-	FD   int
-	File *os.File // a pipe or FIFO end; nil for a ring
-	Ring *RingEnd // nil for a file
+	FD     int
+	File   *os.File    // a pipe or FIFO end
+	Ring   *RingEnd    // a shm ring
+	Writer *RingWriter // a mem ring's writing side
+	Reader *RingReader // a mem ring's reading side
 }
 
 // RingEnd is one side of a ring: its memory and that side's socket.
@@ -118,9 +143,16 @@ type RingEnd struct {
 	Writer    bool // the producing side
 }
 
-func (e End) close() error {
-	if e.Ring != nil {
+// Close releases the end: for a ring side that a stage never used, the
+// peer then sees EOF or a broken pipe.
+func (e End) Close() error {
+	switch {
+	case e.Ring != nil:
 		return errors.Join(e.Ring.Mem.Close(), e.Ring.Sock.Close())
+	case e.Writer != nil:
+		return e.Writer.Close()
+	case e.Reader != nil:
+		return e.Reader.Close()
 	}
 	return e.File.Close()
 }
@@ -154,6 +186,12 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 			}
 		case parser.TransportShm:
 			from.Ring, to.Ring, err = ringEnds(opts.RingSize)
+		case parser.TransportMem:
+			size := opts.RingSize
+			if size == 0 {
+				size = DefaultRingSize
+			}
+			from.Writer, to.Reader, err = NewMemRing(size)
 		}
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
@@ -223,13 +261,21 @@ func ringEnds(size int) (w, r *RingEnd, err error) {
 // by the plan.
 func (p *Plan) Ends(i int) []End { return p.ends[i] }
 
+// Take hands stage i's ends over to the caller, who closes them: an
+// in-process stage keeps its ring sides for its whole run.
+func (p *Plan) Take(i int) []End {
+	ends := p.ends[i]
+	p.ends[i] = nil
+	return ends
+}
+
 // Release closes the plan's copies of stage i's ends, as soon as the stage's
 // process holds its own (or will never run): a reader only sees EOF once
 // every copy of the writing end is closed.
 func (p *Plan) Release(i int) error {
 	var errs []error
 	for _, e := range p.ends[i] {
-		errs = append(errs, e.close())
+		errs = append(errs, e.Close())
 	}
 	p.ends[i] = nil
 	return errors.Join(errs...)

@@ -8,15 +8,18 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// A ring is a single-producer single-consumer byte queue in shared memory,
-// joining two processes with one copy per edge and no system call while
-// data flows.
+// A ring is a single-producer single-consumer byte queue, joining two
+// stages with one copy per edge and no system call while data flows. Two
+// kinds share one protocol:
+//   - shm: the memory is a sealed memfd that two processes map (builtins
+//     run as processes of their own, --isolate); wake-ups and peer death go
+//     over a Unix socket pair;
+//   - mem: ordinary shared anonymous memory inside gpipe (builtins run as
+//     goroutines); wake-ups go over channels.
 //
-// The memory is a memfd, sealed against resizing, laid out as:
+// The memory is laid out as:
 //
 //	0      ┌──────────────────────────────────────────────┐
 //	       │ header page                                  │
@@ -27,23 +30,31 @@ import (
 //	       │   +256 writerClosed   +260 readerClosed      │
 //	4096   ├──────────────────────────────────────────────┤
 //	       │ data: size bytes, a power of two, page-sized │
+//	       ├──────────────────────────────────────────────┤
+//	       │ the same data pages mapped again (mirror)    │
 //	       └──────────────────────────────────────────────┘
 //
-// Each side maps the data twice, back to back, so that any run of bytes in
-// the ring is contiguous in memory even across the wrap-around: a reader can
-// look at a whole line, a writer fill a whole block, in place.
+// Mapping the data twice, back to back, makes any run of bytes in the ring
+// contiguous in memory even across the wrap-around: a reader can look at a
+// whole line, a writer fill a whole block, in place.
 //
-// Wake-ups and peer death go over a Unix socket pair, one end per side. A
-// side that finds the ring full (writer) or empty (reader) announces that it
-// sleeps (a waiting flag in the header), checks the ring again, and only then
-// blocks in poll on its socket; the other side, after moving head or tail,
-// sends one byte only if the waiting flag was set. Because the flags and
-// indices are sequentially consistent atomics, no wake-up is lost, and none
-// is sent while both sides keep up. When a process exits, crashes or is
-// killed, the kernel closes its socket end, and the peer's poll returns at
-// once: a writer then fails like one on a broken pipe, a reader sees the
-// committed data and then either EOF (the writer had closed) or
-// ErrWriterDied.
+// Hand-over is in bounded steps, so that neighbouring stages run at the
+// same time on two cores: a Reserve offers at most a step (an eighth of the
+// ring) beyond what was asked, a Peek the same, and a sleeping side is woken
+// once a step is there for it, not on every byte. A side that finds the
+// ring full (writer) or empty (reader) stores in its waiting word how much
+// it needs (what it asked for, raised to a step, never above half the
+// ring), checks the ring again, and only then sleeps; the other side, after
+// moving head or tail, wakes it once that much is there. A writer about to
+// wait for its own input calls Flush, which wakes a waiting reader whatever
+// is there, so a trickle is never held back. Because every need is at most
+// half the ring, a writer and a reader can never both wait, and since the
+// indices and waiting words are sequentially consistent atomics, no wake-up
+// is lost.
+//
+// The peer is never trusted: its head or tail is checked against the size
+// before use, so a broken neighbour is an error here (ErrRingCorrupt), not
+// a crash.
 
 const (
 	ringMagic      = 0x676e726570697067 // "gpiperng" read as a little-endian uint64
@@ -66,156 +77,107 @@ const DefaultRingSize = 1 << 20
 // MinRingSize is the smallest ring: one page.
 const MinRingSize = 4096
 
+// MaxRingSize is the largest ring: a waiting word holds half of it.
+const MaxRingSize = 1 << 30
+
 // ErrWriterDied is what a ring reader gets, after the last committed byte,
-// when the writer went away without closing the ring (it crashed or was
-// killed).
+// when the writer went away without closing the ring (it crashed, was
+// killed, or its builtin panicked).
 var ErrWriterDied = errors.New("input ring: writer died before closing it")
 
-// RingFiles are the descriptors of one ring: the shared memory and the two
-// ends of its wake-up socket. The creator hands Mem and WriterSock to the
-// writing process, Mem and ReaderSock to the reading one.
-type RingFiles struct {
-	Mem        *os.File
-	WriterSock *os.File
-	ReaderSock *os.File
+// ErrRingCorrupt is what a side gets when the peer's index is out of
+// bounds: a bug in the peer, which this side survives.
+var ErrRingCorrupt = errors.New("ring: the peer's index is out of bounds")
+
+// ErrStopped is what a wait returns once the stage's Stop was closed: the
+// pipeline is being torn down.
+var ErrStopped = errors.New("stopped")
+
+// waker carries the wake-ups between the two sides of a ring.
+type waker interface {
+	// wake nudges the peer, which announced that it sleeps.
+	wake()
+	// sleep blocks until the peer nudges, the peer goes away (false), or
+	// stop is closed (ErrStopped). A spurious return is allowed.
+	sleep(stop *Stop) (peer bool, err error)
+	// abandon tells the peer that this side is gone without closing.
+	abandon()
+	close() error
 }
 
-// NewRing creates a ring whose data holds size bytes (rounded up to a power
-// of two, at least MinRingSize). All descriptors are close-on-exec; the
-// caller closes them.
-func NewRing(size int) (*RingFiles, error) {
-	size = ringCapacity(size)
-	fd, err := unix.MemfdCreate("gpipe-ring", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("create ring memory: %w", err)
-	}
-	mem := os.NewFile(uintptr(fd), "gpipe-ring")
-	if err := initRing(fd, size); err != nil {
-		mem.Close()
-		return nil, err
-	}
-	socks, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		mem.Close()
-		return nil, fmt.Errorf("create ring socket: %w", err)
-	}
-	return &RingFiles{
-		Mem:        mem,
-		WriterSock: os.NewFile(uintptr(socks[0]), "gpipe-ring-writer"),
-		ReaderSock: os.NewFile(uintptr(socks[1]), "gpipe-ring-reader"),
-	}, nil
+// Stop tears in-process stages down: once Close is called, every ring
+// wait and every Peek or Reserve of an end that watches it fails with
+// ErrStopped. The zero value is not usable; use NewStop. A nil *Stop
+// never stops.
+type Stop struct {
+	ch   chan struct{}
+	done atomic.Bool
 }
 
-// Close closes all three descriptors.
-func (f *RingFiles) Close() error {
-	return errors.Join(f.Mem.Close(), f.WriterSock.Close(), f.ReaderSock.Close())
+// NewStop returns a Stop that has not stopped.
+func NewStop() *Stop { return &Stop{ch: make(chan struct{})} }
+
+// Close stops; later calls do nothing. It is safe for concurrent use.
+func (s *Stop) Close() {
+	if s.done.CompareAndSwap(false, true) {
+		close(s.ch)
+	}
 }
 
-func ringCapacity(size int) int {
-	c := MinRingSize
-	for c < size && c < 1<<40 {
-		c <<= 1
+// Stopped reports whether Close was called. A nil Stop never stops.
+func (s *Stop) Stopped() bool { return s != nil && s.done.Load() }
+
+// channel returns a channel closed at Close, nil (never ready) for a nil Stop.
+func (s *Stop) channel() <-chan struct{} {
+	if s == nil {
+		return nil
 	}
-	return c
+	return s.ch
 }
 
-// initRing sizes the memory, seals its size and writes the header.
-func initRing(fd, size int) error {
-	if err := unix.Ftruncate(fd, int64(ringHeaderSize+size)); err != nil {
-		return fmt.Errorf("size ring memory: %w", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		return fmt.Errorf("seal ring memory: %w", err)
-	}
-	hdr, err := unix.Mmap(fd, 0, ringHeaderSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("map ring header: %w", err)
-	}
-	*(*uint64)(unsafe.Pointer(&hdr[offSize])) = uint64(size)
-	(*atomic.Uint64)(unsafe.Pointer(&hdr[offMagic])).Store(ringMagic)
-	return unix.Munmap(hdr)
-}
-
-// ring is one process's view of a ring: its mapping and its socket.
+// ring is one side's view of a ring.
 type ring struct {
-	base unsafe.Pointer // header page, followed by the data mapped twice
-	size uint64
-	mask uint64
-	data []byte // 2*size bytes: the data and its mirror
-	sock int    // this side's end of the wake-up socket
-	peer bool   // false once the peer's socket end is known closed
+	size, mask, step uint64
+	data             []byte // 2*size bytes: the data and its mirror
 
 	head, tail                   *atomic.Uint64
 	readerWaiting, writerWaiting *atomic.Uint32
 	writerClosed, readerClosed   *atomic.Uint32
+
+	w      waker
+	peer   bool  // false once the peer is known gone
+	stop   *Stop // nil: never stopped
+	unmap  func() error
+	closed bool   // this side closed: every entry point fails
+	onWait func() // called before this side sleeps; may be nil
+	last   int    // what the last Reserve or Peek offered, less commits or releases
 }
 
-// mapRing maps the ring memory mem with the data mirrored. sock is this
-// side's socket end; mapRing takes ownership of neither descriptor's file,
-// duplicating what it keeps.
-func mapRing(mem, sock *os.File) (*ring, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(mem.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("ring memory: %w", err)
-	}
-	hdr, err := unix.Mmap(int(mem.Fd()), 0, ringHeaderSize, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("map ring header: %w", err)
-	}
-	magic := (*atomic.Uint64)(unsafe.Pointer(&hdr[offMagic])).Load()
-	size := *(*uint64)(unsafe.Pointer(&hdr[offSize]))
-	_ = unix.Munmap(hdr)
-	if magic != ringMagic || size < MinRingSize || size&(size-1) != 0 || st.Size != int64(ringHeaderSize+size) {
-		return nil, fmt.Errorf("ring memory: not a gpipe ring (size %d, file %d bytes)", size, st.Size)
-	}
-
-	total := uintptr(ringHeaderSize + 2*size)
-	// Reserve the whole range, then map the file over it twice.
-	base, err := unix.MmapPtr(-1, 0, nil, total, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return nil, fmt.Errorf("reserve ring mapping: %w", err)
-	}
-	fail := func(what string, err error) (*ring, error) {
-		_ = unix.MunmapPtr(base, total)
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	prot := unix.PROT_READ | unix.PROT_WRITE
-	if _, err := unix.MmapPtr(int(mem.Fd()), 0, base, uintptr(ringHeaderSize+size), prot, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
-		return fail("map ring", err)
-	}
-	mirror := unsafe.Add(base, ringHeaderSize+size)
-	if _, err := unix.MmapPtr(int(mem.Fd()), ringHeaderSize, mirror, uintptr(size), prot, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
-		return fail("map ring mirror", err)
-	}
-	sockFD, err := unix.FcntlInt(sock.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return fail("ring socket", err)
-	}
+func newRing(base unsafe.Pointer, size uint64, w waker, unmap func() error) *ring {
 	at := func(off uintptr) unsafe.Pointer { return unsafe.Add(base, off) }
 	return &ring{
-		base:          base,
 		size:          size,
 		mask:          size - 1,
+		step:          max(size/8, 1),
 		data:          unsafe.Slice((*byte)(at(ringHeaderSize)), 2*size),
-		sock:          sockFD,
-		peer:          true,
 		head:          (*atomic.Uint64)(at(offHead)),
 		tail:          (*atomic.Uint64)(at(offTail)),
 		readerWaiting: (*atomic.Uint32)(at(offReaderWaiting)),
 		writerWaiting: (*atomic.Uint32)(at(offWriterWaiting)),
 		writerClosed:  (*atomic.Uint32)(at(offWriterClosed)),
 		readerClosed:  (*atomic.Uint32)(at(offReaderClosed)),
-	}, nil
+		w:             w,
+		peer:          true,
+		unmap:         unmap,
+	}
 }
 
-// unmap releases the mapping and the socket; later calls do nothing.
-func (r *ring) unmap() error {
-	if r.base == nil {
-		return nil
+func ringCapacity(size int) int {
+	c := MinRingSize
+	for c < size && c < MaxRingSize {
+		c <<= 1
 	}
-	err := unix.MunmapPtr(r.base, uintptr(ringHeaderSize+2*r.size))
-	r.base, r.data = nil, nil
-	return errors.Join(err, unix.Close(r.sock))
+	return c
 }
 
 // clampWait caps how much a side may wait for at half the ring. A writer
@@ -227,48 +189,78 @@ func (r *ring) clampWait(n int) uint64 {
 	return min(uint64(max(n, 1)), r.size/2)
 }
 
+// need is what a side waiting for want bytes asks its peer to wake it for:
+// at least a step, so that hand-over is batched, and at most half the ring.
+func (r *ring) need(want uint64) uint32 {
+	return uint32(min(max(want, r.step), r.size/2))
+}
+
 // MaxWait is the most a Reserve or Peek on a ring of this size waits for:
 // half the ring. A stage needing more contiguous bytes (a long line) takes
 // what it gets and copies.
 func MaxWait(size int) int { return size / 2 }
 
-// wake tells the peer to look again if it announced that it sleeps.
-func (r *ring) wake(waiting *atomic.Uint32) {
-	if waiting.Load() == 1 && waiting.CompareAndSwap(1, 0) {
-		// A full socket buffer would mean the peer is already far behind
-		// on wake-ups; it will look at the ring anyway.
-		_, _ = unix.Write(r.sock, []byte{1})
+// wakeIf wakes the peer if it waits for at most have bytes.
+func (r *ring) wakeIf(waiting *atomic.Uint32, have uint64) {
+	if n := waiting.Load(); n != 0 && have >= uint64(n) && waiting.CompareAndSwap(n, 0) {
+		r.w.wake()
 	}
 }
 
-// sleep blocks until the peer sends a wake-up or goes away; it reports
-// whether the peer is still there. Stray wake-up bytes are drained.
-func (r *ring) sleep() bool {
+// wakeAny wakes the peer if it waits, whatever it waits for.
+func (r *ring) wakeAny(waiting *atomic.Uint32) {
+	if n := waiting.Load(); n != 0 && waiting.CompareAndSwap(n, 0) {
+		r.w.wake()
+	}
+}
+
+// sleep announces need in waiting, lets ready check the ring once more,
+// and sleeps unless it is ready. It returns ErrStopped on a stop; peer
+// goes false when the peer is gone.
+func (r *ring) sleep(waiting *atomic.Uint32, need uint32, ready func() bool) error {
+	if r.onWait != nil {
+		r.onWait()
+	}
+	waiting.Store(need)
+	defer waiting.Store(0)
+	if ready() {
+		return nil
+	}
 	if !r.peer {
-		return false
+		return nil
 	}
-	fds := []unix.PollFd{{Fd: int32(r.sock), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			r.peer = false
-			return false
-		}
-		break
+	peer, err := r.w.sleep(r.stop)
+	if !peer {
+		r.peer = false
 	}
-	var buf [64]byte
-	n, err := unix.Read(r.sock, buf[:])
-	for err == unix.EINTR {
-		n, err = unix.Read(r.sock, buf[:])
+	return err
+}
+
+func (r *ring) check() error {
+	if r.closed {
+		return os.ErrClosed
 	}
-	if n <= 0 {
-		r.peer = false // EOF or error: the peer's end is closed
-		return false
+	if r.stop.Stopped() {
+		return ErrStopped
 	}
-	return true
+	return nil
+}
+
+// closeSide marks this side closed in flag, wakes the peer whatever it
+// waits for, and releases the mapping and the waker.
+func (r *ring) closeSide(flag, peerWaiting *atomic.Uint32) error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	flag.Store(1)
+	if n := peerWaiting.Load(); n != 0 {
+		peerWaiting.CompareAndSwap(n, 0)
+	}
+	r.w.wake()
+	err := errors.Join(r.w.close(), r.unmap())
+	r.data = nil
+	return err
 }
 
 // RingWriter is the producing side of a ring. It is not safe for concurrent
@@ -278,55 +270,70 @@ type RingWriter struct {
 	head uint64 // local copy of the published head
 }
 
-// OpenRingWriter maps the ring for writing. mem and sock stay owned by the
-// caller, who may close them once this returns.
-func OpenRingWriter(mem, sock *os.File) (*RingWriter, error) {
-	r, err := mapRing(mem, sock)
-	if err != nil {
-		return nil, err
-	}
-	return &RingWriter{r: r, head: r.head.Load()}, nil
-}
-
-// Reserve returns all the free space at the ring's head once at least
-// atLeast bytes are free, waiting for the reader to make room. atLeast is
-// capped at half the ring (see MaxWait); 0 means 1. The slice is valid until
-// Commit. It fails with syscall.EPIPE once the reader has gone.
+// Reserve returns free space at the ring's head once at least atLeast bytes
+// are free, waiting for the reader to make room: at most a step more than
+// asked, so that the reader gets bounded batches. atLeast is capped at half
+// the ring (see MaxWait); 0 means 1. The slice is valid until Commit. It
+// fails with syscall.EPIPE once the reader has gone, with ErrStopped once
+// the ring's Stop was closed.
 func (w *RingWriter) Reserve(atLeast int) ([]byte, error) {
 	r := w.r
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	want := r.clampWait(atLeast)
 	for {
 		if r.readerClosed.Load() != 0 || !r.peer {
 			return nil, syscall.EPIPE
 		}
-		free := r.size - (w.head - r.tail.Load())
-		if free >= want {
+		used := w.head - r.tail.Load()
+		if used > r.size {
+			return nil, ErrRingCorrupt
+		}
+		if free := r.size - used; free >= want {
+			n := min(free, want+r.step)
 			off := w.head & r.mask
-			return r.data[off : off+free : off+free], nil
+			r.last = int(n)
+			return r.data[off : off+n : off+n], nil
 		}
-		r.writerWaiting.Store(1)
-		if r.size-(w.head-r.tail.Load()) >= want || r.readerClosed.Load() != 0 {
-			r.writerWaiting.Store(0)
-			continue
+		// About to wait: what is committed is the reader's now.
+		r.wakeAny(r.readerWaiting)
+		err := r.sleep(r.writerWaiting, r.need(want), func() bool {
+			return r.size-(w.head-r.tail.Load()) >= want || r.readerClosed.Load() != 0
+		})
+		if err != nil {
+			return nil, err
 		}
-		if !r.sleep() {
-			// The reader's process is gone: what it did not read is lost,
-			// as on a pipe.
-			r.writerWaiting.Store(0)
-			if r.size-(w.head-r.tail.Load()) < want {
-				return nil, syscall.EPIPE
-			}
-		}
-		r.writerWaiting.Store(0)
 	}
 }
 
-// Commit publishes the first n bytes of the last reserved space, waking
-// the reader if it waits.
+// Commit publishes the first n bytes of the last reserved space, waking the
+// reader once a step is there for it. Committing more than was reserved is
+// a bug of the caller, and panics.
 func (w *RingWriter) Commit(n int) {
+	r := w.r
+	if r.closed || n == 0 {
+		return
+	}
+	if n < 0 || n > r.last {
+		panic(fmt.Sprintf("plumbing: Commit(%d) after a Reserve of %d bytes", n, r.last))
+	}
+	r.last -= n
 	w.head += uint64(n)
-	w.r.head.Store(w.head)
-	w.r.wake(w.r.readerWaiting)
+	r.head.Store(w.head)
+	r.wakeIf(r.readerWaiting, w.head-r.tail.Load())
+}
+
+// Flush wakes a waiting reader for whatever is committed: a writer calls it
+// before it waits for its own input.
+func (w *RingWriter) Flush() error {
+	if w.r.closed {
+		return nil
+	}
+	if w.head != w.r.tail.Load() {
+		w.r.wakeAny(w.r.readerWaiting)
+	}
+	return nil
 }
 
 // Write copies p into the ring, waiting for room as needed. It fails with
@@ -346,18 +353,32 @@ func (w *RingWriter) Write(p []byte) (int, error) {
 }
 
 // Close marks the end of the data, so the reader sees EOF after the last
-// byte, and unmaps the ring. Later calls do nothing.
+// byte, and releases this side. Later calls do nothing.
 func (w *RingWriter) Close() error {
-	if w.r.base == nil {
-		return nil
+	return w.r.closeSide(w.r.writerClosed, w.r.readerWaiting)
+}
+
+// Abandon releases this side without closing the ring: the reader gets
+// ErrWriterDied after the committed bytes, as when a writing process dies.
+// The supervisor calls it for a builtin that panicked. Later calls, and
+// Close after it, do nothing.
+func (w *RingWriter) Abandon() {
+	r := w.r
+	if r.closed {
+		return
 	}
-	w.r.writerClosed.Store(1)
-	w.r.wake(w.r.readerWaiting)
-	return w.r.unmap()
+	r.closed = true
+	r.w.abandon()
+	_ = errors.Join(r.w.close(), r.unmap())
+	r.data = nil
 }
 
 // Size is the ring's data capacity.
 func (w *RingWriter) Size() int { return int(w.r.size) }
+
+// SetStop makes every wait and every Reserve fail with ErrStopped once s
+// is closed. Call it before the first Reserve.
+func (w *RingWriter) SetStop(s *Stop) { w.r.stop = s }
 
 // RingReader is the consuming side of a ring. It is not safe for concurrent
 // use.
@@ -366,59 +387,61 @@ type RingReader struct {
 	tail uint64
 }
 
-// OpenRingReader maps the ring for reading. mem and sock stay owned by the
-// caller, who may close them once this returns.
-func OpenRingReader(mem, sock *os.File) (*RingReader, error) {
-	r, err := mapRing(mem, sock)
-	if err != nil {
-		return nil, err
-	}
-	return &RingReader{r: r, tail: r.tail.Load()}, nil
-}
-
-// Peek returns every unread byte once at least atLeast of them are there
-// (capped at half the ring, see MaxWait), waiting for the writer as needed. The
-// slice points into the ring and is valid until Release. At the end it
-// returns what is left with io.EOF, or with ErrWriterDied if the writer went
-// away without closing the ring.
+// Peek returns unread bytes once at least atLeast of them are there (capped
+// at half the ring, see MaxWait), waiting for the writer as needed: at most
+// a step more than asked, so that the writer gets room back in bounded
+// batches. The slice points into the ring and is valid until Release. At
+// the end it returns what is left with io.EOF, or with ErrWriterDied if the
+// writer went away without closing the ring.
 func (rd *RingReader) Peek(atLeast int) ([]byte, error) {
 	r := rd.r
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	want := r.clampWait(atLeast)
 	for {
 		closed := r.writerClosed.Load() != 0 // before head: a closed writer's head is final
 		avail := r.head.Load() - rd.tail
-		if avail >= want || closed {
+		if avail > r.size {
+			return nil, ErrRingCorrupt
+		}
+		if avail >= want || closed || !r.peer {
+			n := min(avail, want+r.step)
 			off := rd.tail & r.mask
-			buf := r.data[off : off+avail : off+avail]
-			if avail < want {
+			buf := r.data[off : off+n : off+n]
+			r.last = int(n)
+			switch {
+			case n >= want:
+				return buf, nil
+			case closed:
 				return buf, io.EOF
 			}
-			return buf, nil
+			return buf, ErrWriterDied
 		}
-		r.readerWaiting.Store(1)
-		if r.head.Load()-rd.tail >= want || r.writerClosed.Load() != 0 {
-			r.readerWaiting.Store(0)
-			continue
+		err := r.sleep(r.readerWaiting, r.need(want), func() bool {
+			return r.head.Load()-rd.tail >= want || r.writerClosed.Load() != 0
+		})
+		if err != nil {
+			return nil, err
 		}
-		if !r.sleep() {
-			r.readerWaiting.Store(0)
-			closed := r.writerClosed.Load() != 0
-			avail := r.head.Load() - rd.tail
-			if avail >= want || closed {
-				continue
-			}
-			off := rd.tail & r.mask
-			return r.data[off : off+avail : off+avail], ErrWriterDied
-		}
-		r.readerWaiting.Store(0)
 	}
 }
 
-// Release gives the first n peeked bytes back to the writer.
+// Release gives the first n peeked bytes back to the writer, waking it once
+// a step of room is there for it. Releasing more than was peeked is a bug
+// of the caller, and panics.
 func (rd *RingReader) Release(n int) {
+	r := rd.r
+	if r.closed || n == 0 {
+		return
+	}
+	if n < 0 || n > r.last {
+		panic(fmt.Sprintf("plumbing: Release(%d) after a Peek of %d bytes", n, r.last))
+	}
+	r.last -= n
 	rd.tail += uint64(n)
-	rd.r.tail.Store(rd.tail)
-	rd.r.wake(rd.r.writerWaiting)
+	r.tail.Store(rd.tail)
+	r.wakeIf(r.writerWaiting, r.size-(r.head.Load()-rd.tail))
 }
 
 // Read copies unread bytes into p, waiting for at least one.
@@ -436,15 +459,18 @@ func (rd *RingReader) Read(p []byte) (int, error) {
 }
 
 // Close tells the writer that nobody reads any more (its next Reserve fails
-// with EPIPE) and unmaps the ring. Later calls do nothing.
+// with EPIPE) and releases this side. Later calls do nothing.
 func (rd *RingReader) Close() error {
-	if rd.r.base == nil {
-		return nil
-	}
-	rd.r.readerClosed.Store(1)
-	rd.r.wake(rd.r.writerWaiting)
-	return rd.r.unmap()
+	return rd.r.closeSide(rd.r.readerClosed, rd.r.writerWaiting)
 }
 
 // Size is the ring's data capacity.
 func (rd *RingReader) Size() int { return int(rd.r.size) }
+
+// SetStop makes every wait and every Peek fail with ErrStopped once s is
+// closed. Call it before the first Peek.
+func (rd *RingReader) SetStop(s *Stop) { rd.r.stop = s }
+
+// OnWait sets f to be called each time the reader is about to sleep for
+// want of input: a builtin flushes its output there.
+func (rd *RingReader) OnWait(f func()) { rd.r.onWait = f }

@@ -2,6 +2,7 @@ package plumbing
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 )
@@ -9,10 +10,11 @@ import (
 // Source is a builtin stage's input. Bytes are looked at in place and then
 // released, so a ring's data is never copied on the way in.
 type Source interface {
-	// Peek returns every unread byte there is once at least atLeast are
-	// there (capped at MaxPeek), waiting as needed. The slice is valid until
-	// the next Release or Peek. At the end of the input it returns what is
-	// left with io.EOF; an input that broke off returns another error.
+	// Peek returns unread bytes once at least atLeast are there (capped at
+	// MaxPeek), waiting as needed; it may return more than asked, and a
+	// ring returns at most a step more. The slice is valid until the next
+	// Release or Peek. At the end of the input it returns what is left
+	// with io.EOF; an input that broke off returns another error.
 	Peek(atLeast int) ([]byte, error)
 	// Release marks the first n peeked bytes as consumed.
 	Release(n int)
@@ -28,13 +30,30 @@ type Sink interface {
 	// MaxReserve), waiting as needed. The slice is valid until Commit.
 	// Once the reader has gone it fails with syscall.EPIPE.
 	Reserve(atLeast int) ([]byte, error)
-	// Commit publishes the first n bytes of the last reserved space.
+	// Commit publishes the first n bytes of the last reserved space;
+	// several Commits may share one Reserve, up to its length.
 	Commit(n int)
+	// Flush hands what is committed to the reader now, rather than in
+	// the next batch: a builtin's output is flushed each time it is about
+	// to wait for input (see FlushBeforeWait).
+	Flush() error
 	// Close publishes everything committed and ends the output.
 	Close() error
 	// MaxReserve is the most a Reserve waits for.
 	MaxReserve() int
 }
+
+// FlushBeforeWait makes in flush out each time it is about to wait for
+// input, so that a slow trickle through a builtin is passed on at once
+// instead of waiting for a batch to fill.
+func FlushBeforeWait(in Source, out Sink) {
+	if w, ok := in.(interface{ OnWait(func()) }); ok {
+		w.OnWait(func() { _ = out.Flush() })
+	}
+}
+
+// Stoppable is an end that a Stop can interrupt: every end of plumbing's.
+type Stoppable interface{ SetStop(*Stop) }
 
 // MaxPeek caps a ring reader's Peek at half the ring.
 func (rd *RingReader) MaxPeek() int { return MaxWait(rd.Size()) }
@@ -52,6 +71,8 @@ type FileSource struct {
 	buf        []byte
 	start, end int // unread bytes are buf[start:end]
 	err        error
+	stop       *Stop
+	onWait     func()
 }
 
 // NewFileSource reads f, which the source owns and closes.
@@ -61,12 +82,24 @@ func NewFileSource(f *os.File) *FileSource {
 
 func (s *FileSource) MaxPeek() int { return len(s.buf) / 2 }
 
+// SetStop makes Peek fail with ErrStopped once st is closed.
+func (s *FileSource) SetStop(st *Stop) { s.stop = st }
+
+// OnWait sets f to be called before each read, which may wait.
+func (s *FileSource) OnWait(f func()) { s.onWait = f }
+
 func (s *FileSource) Peek(atLeast int) ([]byte, error) {
+	if s.stop.Stopped() {
+		return nil, ErrStopped
+	}
 	want := min(max(atLeast, 1), s.MaxPeek())
 	for s.end-s.start < want && s.err == nil {
 		if s.start > 0 && len(s.buf)-s.end < want {
 			s.end = copy(s.buf, s.buf[s.start:s.end])
 			s.start = 0
+		}
+		if s.onWait != nil {
+			s.onWait()
 		}
 		n, err := s.f.Read(s.buf[s.end:])
 		s.end += n
@@ -87,21 +120,31 @@ func (s *FileSource) Release(n int) {
 	}
 }
 
-// Close closes the file; later calls do nothing.
+// Close closes the file; later calls do nothing. On a regular file, what
+// was read ahead but not released is given back first (the offset moves
+// back to just after the last released byte), as GNU head does, so that
+// whoever shares the file's offset reads on from there.
 func (s *FileSource) Close() error {
 	if s.f == nil {
 		return nil
 	}
 	f := s.f
+	if unread := s.end - s.start; unread > 0 {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			_, _ = f.Seek(int64(-unread), io.SeekCurrent)
+		}
+	}
 	s.f, s.err = nil, os.ErrClosed
 	return f.Close()
 }
 
 // FileSink writes a pipe or file through a large buffer.
 type FileSink struct {
-	f   *os.File
-	buf []byte
-	n   int // committed, not yet written
+	f    *os.File
+	buf  []byte
+	n    int   // committed, not yet written
+	err  error // the first write error, returned from then on
+	stop *Stop
 }
 
 // NewFileSink writes to f, which the sink owns and closes.
@@ -111,10 +154,19 @@ func NewFileSink(f *os.File) *FileSink {
 
 func (s *FileSink) MaxReserve() int { return len(s.buf) / 2 }
 
+// SetStop makes Reserve fail with ErrStopped once st is closed.
+func (s *FileSink) SetStop(st *Stop) { s.stop = st }
+
 func (s *FileSink) Reserve(atLeast int) ([]byte, error) {
+	if s.stop.Stopped() {
+		return nil, ErrStopped
+	}
+	if s.err != nil {
+		return nil, s.err // a flush before a wait failed
+	}
 	want := min(max(atLeast, 1), s.MaxReserve())
 	if len(s.buf)-s.n < want {
-		if err := s.flush(); err != nil {
+		if err := s.Flush(); err != nil {
 			return nil, err
 		}
 	}
@@ -123,14 +175,26 @@ func (s *FileSink) Reserve(atLeast int) ([]byte, error) {
 
 func (s *FileSink) Commit(n int) { s.n += n }
 
-func (s *FileSink) flush() error {
-	_, err := s.f.Write(s.buf[:s.n])
+// Flush writes what is committed.
+func (s *FileSink) Flush() error {
+	if s.err == nil && s.n > 0 {
+		if s.f == nil {
+			s.err = os.ErrClosed
+		} else {
+			_, s.err = s.f.Write(s.buf[:s.n])
+		}
+	}
 	s.n = 0
-	return err
+	return s.err
 }
 
 func (s *FileSink) Close() error {
-	return errors.Join(s.flush(), s.f.Close())
+	if s.f == nil {
+		return nil
+	}
+	err := errors.Join(s.Flush(), s.f.Close())
+	s.f = nil
+	return err
 }
 
 // IsBrokenPipe reports whether err means the reader has gone.

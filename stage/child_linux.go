@@ -7,7 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,12 +18,12 @@ import (
 )
 
 // ChildArg is the first argument of a gpipe process that runs as the
-// helper of one stage: cmd/gpipe hands such a process to RunChild.
+// helper of one stage: cmd/gpipe hands such a process to RunChild. The
+// second argument is the number of the descriptor that holds the helper's
+// instructions, JSON-encoded in a memfd: a descriptor rather than an
+// environment string, which the kernel caps at 128 KiB, so that a large
+// environment passes through.
 const ChildArg = "--gpipe-stage-child"
-
-// childEnv carries the helper's instructions, JSON-encoded. It is removed
-// from the environment before the stage's program runs.
-const childEnv = "GPIPE_STAGE_CHILD"
 
 // childSpec is what a helper process does: apply Redirs in order, then
 // run the builtin named Builtin over its descriptors and Rings, or execute
@@ -67,8 +67,9 @@ func blockingRedirect(st *parser.Stage) bool {
 }
 
 // helperCommand is the command that runs gpipe itself as a helper process
-// doing what spec says.
-func helperCommand(spec childSpec) (Command, error) {
+// doing what spec says. The instructions go into a memfd that t hands to
+// the helper above all its other descriptors, and closes after the start.
+func helperCommand(spec childSpec, t *fdTable) (Command, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return Command{}, fmt.Errorf("find gpipe's own executable: %w", err)
@@ -77,19 +78,64 @@ func helperCommand(spec childSpec) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	env := append(spec.Env[:len(spec.Env):len(spec.Env)], childEnv+"="+string(data))
+	fd, err := unix.MemfdCreate("gpipe-stage", unix.MFD_CLOEXEC)
+	if err != nil {
+		return Command{}, fmt.Errorf("helper instructions: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "gpipe-stage")
+	t.owned = append(t.owned, f)
+	if _, err := f.Write(data); err != nil {
+		return Command{}, fmt.Errorf("helper instructions: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Command{}, fmt.Errorf("helper instructions: %w", err)
+	}
+	n := t.addAbove(f)
 	// argv[0] stays "gpipe": a test binary playing gpipe dispatches on it.
-	return Command{Path: self, Args: []string{"gpipe", ChildArg}, Env: env}, nil
+	// The stage's name, last, is for ps and its readers only.
+	return Command{Path: self, Args: []string{"gpipe", ChildArg, strconv.Itoa(n), spec.Stage}, Env: spec.Env}, nil
 }
 
-// RunChild is the whole life of a helper process. It applies the stage's
-// redirections in order, opening files itself (a FIFO's open blocks here,
-// in this process only), then replaces itself with the stage's program. It
+// readSpec reads the helper's instructions from descriptor arg and closes
+// it, with system calls only (see applyRaw).
+func readSpec(arg string) (childSpec, error) {
+	var spec childSpec
+	fd, err := strconv.Atoi(arg)
+	if err != nil || fd < 3 {
+		return spec, fmt.Errorf("bad instructions descriptor %q", arg)
+	}
+	defer unix.Close(fd)
+	var data []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return spec, err
+		}
+		if n == 0 {
+			break
+		}
+		data = append(data, buf[:n]...)
+	}
+	return spec, json.Unmarshal(data, &spec)
+}
+
+// RunChild is the whole life of a helper process; args are its arguments
+// after ChildArg: the instructions' descriptor, and the stage's name. It applies the stage's redirections in order, opening
+// files itself (a FIFO's open blocks here, in this process only), then
+// replaces itself with the stage's program, or runs the builtin. It
 // returns only if that fails, with the exit status to end with: 1 for a
 // failed redirection, as in bash, 126 or 127 for a program that cannot run.
-func RunChild(stderr io.Writer) int {
-	var spec childSpec
-	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec); err != nil {
+func RunChild(args []string, stderr io.Writer) int {
+	if len(args) != 2 {
+		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
+		return 125
+	}
+	spec, err := readSpec(args[0])
+	if err != nil {
 		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
 		return 125
 	}
@@ -105,15 +151,9 @@ func RunChild(stderr io.Writer) int {
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
 	}
-	env := make([]string, 0, len(spec.Env))
-	for _, kv := range spec.Env {
-		if !strings.HasPrefix(kv, childEnv+"=") {
-			env = append(env, kv)
-		}
-	}
-	err := unix.Exec(spec.Path, spec.Args, env)
+	err = unix.Exec(spec.Path, spec.Args, spec.Env)
 	if errors.Is(err, syscall.ENOEXEC) {
-		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), env)
+		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), spec.Env)
 	}
 	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Stage, errText(err))
 	if errors.Is(err, syscall.ENOENT) {
@@ -173,23 +213,19 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// runBuiltin runs a builtin stage over its rings, or its descriptors 0 and
-// 1 where it has no ring, and returns its exit status: 0; 141, silently,
-// when its reader went away (as a program killed by SIGPIPE); 2 for a
-// usage error; ExitInputBroken when its input ring's writer died; 1 for
-// anything else, with a message.
+// runBuiltin runs a builtin stage in a helper process over its rings, or
+// its descriptors 0 and 1 where it has no ring, and returns its exit status
+// (see finishBuiltin).
 func runBuiltin(spec childSpec, stderr io.Writer) int {
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-		return code
-	}
 	b := builtins.Default()[spec.Builtin]
 	if b == nil {
-		return fail(125, fmt.Errorf("no builtin %q", spec.Builtin))
+		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
+		return 125
 	}
 	run, err := b.Parse(spec.Args[1:])
 	if err != nil {
-		return fail(2, err)
+		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
+		return 2
 	}
 	var in plumbing.Source
 	var out plumbing.Sink
@@ -204,7 +240,8 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		mem.Close()
 		sock.Close()
 		if err != nil {
-			return fail(125, err)
+			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
+			return 125
 		}
 	}
 	for _, fd := range spec.Closed {
@@ -220,9 +257,26 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		in = plumbing.NewFileSource(os.NewFile(0, "stdin"))
 	}
 	if out == nil {
-		out = plumbing.NewFileSink(os.NewFile(1, "stdout"))
+		// A copy of descriptor 1: the Go runtime kills a program by
+		// SIGPIPE for a broken pipe on descriptor 1 itself, and the
+		// builtin reports it as status 141 instead.
+		fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
+			return 1
+		}
+		out = plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
 	}
-	err = run(in, out)
+	plumbing.FlushBeforeWait(in, out)
+	return finishBuiltin(spec.Stage, run(in, out), in, out, stderr)
+}
+
+// finishBuiltin closes a builtin's ends after its run returned err, and
+// turns the outcome into its exit status, as for a program: 0; 141,
+// silently, when its reader went away (as a program killed by SIGPIPE);
+// ExitInputBroken when its input ring's writer died; 1 for anything else,
+// with a message on stderr.
+func finishBuiltin(stage string, err error, in plumbing.Source, out plumbing.Sink, stderr io.Writer) int {
 	err = errors.Join(err, out.Close())
 	in.Close()
 	switch {
@@ -230,10 +284,12 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		return 0
 	case plumbing.IsBrokenPipe(err):
 		return 128 + int(syscall.SIGPIPE)
-	case errors.Is(err, plumbing.ErrWriterDied):
-		return fail(ExitInputBroken, err)
 	}
-	return fail(1, err)
+	fmt.Fprintf(stderr, "gpipe: %s: %v\n", stage, err)
+	if errors.Is(err, plumbing.ErrWriterDied) {
+		return ExitInputBroken
+	}
+	return 1
 }
 
 // closedEnd is a builtin's input or output that a redirection closed.
@@ -245,5 +301,6 @@ func (c closedEnd) Release(int)                 {}
 func (c closedEnd) MaxPeek() int                { return 1 }
 func (c closedEnd) Reserve(int) ([]byte, error) { return nil, c.err() }
 func (c closedEnd) Commit(int)                  {}
+func (c closedEnd) Flush() error                { return nil }
 func (c closedEnd) MaxReserve() int             { return 1 }
 func (c closedEnd) Close() error                { return nil }

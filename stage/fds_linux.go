@@ -20,6 +20,7 @@ type fdTable struct {
 	closed map[int]bool // closed by a redirection ("3>&-"), even if gpipe inherited it
 	owned  []*os.File   // opened or duplicated here; closed once the process started
 	passOn []int        // descriptors above 2 that gpipe inherited, see inheritedFDs
+	floor  int          // addAbove places nothing at or below this
 }
 
 // newFDTable starts a table from gpipe's standard files, the descriptors
@@ -39,7 +40,7 @@ func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End, inherited [
 // holds, inherits or closes, and returns that number: how a builtin's
 // ring descriptors reach it without displacing any of the stage's own.
 func (t *fdTable) addAbove(f *os.File) int {
-	fd := 2
+	fd := max(2, t.floor)
 	for n := range t.files {
 		fd = max(fd, n)
 	}
@@ -52,6 +53,10 @@ func (t *fdTable) addAbove(f *os.File) int {
 	t.files[fd+1] = f
 	return fd + 1
 }
+
+// reserve keeps addAbove from placing anything at fd: a redirection that
+// the stage's own process will perform may use it.
+func (t *fdTable) reserve(fd int) { t.floor = max(t.floor, fd) }
 
 // apply performs one redirection. Its error reads like bash's:
 // "out/x: no such file or directory", "9: bad file descriptor".

@@ -26,8 +26,15 @@ type Command struct {
 	Env  []string // the full environment of the process
 
 	// Builtin names the builtin that runs the stage (Args[0] without
-	// "command"), in a gpipe child process; empty for a program.
+	// "command"); empty for a program.
 	Builtin string
+
+	// InProcess says the builtin runs inside gpipe, as a goroutine; when
+	// false, a builtin runs in a gpipe helper process of its own. Set by
+	// Place.
+	InProcess bool
+
+	run builtins.Run // the builtin, parsed; nil for a program
 
 	// Note says why a builtin's name runs the program of that name
 	// instead: the builtin does not take these arguments.
@@ -81,7 +88,7 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 		}
 		var usage error
 		if b := reg[name]; b != nil && !forceExternal {
-			_, usage = b.Parse(cmd.Args[1:])
+			cmd.run, usage = b.Parse(cmd.Args[1:])
 			if usage == nil {
 				cmd.Builtin = name
 				cmds[i] = cmd
@@ -108,6 +115,16 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 	return cmds, nil
 }
 
+// Place decides where each builtin runs: inside gpipe (the default), or in
+// a process of its own when isolate is set or when one of its redirections
+// may block when opened (a FIFO), which must hold up no other stage.
+func Place(g *parser.Graph, cmds []Command, isolate bool) {
+	for i := range cmds {
+		c := &cmds[i]
+		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i])
+	}
+}
+
 // Infos tells plumbing, for each stage, whether its edges can be rings: a
 // builtin whose stdin and stdout no redirection touches.
 func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
@@ -117,7 +134,7 @@ func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 		if name == "" && len(c.Args) > 0 {
 			name = c.Args[0]
 		}
-		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && !redirectsEdgeFDs(g.Stages[i])}
+		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && !redirectsEdgeFDs(g.Stages[i]), InProcess: c.InProcess}
 		switch {
 		case c.Builtin != "" && !info.Rings:
 			info.Why = "redirects its stdin or stdout"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,7 +22,16 @@ type Status struct {
 	// InputBroken says a builtin failed because the writer of its input
 	// ring died before closing it: the failure is upstream's.
 	InputBroken bool
+
+	// CPU is the processor time the stage used: user and system time of
+	// its process, or the CPU clock of the thread an in-process builtin
+	// ran on.
+	CPU time.Duration
 }
+
+// ExitPanic is the status of an in-process builtin that panicked: a bug
+// in gpipe, reported as that stage's failure (EX_SOFTWARE of sysexits.h).
+const ExitPanic = 70
 
 // ExitInputBroken is the status a builtin ends with when the writer of its
 // input ring died before closing it, after passing on every byte the

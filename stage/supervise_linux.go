@@ -37,6 +37,16 @@ type Options struct {
 	OnError func(error)
 }
 
+// Builtins run inside gpipe (Command.InProcess) as goroutines, each with
+// the ends its edges and redirections give it, its own exit status by the
+// rules of a program (see finishBuiltin), and its CPU time. A teardown
+// signal stops them (every wait and every Peek or Reserve of theirs fails,
+// and the stage's status is that of a program killed by the signal); one
+// still blocked when the grace period ends (in a read of a terminal, say)
+// is left behind with status 137, like a process killed with SIGKILL, and
+// ends with gpipe. A panic in a builtin is that stage's failure, status
+// ExitPanic, with its message on the stage's stderr.
+
 // Run starts every stage of g and waits until all have ended, passing on
 // the teardown signals it receives. cmds come from Resolve; plan holds the
 // edges' ends, which Run releases (the plan is closed when Run returns).
@@ -64,6 +74,8 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		res:       &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g)},
 		exits:     make(chan exit, len(g.Stages)),
 		running:   map[int]*os.Process{},
+		inproc:    map[int]bool{},
+		stop:      plumbing.NewStop(),
 	}
 	started, reaped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -91,12 +103,17 @@ type supervisor struct {
 
 	exits   chan exit
 	running map[int]*os.Process // by stage index; only touched by supervise after startAll
+	inproc  map[int]bool        // in-process stages still running, by stage index
+	stop    *plumbing.Stop      // closed at a teardown signal: stops the in-process stages
 }
 
+// exit is how one stage ended: a process (state, err) or an in-process
+// builtin (builtin).
 type exit struct {
-	stage int
-	state *os.ProcessState
-	err   error
+	stage   int
+	state   *os.ProcessState
+	err     error
+	builtin *builtinExit
 }
 
 // startAll starts the stages in order, each with its descriptors, and
@@ -107,7 +124,16 @@ type exit struct {
 // to join.
 func (s *supervisor) startAll() {
 	for i, st := range s.g.Stages {
-		p, status := s.start(st, s.cmds[i])
+		var p *os.Process
+		var status Status
+		if s.cmds[i].InProcess {
+			status = s.startBuiltin(st, s.cmds[i])
+			if status.Started {
+				s.inproc[i] = true
+			}
+		} else {
+			p, status = s.start(st, s.cmds[i])
+		}
 		s.res.Statuses[i] = status
 		if status.Err != nil && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
@@ -137,6 +163,9 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	if blockingRedirect(st) {
 		// The stage's own process opens its redirections; see RunChild.
 		spec.Redirs = st.Redirs
+		for _, r := range st.Redirs {
+			t.reserve(r.FD) // a ring's or the helper's descriptor must not be there
+		}
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
@@ -158,7 +187,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 	}
 	if spec.Redirs != nil || spec.Builtin != "" {
-		helper, err := helperCommand(spec)
+		helper, err := helperCommand(spec, t)
 		if err != nil {
 			return fail(125, err)
 		}
@@ -192,10 +221,11 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 // killing the survivors once the grace period is over.
 func (s *supervisor) supervise() {
 	var grace <-chan time.Time
-	for len(s.running) > 0 {
+	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
 			delete(s.running, e.stage)
+			delete(s.inproc, e.stage)
 			s.record(e)
 		case sig := <-s.opts.Signals:
 			if s.res.Signal == nil {
@@ -208,6 +238,12 @@ func (s *supervisor) supervise() {
 		case <-grace:
 			grace = nil
 			s.signal(syscall.SIGKILL)
+			for i := range s.inproc {
+				// Blocked where no stop reaches it: left to end with gpipe.
+				st := &s.res.Statuses[i]
+				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
+				delete(s.inproc, i)
+			}
 		}
 	}
 	if s.res.Signal != nil && s.pgid != 0 {
@@ -220,6 +256,7 @@ func (s *supervisor) supervise() {
 // acts on it. In a terminal's foreground, SIGINT and SIGQUIT from the
 // keyboard already reached every stage, and are not sent twice.
 func (s *supervisor) forward(sig os.Signal) {
+	s.stop.Close()
 	if s.ownTTY && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
 		return
 	}
@@ -242,10 +279,20 @@ func (s *supervisor) signal(sig os.Signal) {
 
 func (s *supervisor) record(e exit) {
 	st := &s.res.Statuses[e.stage]
+	if b := e.builtin; b != nil {
+		st.Code, st.CPU = b.code, b.cpu
+		if b.stopped {
+			sig, _ := s.res.Signal.(syscall.Signal)
+			st.Signal, st.Code = sig, 128+int(sig)
+		}
+		st.InputBroken = st.Code == ExitInputBroken
+		return
+	}
 	if e.err != nil {
 		st.Code, st.Err = 125, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
 		return
 	}
+	st.CPU = e.state.UserTime() + e.state.SystemTime()
 	ws, ok := e.state.Sys().(syscall.WaitStatus)
 	if ok && ws.Signaled() {
 		st.Signal = ws.Signal()

@@ -3,10 +3,12 @@ package stage
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -15,16 +17,24 @@ import (
 // signals and grace, failing the test if the run takes longer than limit.
 func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.Duration) *Result {
 	t.Helper()
+	// No builtins: isolated ones run in a gpipe child, and this test
+	// binary is not gpipe (cmd/gpipe's tests run them).
+	return runWith(t, spec, nil, nil, sigs, grace, limit)
+}
+
+// runWith is runSpec with a registry of builtins, run inside this process,
+// and stderr going to the given file (nil: /dev/null).
+func runWith(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration) *Result {
+	t.Helper()
 	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No builtins: they run in a gpipe child, and this test binary is not
-	// gpipe (cmd/gpipe's tests run them).
-	cmds, err := Resolve(g, os.Environ(), nil)
+	cmds, err := Resolve(g, os.Environ(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	Place(g, cmds, false)
 	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +44,12 @@ func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.D
 		t.Fatal(err)
 	}
 	defer devnull.Close()
+	if stderr == nil {
+		stderr = devnull
+	}
 	done := make(chan *Result, 1)
 	go func() {
-		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: devnull, Grace: grace, Signals: sigs})
+		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: stderr, Grace: grace, Signals: sigs})
 	}()
 	select {
 	case r := <-done:
@@ -112,5 +125,71 @@ func TestRunRedirectFailureFailsOnlyThatStage(t *testing.T) {
 	}
 	if !r.Statuses[0].Started {
 		t.Errorf("echo did not start")
+	}
+}
+
+// withBoom is the default registry and "boom", a builtin that passes its
+// first block on and then panics: a bug in a builtin.
+func withBoom() map[string]*builtins.Builtin {
+	reg := builtins.Default()
+	reg["boom"] = &builtins.Builtin{Name: "boom", Parse: func([]string) (builtins.Run, error) {
+		return func(in plumbing.Source, out plumbing.Sink) error {
+			buf, _ := in.Peek(1)
+			plumbing.Write(out, buf)
+			panic("boom went the builtin")
+		}, nil
+	}}
+	return reg
+}
+
+// TestInProcessPanic: a builtin that panics inside gpipe is that stage's
+// failure, status ExitPanic with a message on its stderr; its reader sees
+// its input broken off; gpipe goes on and exits with the panicked stage's
+// status.
+func TestInProcessPanic(t *testing.T) {
+	errf, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	r := runWith(t, "gen -n 100 | boom | count", withBoom(), errf, nil, time.Second, 10*time.Second)
+	if s := r.Statuses[1]; s.Code != ExitPanic {
+		t.Errorf("boom: %v, want %d", s, ExitPanic)
+	}
+	if s := r.Statuses[2]; !s.InputBroken {
+		t.Errorf("count after boom: %v, want its input broken off", s)
+	}
+	if code := r.ExitCode(); code != ExitPanic {
+		t.Errorf("ExitCode() = %d, want %d", code, ExitPanic)
+	}
+	msg, _ := os.ReadFile(errf.Name())
+	if !strings.Contains(string(msg), "gpipe: stage 2 (boom): internal error: boom went the builtin\n") {
+		t.Errorf("stderr = %q, want the panic named", msg)
+	}
+}
+
+// TestInProcessTeardown: a teardown signal stops builtins running inside
+// gpipe; each ends as a program killed by the signal.
+func TestInProcessTeardown(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	r := runWith(t, "gen | cat | sink", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
+	for i, s := range r.Statuses {
+		if s.Signal != syscall.SIGTERM || s.Code != 143 {
+			t.Errorf("stage %d: %v, want 143 (SIGTERM)", i+1, s)
+		}
+	}
+	if code := r.ExitCode(); code != 143 {
+		t.Errorf("ExitCode() = %d, want 143", code)
+	}
+}
+
+// TestInProcessCPU: an in-process builtin's CPU time is its thread's.
+func TestInProcessCPU(t *testing.T) {
+	r := runWith(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second)
+	for i, s := range r.Statuses {
+		if s.Code != 0 || s.CPU <= 0 {
+			t.Errorf("stage %d: status %v, CPU %v; want 0 and some CPU", i+1, s, s.CPU)
+		}
 	}
 }

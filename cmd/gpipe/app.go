@@ -123,8 +123,9 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
-			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo or shm (shm needs builtins at both ends)"},
-			&cli.StringFlag{Name: "ring-size", Value: "1MiB", Usage: "data size of each shm ring (rounded up to a power of two, at least 4KiB)"},
+			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
+			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
+			&cli.StringFlag{Name: "ring-size", Value: "1MiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
 		},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -152,6 +153,7 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 				explain:   c.Bool("explain"),
 				grace:     c.Duration("grace"),
 				transport: transport,
+				isolate:   c.Bool("isolate") || transport == parser.TransportShm,
 				ringSize:  ringSize,
 				stdin:     stdin, stdout: stdout, stderr: stderr,
 				sigs: sigs,
@@ -162,6 +164,7 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 
 type runOptions struct {
 	status, explain       bool
+	isolate               bool
 	grace                 time.Duration
 	transport             parser.Transport
 	ringSize              int
@@ -180,6 +183,7 @@ func runSpec(spec string, env []string, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	stage.Place(g, cmds, o.isolate)
 	infos := stage.Infos(g, cmds)
 	if o.explain {
 		choices, err := plumbing.Choose(g, infos, o.transport)
@@ -229,17 +233,17 @@ func expansionEnv(env []string) []string {
 }
 
 func parseTransport(s string) (parser.Transport, error) {
-	for _, t := range []parser.Transport{parser.TransportAuto, parser.TransportPipe, parser.TransportFIFO, parser.TransportShm} {
+	for _, t := range []parser.Transport{parser.TransportAuto, parser.TransportPipe, parser.TransportFIFO, parser.TransportMem, parser.TransportShm} {
 		if s == t.String() {
 			return t, nil
 		}
 	}
-	return 0, &usageError{msg: fmt.Sprintf("--transport: unknown transport %q (want auto, pipe, fifo or shm)", s)}
+	return 0, &usageError{msg: fmt.Sprintf("--transport: unknown transport %q (want auto, pipe, fifo, mem or shm)", s)}
 }
 
 func parseRingSize(s string) (int, error) {
 	n, err := builtins.ParseSize(s)
-	if err != nil || n < plumbing.MinRingSize || n > 1<<30 {
+	if err != nil || n < plumbing.MinRingSize || n > plumbing.MaxRingSize {
 		return 0, &usageError{msg: fmt.Sprintf("--ring-size: %q is not a size from 4KiB to 1GiB", s)}
 	}
 	return int(n), nil
@@ -252,8 +256,10 @@ func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 		c := cmds[i]
 		what := "redirections only"
 		switch {
-		case c.Builtin != "":
+		case c.Builtin != "" && c.InProcess:
 			what = "builtin " + c.Builtin
+		case c.Builtin != "":
+			what = "builtin " + c.Builtin + " in a process of its own"
 		case c.Path != "":
 			what = "program " + c.Path
 		}

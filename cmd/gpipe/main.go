@@ -13,7 +13,7 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == stage.ChildArg {
 		// gpipe re-executed as the helper of one stage.
-		os.Exit(stage.RunChild(os.Stderr))
+		os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
 	}
 	// Teardown signals are caught before anything starts, so that none is
 	// lost between the start of the first stage and the supervisor.

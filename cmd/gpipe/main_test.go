@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,21 +23,53 @@ var update = flag.Bool("u", false, "update testscript golden files in place")
 // "exec gpipe …": testscript installs it under that name on PATH.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"gpipe": main,
+		"gpipe": func() {
+			if os.Getenv(isolateEnv) != "" && len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "--gpipe-") && !slices.Contains(os.Args, "--explain") {
+				os.Args = append([]string{os.Args[0], "--isolate"}, os.Args[1:]...)
+			}
+			main()
+		},
 	})
 }
+
+// isolateEnv, set in a script's environment, makes the test binary playing
+// gpipe run as "gpipe --isolate …": TestScriptsIsolated runs the builtins'
+// scripts that way, to hold both hosts of the builtins to the same bytes
+// and statuses. A plan (--explain) is left as the script wrote it: it
+// names the host.
+const isolateEnv = "GPIPE_TEST_ISOLATE"
 
 // TestScripts runs every testscripts/*.txtar through the real gpipe
 // program: real processes, real pipes, real coreutils.
 func TestScripts(t *testing.T) {
+	runScripts(t, testscript.Params{Dir: "../../testscripts"}, false)
+}
+
+// TestScriptsIsolated runs the scripts of the builtins once more with
+// every builtin in a process of its own (--isolate): the same scripts, so
+// the same bytes and statuses.
+func TestScriptsIsolated(t *testing.T) {
+	files, err := filepath.Glob("../../testscripts/builtin_*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no builtin scripts: %v", err)
+	}
+	more, _ := filepath.Glob("../../testscripts/transport_*.txtar")
+	runScripts(t, testscript.Params{Files: append(files, more...)}, true)
+}
+
+func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 	testscript.Run(t, testscript.Params{
-		Dir:                 "../../testscripts",
+		Dir:                 p.Dir,
+		Files:               p.Files,
 		RequireExplicitExec: true,
 		UpdateScripts:       *update,
 		Setup: func(env *testscript.Env) error {
 			// Under -race, the gpipe processes are this race-enabled
 			// binary, which would sleep a second at every exit.
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			if isolate {
+				env.Setenv(isolateEnv, "1")
+			}
 			return nil
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){

@@ -1,0 +1,5 @@
+//go:build !race
+
+package plumbing
+
+const raceEnabled = false

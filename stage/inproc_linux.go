@@ -1,0 +1,180 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// builtinExit is how an in-process builtin ended.
+type builtinExit struct {
+	code    int
+	stopped bool // it ended because the pipeline was torn down
+	cpu     time.Duration
+}
+
+// startBuiltin starts an in-process builtin stage: its ends are taken from
+// the plan, its redirections applied to a table of descriptors the way a
+// process would get them, and its standard input, output and error become
+// a Source, a Sink and a writer over copies of those descriptors. Nothing
+// here blocks: a stage whose redirection may block runs as a process.
+func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
+	status := Status{Stage: st}
+	ends := s.plan.Take(st.ID)
+	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, ends, nil)
+	defer t.close()
+	defer func() {
+		for _, e := range ends {
+			if e.File != nil {
+				e.File.Close() // the builtin holds its own copies
+			}
+		}
+	}()
+	var in plumbing.Source
+	var out plumbing.Sink
+	var stderr io.WriteCloser
+	// Until the goroutine owns them, a failure closes what was made.
+	owned := []io.Closer{}
+	fail := func(code int, err error) Status {
+		for _, c := range owned {
+			c.Close()
+		}
+		for _, e := range ends {
+			if e.File == nil {
+				e.Close()
+			}
+		}
+		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
+		return status
+	}
+	for _, r := range st.Redirs {
+		if err := t.apply(r); err != nil {
+			return fail(1, err)
+		}
+	}
+	for _, e := range ends {
+		var err error
+		switch {
+		case e.Reader != nil && e.FD == 0:
+			in = e.Reader
+		case e.Writer != nil && e.FD == 1:
+			out = e.Writer
+		case e.Ring != nil && e.FD == 0 && !e.Ring.Writer:
+			in, err = plumbing.OpenRingReader(e.Ring.Mem, e.Ring.Sock)
+		case e.Ring != nil && e.FD == 1 && e.Ring.Writer:
+			out, err = plumbing.OpenRingWriter(e.Ring.Mem, e.Ring.Sock)
+		}
+		if err != nil {
+			return fail(125, err)
+		}
+	}
+	if in != nil {
+		owned = append(owned, in)
+	}
+	if out != nil {
+		owned = append(owned, out)
+	}
+	dup := func(fd int) (*os.File, error) {
+		f := t.files[fd]
+		if f == nil {
+			return nil, nil
+		}
+		n, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+		}
+		return os.NewFile(uintptr(n), f.Name()), nil
+	}
+	if in == nil {
+		f, err := dup(0)
+		if err != nil {
+			return fail(125, err)
+		}
+		in = closedEnd{"standard input"}
+		if f != nil {
+			in = plumbing.NewFileSource(f)
+			owned = append(owned, in)
+		}
+	}
+	if out == nil {
+		f, err := dup(1)
+		if err != nil {
+			return fail(125, err)
+		}
+		out = closedEnd{"standard output"}
+		if f != nil {
+			out = plumbing.NewFileSink(f)
+			owned = append(owned, out)
+		}
+	}
+	stderr = nopCloser{io.Discard}
+	if f, err := dup(2); err != nil {
+		return fail(125, err)
+	} else if f != nil {
+		stderr = f
+	}
+	for _, end := range []any{in, out} {
+		if e, ok := end.(plumbing.Stoppable); ok {
+			e.SetStop(s.stop)
+		}
+	}
+	plumbing.FlushBeforeWait(in, out)
+	go s.runBuiltin(st, cmd, in, out, stderr)
+	status.Started = true
+	return status
+}
+
+// runBuiltin is the goroutine of an in-process builtin. It runs locked to
+// an OS thread of its own, whose CPU clock is the stage's CPU time.
+func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Source, out plumbing.Sink, stderr io.WriteCloser) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU()
+	res := &builtinExit{}
+	defer func() {
+		res.cpu = threadCPU() - start
+		stderr.Close()
+		s.exits <- exit{stage: st.ID, builtin: res}
+	}()
+	defer func() {
+		if v := recover(); v != nil {
+			fmt.Fprintf(stderr, "gpipe: %s: internal error: %v\n", st.Name(), v)
+			if w, ok := out.(*plumbing.RingWriter); ok {
+				w.Abandon() // the reader sees its input broken off
+			} else {
+				out.Close()
+			}
+			in.Close()
+			res.code = ExitPanic
+		}
+	}()
+	err := cmd.run(in, out)
+	res.stopped = errors.Is(err, plumbing.ErrStopped)
+	if res.stopped {
+		out.Close()
+		in.Close()
+		return
+	}
+	res.code = finishBuiltin(st.Name(), err, in, out, stderr)
+}
+
+// threadCPU is the CPU time of the calling thread so far.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
