@@ -64,22 +64,25 @@ func (m *matcher) run(in plumbing.Source, out plumbing.Sink) error {
 }
 
 // filter writes the selected lines of block, which is whole lines, each
-// ending in '\n'. Adjacent selected lines go out as one copy.
+// ending in '\n'. Adjacent selected lines go out as one copy, and the
+// output of the block is committed once.
 func (m *matcher) filter(block []byte, out plumbing.Sink) error {
+	if m.re == nil && len(m.literal) == 1 {
+		return m.filterByte(block, out)
+	}
+	bw := batch{out: out}
+	defer bw.commit()
 	var run struct{ start, end int } // pending selected lines: block[start:end]
 	emit := func(s, e int) error {
 		if s == run.end && run.end > run.start {
 			run.end = e
 			return nil
 		}
-		if err := plumbing.Write(out, block[run.start:run.end]); err != nil {
+		if err := bw.write(block[run.start:run.end]); err != nil {
 			return err
 		}
 		run.start, run.end = s, e
 		return nil
-	}
-	if m.re == nil && len(m.literal) == 1 {
-		return m.filterByte(block, out)
 	}
 	pos := 0
 	for pos < len(block) {
@@ -133,7 +136,7 @@ func (m *matcher) filter(block []byte, out plumbing.Sink) error {
 			break
 		}
 	}
-	return plumbing.Write(out, block[run.start:run.end])
+	return bw.write(block[run.start:run.end])
 }
 
 // eachLines calls f with blocks of whole lines from in, in order, each line
@@ -208,12 +211,14 @@ func eachLines(in plumbing.Source, f func(block []byte) error) error {
 // at every match several times over.
 func (m *matcher) filterByte(block []byte, out plumbing.Sink) error {
 	c, invert := m.literal[0], m.invert
+	bw := batch{out: out}
+	defer bw.commit()
 	runStart, runEnd := 0, 0         // selected lines not yet written
 	start, found := 0, false         // the current line, and whether it holds c
 	endLine := func(end int) error { // the line ending at block[end-1]
 		if found != invert {
 			if start != runEnd {
-				if err := plumbing.Write(out, block[runStart:runEnd]); err != nil {
+				if err := bw.write(block[runStart:runEnd]); err != nil {
 					return err
 				}
 				runStart = start
@@ -258,7 +263,7 @@ func (m *matcher) filterByte(block []byte, out plumbing.Sink) error {
 			}
 		}
 	}
-	return plumbing.Write(out, block[runStart:runEnd])
+	return bw.write(block[runStart:runEnd])
 }
 
 // zeroBytes returns a mask with the high bit of every byte of w that is
