@@ -88,7 +88,7 @@ func countBuiltin() *Builtin {
 func headBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "head",
-		Synopsis: "head [-n N | -N | -c N]",
+		Synopsis: "head [-n N | -N | -c N | -n -0 | -c -0]",
 		Summary:  "Pass the first N lines (default 10) or bytes, then stop reading, so that upstream stops at once.",
 	}
 	b.Parse = func(args []string) (Run, error) {
@@ -107,6 +107,19 @@ func headBuiltin() *Builtin {
 		}
 		if *lines != "" && *size != "" {
 			return nil, usagef(b.Name, "-n and -c do not go together")
+		}
+		// GNU head -n -K and -c -K pass all but the last K lines or
+		// bytes; -0 is everything. Only that one is the builtin's: for
+		// K > 0, the usage error runs coreutils' head instead.
+		for _, v := range []*string{lines, size} {
+			if rest, neg := strings.CutPrefix(*v, "-"); neg {
+				if k, err := ParseSize(rest); err != nil || k != 0 {
+					return nil, usagef(b.Name, "all but the last %s: not supported", rest)
+				}
+				return func(in plumbing.Source, out plumbing.Sink) error {
+					return headPass(in, out, func(p []byte) (int, bool) { return len(p), false }, false)
+				}, nil
+			}
 		}
 		if *size != "" {
 			limit, err := ParseSize(*size)

@@ -3,6 +3,8 @@ package plumbing
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,4 +30,37 @@ func Pipe(size int) (r, w *os.File, err error) {
 		_, _ = unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, size)
 	}
 	return os.NewFile(uintptr(fds[0]), "|0"), os.NewFile(uintptr(fds[1]), "|1"), nil
+}
+
+// PipeSizeFor is the capacity to ask for on each of n pipes, given the
+// user's soft budget of pipe pages (/proc/sys/fs/pipe-user-pages-soft; 0
+// for none). Once a user's pipes hold more pages than that, the kernel
+// gives every new pipe of that user, in any program, a single page, so
+// gpipe takes at most a quarter of the budget for one run: DefaultPipeSize
+// each while that fits, less (a power of two) for many pipes, and the
+// kernel's default (-1) when even 64 KiB each would not fit.
+func PipeSizeFor(n int, softPages int) int {
+	if softPages <= 0 || n == 0 {
+		return DefaultPipeSize
+	}
+	share := softPages * os.Getpagesize() / 4 / n
+	size := DefaultPipeSize
+	for size > share {
+		size >>= 1
+	}
+	if size <= 64<<10 {
+		return -1
+	}
+	return size
+}
+
+// pipeUserPagesSoft reads the soft per-user budget of pipe pages; 0 when
+// it cannot be read or is unlimited.
+func pipeUserPagesSoft() int {
+	data, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return n
 }

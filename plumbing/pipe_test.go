@@ -187,3 +187,21 @@ func TestPlanTransports(t *testing.T) {
 		t.Errorf("FIFO directories left behind: %v", left)
 	}
 }
+
+// TestPipeSizeFor: one run keeps within a quarter of the user's pipe
+// budget (default 16384 pages of 4 KiB: 16 MiB for the run).
+func TestPipeSizeFor(t *testing.T) {
+	for _, tt := range []struct{ n, soft, want int }{
+		{1, 16384, 1 << 20},
+		{16, 16384, 1 << 20},
+		{17, 16384, 512 << 10},
+		{64, 16384, 256 << 10},
+		{200, 16384, -1},
+		{200, 0, 1 << 20},
+		{0, 16384, 1 << 20},
+	} {
+		if got := PipeSizeFor(tt.n, tt.soft); got != tt.want {
+			t.Errorf("PipeSizeFor(%d, %d) = %d, want %d", tt.n, tt.soft, got, tt.want)
+		}
+	}
+}

@@ -20,7 +20,8 @@ type Options struct {
 	Transport parser.Transport
 
 	// PipeSize is the capacity asked for on each pipe; 0 means
-	// DefaultPipeSize, a negative value leaves the kernel's default.
+	// DefaultPipeSize within the user's pipe budget (see PipeSizeFor), a
+	// negative value leaves the kernel's default.
 	PipeSize int
 
 	// RingSize is the data capacity of each ring, shm or mem; 0 means
@@ -165,6 +166,16 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices}
+	pipeSize := opts.PipeSize
+	if pipeSize == 0 {
+		pipes := 0
+		for _, c := range choices {
+			if c.Transport == parser.TransportPipe {
+				pipes++
+			}
+		}
+		pipeSize = PipeSizeFor(pipes, pipeUserPagesSoft())
+	}
 	var fifoDir string
 	defer func() {
 		if fifoDir != "" {
@@ -176,7 +187,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		var err error
 		switch choices[i].Transport {
 		case parser.TransportPipe:
-			from.File, to.File, err = pipeEnds(opts.PipeSize)
+			from.File, to.File, err = pipeEnds(pipeSize)
 		case parser.TransportFIFO:
 			if fifoDir == "" {
 				fifoDir, err = os.MkdirTemp("", "gpipe-fifo-")
@@ -204,9 +215,6 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 }
 
 func pipeEnds(size int) (w, r *os.File, err error) {
-	if size == 0 {
-		size = DefaultPipeSize
-	}
 	r, w, err = Pipe(size)
 	return w, r, err
 }
