@@ -62,11 +62,94 @@ func BenchmarkThroughput(b *testing.B) {
 	benchCompare(b, benchSpec{spec: gspec, other: bashArgv(spec), name: "bash", bytes: throughputBytes})
 }
 
-// BenchmarkShmVsPipe moves 4 GiB from builtin to builtin over a shm ring,
-// against the same over a pipe (--transport pipe): the ring's gain.
+// BenchmarkShmVsPipe moves 4 GiB from builtin to builtin over a shm ring
+// (--isolate), against the same over a pipe (--transport pipe): the ring's
+// gain. count -c reads every byte it is given.
 func BenchmarkShmVsPipe(b *testing.B) {
-	const spec = "gen --bytes 4G | sink"
-	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{"--transport", "pipe", spec}, name: "pipe", bytes: throughputBytes})
+	const spec = "gen --bytes 4G | count -c"
+	benchCompare(b, benchSpec{spec: spec, gpipeArgs: []string{"--isolate"}, gpipeOther: []string{"--transport", "pipe", spec}, name: "pipe", bytes: throughputBytes, check: true})
+}
+
+// BenchmarkMemVsShm is the same 4 GiB over an in-process ring (the
+// default) against a shm ring between processes (--isolate).
+func BenchmarkMemVsShm(b *testing.B) {
+	const spec = "gen --bytes 4G | cat | count -c"
+	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{"--isolate", spec}, name: "isolate", bytes: throughputBytes, check: true})
+}
+
+// BenchmarkCat4G: 4 GiB through the builtin cat, counted, against bash's
+// head, cat and wc on pipes. The issue's target is 0.1 of bash.
+func BenchmarkCat4G(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen --bytes 4G | cat | count -c",
+		other: bashArgv("head -c 4G /dev/zero | cat | wc -c"),
+		name:  "bash",
+		bytes: throughputBytes,
+		check: true,
+	})
+}
+
+// BenchmarkStartBuiltins is the start and end of three builtins that pass
+// one line, against bash running the coreutils that do the same.
+func BenchmarkStartBuiltins(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen -n 1 | filter 7 | count",
+		other: bashArgv("seq 1 | grep 7 | wc -l"),
+		name:  "bash",
+		check: true,
+	})
+}
+
+// BenchmarkStartBuiltinsIsolated is BenchmarkStartBuiltins with every
+// builtin in a process of its own, against the default.
+func BenchmarkStartBuiltinsIsolated(b *testing.B) {
+	const spec = "gen -n 1 | filter 7 | count"
+	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{"--isolate", spec}, name: "isolate", check: true})
+}
+
+// BenchmarkCat50 passes 1,000 lines through 50 builtin cats, against bash
+// with 50 /bin/cat: the cost of a stage.
+func BenchmarkCat50(b *testing.B) {
+	spec := "gen -n 1000" + strings.Repeat(" | cat", 50) + " | count"
+	bash := "seq 1000" + strings.Repeat(" | cat", 50) + " | wc -l"
+	benchCompare(b, benchSpec{spec: spec, other: bashArgv(bash), name: "bash", check: true})
+}
+
+// BenchmarkGenFilterCount1e8 is the showcase at 1e8 lines, against bash's
+// seq and grep -c (its fastest form). The one-loop floor the issue names
+// is builtins' BenchmarkOneLoopGenFilterCount.
+func BenchmarkGenFilterCount1e8(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen -n 100000000 | filter 7 | count",
+		other: bashArgv("seq 100000000 | grep -c 7"),
+		name:  "bash-grep-c",
+		check: true,
+	})
+}
+
+// BenchmarkGenFilterCountGrepC is the showcase at 1e7 lines against
+// bash's seq | grep -c 7.
+func BenchmarkGenFilterCountGrepC(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:  "gen -n 10000000 | filter 7 | count",
+		other: bashArgv("seq 10000000 | grep -c 7"),
+		name:  "bash-grep-c",
+		check: true,
+	})
+}
+
+// BenchmarkSha256Overlap hashes 4 GiB of pseudo-random bytes: gen (about
+// a third of sha256's CPU) and sha256 run on two cores at once, so the
+// whole should take about as long as sha256 alone. The other side is
+// sha256 of 4 GiB of zeros, which gen makes at almost no cost: sha256
+// alone, as near as a pipeline gets.
+func BenchmarkSha256Overlap(b *testing.B) {
+	benchCompare(b, benchSpec{
+		spec:       "gen --bytes 4G --seed 1 | sha256",
+		gpipeOther: []string{"gen --bytes 4G | sha256"},
+		name:       "sha256-alone",
+		bytes:      throughputBytes,
+	})
 }
 
 // BenchmarkGenFilterCount is the builtins' showcase against the shell's
@@ -102,6 +185,7 @@ func bashArgv(spec string) []string {
 type benchSpec struct {
 	spec       string
 	other      []string // the command to compare with
+	gpipeArgs  []string // flags for gpipe's side, before spec
 	gpipeOther []string // or: gpipe itself with these arguments
 	name       string   // the other side's name in the metrics
 	bytes      int64    // what one run moves, for GB/s; 0 for none
@@ -115,7 +199,7 @@ type benchSpec struct {
 // the timer starts.
 func benchCompare(b *testing.B, bs benchSpec) {
 	bin := gpipeBinary(b, !bs.plainBuild)
-	gpipe := []string{bin, bs.spec}
+	gpipe := append(append([]string{bin}, bs.gpipeArgs...), bs.spec)
 	other := bs.other
 	if bs.gpipeOther != nil {
 		other = append([]string{bin}, bs.gpipeOther...)
