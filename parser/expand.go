@@ -147,6 +147,9 @@ func assignWord(a *syntax.Assign) *syntax.Word {
 // fits refuses w with text if the bound n of its expansion is over the
 // sizer's limit, at the construct that went over.
 func (b *builder) fits(z *sizer, n int64, w *syntax.Word, text string) error {
+	if z.slowAt.IsValid() {
+		return b.errorf(z.slowAt, tooSlow)
+	}
 	if !z.over && n <= z.limit {
 		return nil
 	}

@@ -49,6 +49,28 @@ type sizer struct {
 	limit int64            // the bytes left in the stage's budget
 	at    syntax.Pos       // where a bound first went over limit
 	over  bool
+
+	work   int64      // bound of the pattern-matching steps of the word
+	slowAt syntax.Pos // where work first went over matchWorkMax
+}
+
+// matchWorkMax bounds the steps (value bytes times pattern bytes) the
+// pattern operations of one word may take: the expander matches a pattern
+// at every position of the value, so ${z/$z} on a 20 KB value takes
+// seconds, and a few more bytes of spec take hours. bash would grind
+// through it; gpipe refuses it before starting anything.
+const matchWorkMax = 1 << 26
+
+const tooSlow = "pattern matching too costly: a long pattern over a long value (more than 64M steps)"
+
+// matching adds the steps of matching a pattern of pat bytes over a value of
+// val bytes.
+func (z *sizer) matching(val, pat int64, at syntax.Pos) {
+	z.work += min(val+1, matchWorkMax) * min(pat+1, matchWorkMax)
+	if z.work > matchWorkMax && !z.slowAt.IsValid() {
+		z.slowAt = at
+	}
+	z.work = min(z.work, matchWorkMax+1)
 }
 
 func newSizer(env *stageEnv, limit int64) *sizer {
@@ -183,7 +205,7 @@ func (z *sizer) param(pe *syntax.ParamExp) int64 {
 		// Slicing goes through []rune: an invalid byte becomes U+FFFD.
 		n = 3 * val
 	case pe.Repl != nil:
-		z.word(pe.Repl.Orig)
+		z.matching(val, z.word(pe.Repl.Orig), pe.Pos())
 		with := z.word(pe.Repl.With)
 		// Every byte and the end can match, each replaced by with.
 		n = val + (val+1)*with
@@ -196,6 +218,7 @@ func (z *sizer) param(pe *syntax.ParamExp) int64 {
 			n = val + arg
 		case syntax.RemSmallPrefix, syntax.RemLargePrefix,
 			syntax.RemSmallSuffix, syntax.RemLargeSuffix:
+			z.matching(val, arg, pe.Pos())
 			n = val
 		case syntax.UpperFirst, syntax.UpperAll,
 			syntax.LowerFirst, syntax.LowerAll:

@@ -525,6 +525,10 @@ func TestParseArgMax(t *testing.T) {
 		{"echo ${BIG//b/bb}", "spec:1:6: " + couldBeLong},
 		{"echo ${BIG@Q}", "spec:1:6: " + couldBeLong},
 		{"echo {1..3}$BIG", "spec:1:6: " + couldBeLong},
+		// A long pattern over a long value: seconds to hours of matching.
+		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${w=${z/$z}}", "spec:1:58: " + tooSlow},
+		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${z##$z}", "spec:1:54: " + tooSlow},
+		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${z%a}", ""},
 		// The stages together: 31 of them take all but 1 MiB of 32 MiB.
 		{strings.Repeat(`echo "$BIG" | `, 30) + "cat", ""},
 		{strings.Repeat(`echo "$BIG" | `, 40) + "cat", "spec:1:441: " + pipelineCouldBeLong},
