@@ -150,7 +150,12 @@ type ring struct {
 	unmap  func() error
 	closed bool   // this side closed: every entry point fails
 	onWait func() // called before this side sleeps; may be nil
-	last   int    // what the last Reserve or Peek offered, less commits or releases
+
+	// park and unpark, when set, are called right before this side's
+	// goroutine parks and right after it runs again: an in-process stage
+	// keeps its CPU account there.
+	park, unpark func()
+	last         int // what the last Reserve or Peek offered, less commits or releases
 }
 
 func newRing(base unsafe.Pointer, size uint64, w waker, unmap func() error) *ring {
@@ -229,7 +234,13 @@ func (r *ring) sleep(waiting *atomic.Uint32, need uint32, ready func() bool) err
 	if !r.peer {
 		return nil
 	}
+	if r.park != nil {
+		r.park()
+	}
 	peer, err := r.w.sleep(r.stop)
+	if r.unpark != nil {
+		r.unpark()
+	}
 	if !peer {
 		r.peer = false
 	}
@@ -380,6 +391,10 @@ func (w *RingWriter) Size() int { return int(w.r.size) }
 // is closed. Call it before the first Reserve.
 func (w *RingWriter) SetStop(s *Stop) { w.r.stop = s }
 
+// OnPark sets functions called right before the writer's goroutine parks
+// to wait for room, and right after it runs again.
+func (w *RingWriter) OnPark(park, unpark func()) { w.r.park, w.r.unpark = park, unpark }
+
 // RingReader is the consuming side of a ring. It is not safe for concurrent
 // use.
 type RingReader struct {
@@ -474,3 +489,7 @@ func (rd *RingReader) SetStop(s *Stop) { rd.r.stop = s }
 // OnWait sets f to be called each time the reader is about to sleep for
 // want of input: a builtin flushes its output there.
 func (rd *RingReader) OnWait(f func()) { rd.r.onWait = f }
+
+// OnPark sets functions called right before the reader's goroutine parks
+// to wait for input, and right after it runs again.
+func (rd *RingReader) OnPark(park, unpark func()) { rd.r.park, rd.r.unpark = park, unpark }

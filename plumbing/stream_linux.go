@@ -55,6 +55,10 @@ func FlushBeforeWait(in Source, out Sink) {
 // Stoppable is an end that a Stop can interrupt: every end of plumbing's.
 type Stoppable interface{ SetStop(*Stop) }
 
+// Parkable is an end whose waits park the goroutine (a ring's), and that
+// says so before and after: see RingReader.OnPark.
+type Parkable interface{ OnPark(park, unpark func()) }
+
 // MaxPeek caps a ring reader's Peek at half the ring.
 func (rd *RingReader) MaxPeek() int { return MaxWait(rd.Size()) }
 

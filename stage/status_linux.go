@@ -24,8 +24,8 @@ type Status struct {
 	InputBroken bool
 
 	// CPU is the processor time the stage used: user and system time of
-	// its process, or the CPU clock of the thread an in-process builtin
-	// ran on.
+	// its process or, for an in-process builtin with Options.MeasureCPU,
+	// the CPU clock of the threads it ran on (zero without).
 	CPU time.Duration
 }
 

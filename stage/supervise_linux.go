@@ -35,11 +35,18 @@ type Options struct {
 	// redirection, say) while the rest run on, as bash reports them. Nil
 	// discards them; they are in the Result too.
 	OnError func(error)
+
+	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
+	// at the cost of a few system calls each time one waits for another;
+	// without it their CPU is reported as zero. A process stage's CPU time
+	// is always known.
+	MeasureCPU bool
 }
 
 // Builtins run inside gpipe (Command.InProcess) as goroutines, each with
 // the ends its edges and redirections give it, its own exit status by the
-// rules of a program (see finishBuiltin), and its CPU time. A teardown
+// rules of a program (see finishBuiltin), and its CPU time when asked for
+// (see cpuMeter). A teardown
 // signal stops them (every wait and every Peek or Reserve of theirs fails,
 // and the stage's status is that of a program killed by the signal); one
 // still blocked when the grace period ends (in a read of a terminal, say)

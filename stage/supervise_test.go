@@ -25,6 +25,10 @@ func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.D
 // runWith is runSpec with a registry of builtins, run inside this process,
 // and stderr going to the given file (nil: /dev/null).
 func runWith(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration) *Result {
+	return runOpts(t, spec, reg, stderr, sigs, grace, limit, false)
+}
+
+func runOpts(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration, cpu bool) *Result {
 	t.Helper()
 	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
 	if err != nil {
@@ -49,7 +53,7 @@ func runWith(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 	}
 	done := make(chan *Result, 1)
 	go func() {
-		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: stderr, Grace: grace, Signals: sigs})
+		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: stderr, Grace: grace, Signals: sigs, MeasureCPU: cpu})
 	}()
 	select {
 	case r := <-done:
@@ -184,12 +188,20 @@ func TestInProcessTeardown(t *testing.T) {
 	}
 }
 
-// TestInProcessCPU: an in-process builtin's CPU time is its thread's.
+// TestInProcessCPU: with MeasureCPU, an in-process builtin's CPU time is
+// kept; gen, which formats every line, uses more than count, which only
+// counts the newlines of what filter left.
 func TestInProcessCPU(t *testing.T) {
-	r := runWith(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second)
+	r := runOpts(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second, true)
 	for i, s := range r.Statuses {
 		if s.Code != 0 || s.CPU <= 0 {
 			t.Errorf("stage %d: status %v, CPU %v; want 0 and some CPU", i+1, s, s.CPU)
+		}
+	}
+	r = runOpts(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second, false)
+	for i, s := range r.Statuses {
+		if s.CPU != 0 {
+			t.Errorf("stage %d: CPU %v without MeasureCPU; want 0", i+1, s.CPU)
 		}
 	}
 }
