@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -97,11 +98,15 @@ var ErrStopped = errors.New("stopped")
 type waker interface {
 	// wake nudges the peer, which announced that it sleeps.
 	wake()
-	// sleep blocks until the peer nudges, the peer goes away (false), or
-	// stop is closed (ErrStopped). A spurious return is allowed.
-	sleep(stop *Stop) (peer bool, err error)
+	// sleep blocks until the peer nudges, the peer goes away (false),
+	// stop is closed (ErrStopped), or the deadline passes
+	// (os.ErrDeadlineExceeded; the zero time is none). A spurious return
+	// is allowed.
+	sleep(stop *Stop, deadline time.Time) (peer bool, err error)
 	// abandon tells the peer that this side is gone without closing.
 	abandon()
+	// peerGone reports whether the peer is known gone without sleeping.
+	peerGone() bool
 	close() error
 }
 
@@ -146,7 +151,8 @@ type ring struct {
 
 	w      waker
 	peer   bool  // false once the peer is known gone
-	stop   *Stop // nil: never stopped
+	stop     *Stop     // nil: never stopped
+	deadline time.Time // zero: none
 	unmap  func() error
 	closed bool   // this side closed: every entry point fails
 	onWait func() // called before this side sleeps; may be nil
@@ -237,7 +243,7 @@ func (r *ring) sleep(waiting *atomic.Uint32, need uint32, ready func() bool) err
 	if r.park != nil {
 		r.park()
 	}
-	peer, err := r.w.sleep(r.stop)
+	peer, err := r.w.sleep(r.stop, r.deadline)
 	if r.unpark != nil {
 		r.unpark()
 	}
@@ -391,6 +397,10 @@ func (w *RingWriter) Size() int { return int(w.r.size) }
 // is closed. Call it before the first Reserve.
 func (w *RingWriter) SetStop(s *Stop) { w.r.stop = s }
 
+// SetDeadline makes a Reserve that would wait past t fail with
+// os.ErrDeadlineExceeded; the zero time means no deadline.
+func (w *RingWriter) SetDeadline(t time.Time) { w.r.deadline = t }
+
 // OnPark sets functions called right before the writer's goroutine parks
 // to wait for room, and right after it runs again.
 func (w *RingWriter) OnPark(park, unpark func()) { w.r.park, w.r.unpark = park, unpark }
@@ -489,6 +499,10 @@ func (rd *RingReader) SetStop(s *Stop) { rd.r.stop = s }
 // OnWait sets f to be called each time the reader is about to sleep for
 // want of input: a builtin flushes its output there.
 func (rd *RingReader) OnWait(f func()) { rd.r.onWait = f }
+
+// SetDeadline makes a Peek that would wait past t fail with
+// os.ErrDeadlineExceeded; the zero time means no deadline.
+func (rd *RingReader) SetDeadline(t time.Time) { rd.r.deadline = t }
 
 // OnPark sets functions called right before the reader's goroutine parks
 // to wait for input, and right after it runs again.

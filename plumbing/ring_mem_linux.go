@@ -2,7 +2,9 @@ package plumbing
 
 import (
 	"fmt"
+	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,17 +74,32 @@ func (c *chanWaker) wake() {
 	}
 }
 
-func (c *chanWaker) sleep(stop *Stop) (bool, error) {
+func (c *chanWaker) sleep(stop *Stop, deadline time.Time) (bool, error) {
 	if c.s.gone[1-c.me].Load() {
 		return false, nil
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return true, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
 	}
 	select {
 	case <-c.s.wake[c.me]:
 	case <-stop.channel():
 		return true, ErrStopped
+	case <-timeout:
+		return true, os.ErrDeadlineExceeded
 	}
 	return !c.s.gone[1-c.me].Load(), nil
 }
+
+// peerGone reports whether the peer abandoned the ring.
+func (c *chanWaker) peerGone() bool { return c.s.gone[1-c.me].Load() }
 
 func (c *chanWaker) abandon() {
 	c.s.gone[c.me].Store(true)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -164,25 +165,52 @@ func (s *sockWaker) wake() { _, _ = unix.Write(s.fd, []byte{1}) }
 // sleeps on a socket: only an in-process builtin on a shm ring does.
 const stopPoll = 50 // milliseconds
 
-func (s *sockWaker) sleep(stop *Stop) (bool, error) {
+func (s *sockWaker) sleep(stop *Stop, deadline time.Time) (bool, error) {
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
-	timeout := -1
-	if stop != nil {
-		timeout = stopPoll
-	}
 	for {
 		if stop.Stopped() {
 			return true, ErrStopped
 		}
+		timeout, err := pollTimeout(stop, deadline)
+		if err != nil {
+			return true, err
+		}
 		n, err := unix.Poll(fds, timeout)
 		if err == unix.EINTR || (err == nil && n == 0) {
-			continue // interrupted, or time to look at the stop
+			continue // interrupted, or time to look at the stop and the deadline
 		}
 		if err != nil {
 			return false, nil
 		}
 		break
 	}
+	return s.drain(), nil
+}
+
+// pollTimeout is how long a poll may block, in milliseconds (-1: for
+// ever): until the deadline, and no longer than stopPoll when a Stop is
+// watched.
+func pollTimeout(stop *Stop, deadline time.Time) (int, error) {
+	timeout := -1
+	if stop != nil {
+		timeout = stopPoll
+	}
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		ms := int((d + time.Millisecond - 1) / time.Millisecond)
+		if timeout < 0 || ms < timeout {
+			timeout = ms
+		}
+	}
+	return timeout, nil
+}
+
+// drain reads the wake-up bytes waiting on the socket and reports whether
+// the peer is still there.
+func (s *sockWaker) drain() bool {
 	var buf [64]byte
 	for {
 		n, err := unix.Read(s.fd, buf[:])
@@ -190,13 +218,16 @@ func (s *sockWaker) sleep(stop *Stop) (bool, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return true, nil // spurious
+			return true // spurious
 		case n <= 0:
-			return false, nil // EOF or error: the peer's end is closed
+			return false // EOF or error: the peer's end is closed
 		}
-		return true, nil
+		return true
 	}
 }
+
+// peerGone is known only once a poll saw the socket's end: see sleep.
+func (s *sockWaker) peerGone() bool { return false }
 
 // abandon closes nothing here: the socket closing (at exit, or in close)
 // tells the peer, and the closed flag stays unset.

@@ -623,3 +623,93 @@ func TestRingManyShortRuns(t *testing.T) {
 		}
 	})
 }
+
+// TestRingDeadline: a wait with a deadline ends with
+// os.ErrDeadlineExceeded, on both sides; a later Peek with data succeeds.
+func TestRingDeadline(t *testing.T) {
+	forKinds(t, func(t *testing.T, kind string) {
+		w, rd := openRing(t, kind, 4096)
+		defer w.Close()
+		defer rd.Close()
+		rd.SetDeadline(time.Now().Add(20 * time.Millisecond))
+		within(t, "Peek with a deadline", func() {
+			if _, err := rd.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Peek on an empty ring: %v, want os.ErrDeadlineExceeded", err)
+			}
+		})
+		w.Write(make([]byte, 4096))
+		w.SetDeadline(time.Now().Add(20 * time.Millisecond))
+		within(t, "Reserve with a deadline", func() {
+			if _, err := w.Reserve(1); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Reserve on a full ring: %v, want os.ErrDeadlineExceeded", err)
+			}
+		})
+		rd.SetDeadline(time.Time{})
+		if buf, err := rd.Peek(1); err != nil || len(buf) == 0 {
+			t.Errorf("Peek with data = %d bytes, %v", len(buf), err)
+		}
+	})
+}
+
+// TestWaitAny: one wait watches several rings and returns the one that has
+// something: a flushed line, then an end, and it honours stop and deadline.
+func TestWaitAny(t *testing.T) {
+	forKinds(t, func(t *testing.T, kind string) {
+		var ws []*RingWriter
+		var rds []*RingReader
+		for range 3 {
+			w, rd := openRing(t, kind, 4096)
+			defer w.Close()
+			defer rd.Close()
+			ws, rds = append(ws, w), append(rds, rd)
+		}
+		if _, err := WaitAny(rds, nil, time.Now().Add(20*time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("WaitAny on empty rings: %v, want os.ErrDeadlineExceeded", err)
+		}
+		got := make(chan int, 1)
+		wait := func() {
+			go func() {
+				i, err := WaitAny(rds, nil, time.Time{})
+				if err != nil {
+					t.Errorf("WaitAny: %v", err)
+				}
+				got <- i
+			}()
+			waitUntil(t, "WaitAny asleep", func() bool { return rds[0].r.readerWaiting.Load() != 0 && rds[2].r.readerWaiting.Load() != 0 })
+		}
+		wait()
+		ws[1].Write([]byte("line\n"))
+		ws[1].Flush()
+		within(t, "WaitAny after a flush", func() {
+			if i := <-got; i != 1 {
+				t.Errorf("WaitAny = %d, want 1", i)
+			}
+		})
+		buf, err := rds[1].Peek(1)
+		if err != nil || string(buf) != "line\n" {
+			t.Fatalf("Peek after WaitAny = %q, %v", buf, err)
+		}
+		rds[1].Release(len(buf))
+		wait()
+		ws[2].Close()
+		within(t, "WaitAny after a close", func() {
+			if i := <-got; i != 2 {
+				t.Errorf("WaitAny = %d, want 2", i)
+			}
+		})
+		stop := NewStop()
+		stop.Close()
+		if _, err := WaitAny(rds[:2], stop, time.Time{}); !errors.Is(err, ErrStopped) {
+			t.Errorf("WaitAny after stop: %v, want ErrStopped", err)
+		}
+	})
+	mw, mr := openRing(t, "mem", 4096)
+	sw, sr := openRing(t, "shm", 4096)
+	defer mw.Close()
+	defer mr.Close()
+	defer sw.Close()
+	defer sr.Close()
+	if _, err := WaitAny([]*RingReader{mr, sr}, nil, time.Time{}); !errors.Is(err, ErrMixedRings) {
+		t.Errorf("WaitAny on both kinds: %v, want ErrMixedRings", err)
+	}
+}
