@@ -149,13 +149,13 @@ type ring struct {
 	readerWaiting, writerWaiting *atomic.Uint32
 	writerClosed, readerClosed   *atomic.Uint32
 
-	w      waker
-	peer   bool  // false once the peer is known gone
+	w        waker
+	peer     bool      // false once the peer is known gone
 	stop     *Stop     // nil: never stopped
 	deadline time.Time // zero: none
-	unmap  func() error
-	closed bool   // this side closed: every entry point fails
-	onWait func() // called before this side sleeps; may be nil
+	unmap    func() error
+	closed   bool   // this side closed: every entry point fails
+	onWait   func() // called before this side sleeps; may be nil
 
 	// park and unpark, when set, are called right before this side's
 	// goroutine parks and right after it runs again: an in-process stage
