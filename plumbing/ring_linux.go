@@ -71,9 +71,13 @@ const (
 	offReaderClosed  = 260
 )
 
-// DefaultRingSize is the data capacity of a ring when none is asked for:
-// big enough for large batches, small enough to stay in a core's cache.
-const DefaultRingSize = 1 << 20
+// DefaultRingSize is the data capacity of a ring when none is asked for.
+// Two rings of it, mirror and all, stay in a core's cache: on the 2-core
+// machine, 4 GiB through gen | cat | count -l takes 0.35 s with 512 KiB
+// rings, 0.42 s with 1 MiB and 0.72 s with 4 MiB, while lines through
+// gen | filter | count are as fast as with 1 MiB (smaller rings mean
+// smaller steps and more wake-ups: 0.73 s against 0.54 s at 256 KiB).
+const DefaultRingSize = 512 << 10
 
 // MinRingSize is the smallest ring: one page.
 const MinRingSize = 4096

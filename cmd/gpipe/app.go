@@ -125,7 +125,7 @@ func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal)
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
-			&cli.StringFlag{Name: "ring-size", Value: "1MiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
+			&cli.StringFlag{Name: "ring-size", Value: "512KiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
 		},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
