@@ -257,6 +257,16 @@ func (r *ring) sleep(waiting *atomic.Uint32, need uint32, ready func() bool) err
 	return err
 }
 
+// take accounts for n of the bytes that the last Reserve or Peek offered.
+// Taking more than was offered is the caller's bug, and panics there, in
+// the stage that has it, before the peer could see a wrong index.
+func (r *ring) take(n int, op, offer string) {
+	if n < 0 || n > r.last {
+		panic(fmt.Sprintf("plumbing: %s(%d) after a %s of %d bytes", op, n, offer, r.last))
+	}
+	r.last -= n
+}
+
 func (r *ring) check() error {
 	if r.closed {
 		return os.ErrClosed
@@ -336,10 +346,7 @@ func (w *RingWriter) Commit(n int) {
 	if r.closed || n == 0 {
 		return
 	}
-	if n < 0 || n > r.last {
-		panic(fmt.Sprintf("plumbing: Commit(%d) after a Reserve of %d bytes", n, r.last))
-	}
-	r.last -= n
+	r.take(n, "Commit", "Reserve")
 	w.head += uint64(n)
 	r.head.Store(w.head)
 	r.wakeIf(r.readerWaiting, w.head-r.tail.Load())
@@ -464,10 +471,7 @@ func (rd *RingReader) Release(n int) {
 	if r.closed || n == 0 {
 		return
 	}
-	if n < 0 || n > r.last {
-		panic(fmt.Sprintf("plumbing: Release(%d) after a Peek of %d bytes", n, r.last))
-	}
-	r.last -= n
+	r.take(n, "Release", "Peek")
 	rd.tail += uint64(n)
 	r.tail.Store(rd.tail)
 	r.wakeIf(r.writerWaiting, r.size-(r.head.Load()-rd.tail))
