@@ -32,8 +32,8 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	defer t.close()
 	defer func() {
 		for _, e := range ends {
-			if e.File != nil {
-				e.File.Close() // the builtin holds its own copies
+			if e.File != nil || e.Ring != nil {
+				e.Close() // the builtin holds its own copies, or maps the ring
 			}
 		}
 	}()
@@ -47,8 +47,8 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 			c.Close()
 		}
 		for _, e := range ends {
-			if e.File == nil {
-				e.Close()
+			if e.Writer != nil || e.Reader != nil {
+				e.Close() // the peer sees EOF or a broken pipe
 			}
 		}
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
