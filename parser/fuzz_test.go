@@ -2,12 +2,18 @@ package parser
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"mvdan.cc/sh/v3/syntax"
 )
+
+// parseHang is how long one parse may take in FuzzParse before it counts
+// as a hang: far beyond any sane spec, even under -race on a loaded machine.
+const parseHang = 20 * time.Second
 
 // FuzzParse checks, for any source, that Parse either refuses it with a
 // positioned *Error or returns a well-formed graph, and that a spec printed
@@ -31,6 +37,13 @@ func FuzzParse(f *testing.F) {
 	}
 	cfg := Config{Env: testEnv}
 	f.Fuzz(func(t *testing.T, src string) {
+		// A parse that hangs crashes the worker with its input, which the
+		// fuzzer then saves: without this, a hang only ends the fuzzing
+		// run at its time limit, input unknown.
+		hang := time.AfterFunc(parseHang, func() {
+			panic(fmt.Sprintf("Parse(%q) still running after %v", src, parseHang))
+		})
+		defer hang.Stop()
 		g, err := Parse("spec", src, cfg)
 		if err != nil {
 			var pe *Error

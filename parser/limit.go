@@ -222,6 +222,8 @@ func (z *sizer) param(pe *syntax.ParamExp) int64 {
 			n = val
 		case syntax.UpperFirst, syntax.UpperAll,
 			syntax.LowerFirst, syntax.LowerAll:
+			// Each character is matched against the pattern.
+			z.matching(val, arg, pe.Pos())
 			n = 3 * val // through []rune, as above
 		case syntax.OtherParamOps:
 			// ${x@Q} writes a byte as \xNN; ${x@A} adds "declare -… x=".

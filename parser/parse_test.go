@@ -529,6 +529,7 @@ func TestParseArgMax(t *testing.T) {
 		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${w=${z/$z}}", "spec:1:58: " + tooSlow},
 		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${z##$z}", "spec:1:54: " + tooSlow},
 		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${z%a}", ""},
+		{"echo ${x=aaaaaaaaaaaa}${y=${x//?/$x}}${z=${y//?/$y}} ${z^^$z}", "spec:1:54: " + tooSlow},
 		// The stages together: 31 of them take all but 1 MiB of 32 MiB.
 		{strings.Repeat(`echo "$BIG" | `, 30) + "cat", ""},
 		{strings.Repeat(`echo "$BIG" | `, 40) + "cat", "spec:1:441: " + pipelineCouldBeLong},
