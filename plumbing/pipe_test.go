@@ -1,11 +1,13 @@
 package plumbing
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -203,5 +205,36 @@ func TestPipeSizeFor(t *testing.T) {
 		if got := PipeSizeFor(tt.n, tt.soft); got != tt.want {
 			t.Errorf("PipeSizeFor(%d, %d) = %d, want %d", tt.n, tt.soft, got, tt.want)
 		}
+	}
+}
+
+// TestFileSourceStop: a FileSource waiting to read an idle pipe (as a
+// builtin waits on a terminal) returns ErrStopped once its Stop closes.
+func TestFileSourceStop(t *testing.T) {
+	r, w, err := Pipe(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	src := NewFileSource(r)
+	defer src.Close()
+	stop := NewStop()
+	defer stop.Release()
+	src.SetStop(stop)
+	src.WatchReads()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Peek(1)
+		errc <- err
+	}()
+	// Nothing is ever written: only the stop can end the Peek.
+	stop.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrStopped) {
+			t.Errorf("Peek after the stop: %v, want ErrStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Peek of an idle pipe still waiting 10 s after the stop")
 	}
 }

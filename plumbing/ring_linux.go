@@ -114,36 +114,6 @@ type waker interface {
 	close() error
 }
 
-// Stop tears in-process stages down: once Close is called, every ring
-// wait and every Peek or Reserve of an end that watches it fails with
-// ErrStopped. The zero value is not usable; use NewStop. A nil *Stop
-// never stops.
-type Stop struct {
-	ch   chan struct{}
-	done atomic.Bool
-}
-
-// NewStop returns a Stop that has not stopped.
-func NewStop() *Stop { return &Stop{ch: make(chan struct{})} }
-
-// Close stops; later calls do nothing. It is safe for concurrent use.
-func (s *Stop) Close() {
-	if s.done.CompareAndSwap(false, true) {
-		close(s.ch)
-	}
-}
-
-// Stopped reports whether Close was called. A nil Stop never stops.
-func (s *Stop) Stopped() bool { return s != nil && s.done.Load() }
-
-// channel returns a channel closed at Close, nil (never ready) for a nil Stop.
-func (s *Stop) channel() <-chan struct{} {
-	if s == nil {
-		return nil
-	}
-	return s.ch
-}
-
 // ring is one side's view of a ring.
 type ring struct {
 	size, mask, step uint64

@@ -99,7 +99,13 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		}
 		in = closedEnd{"standard input"}
 		if f != nil {
-			in = plumbing.NewFileSource(f)
+			fs := plumbing.NewFileSource(f)
+			if !fromEdge(t, ends, 0) {
+				// gpipe's own stdin or a redirection: no teardown ends its
+				// writer, so a wait in a read must heed the stop.
+				fs.WatchReads()
+			}
+			in = fs
 			owned = append(owned, in)
 		}
 	}
@@ -214,6 +220,17 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ts.Nano())
+}
+
+// fromEdge reports whether descriptor fd of the table t is still the file
+// one of the stage's edges gave it (no redirection replaced it).
+func fromEdge(t *fdTable, ends []plumbing.End, fd int) bool {
+	for _, e := range ends {
+		if e.FD == fd && e.File != nil && t.files[fd] == e.File {
+			return true
+		}
+	}
+	return false
 }
 
 type nopCloser struct{ io.Writer }

@@ -95,6 +95,9 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 	<-started
 	s.supervise()
 	close(reaped)
+	if !s.abandoned {
+		_ = s.stop.Release() // no builtin is left to watch it
+	}
 	return s.res
 }
 
@@ -112,6 +115,8 @@ type supervisor struct {
 	running map[int]*os.Process // by stage index; only touched by supervise after startAll
 	inproc  map[int]bool        // in-process stages still running, by stage index
 	stop    *plumbing.Stop      // closed at a teardown signal: stops the in-process stages
+
+	abandoned bool // an in-process stage was left running after the grace period
 }
 
 // exit is how one stage ended: a process (state, err) or an in-process
@@ -247,6 +252,7 @@ func (s *supervisor) supervise() {
 			s.signal(syscall.SIGKILL)
 			for i := range s.inproc {
 				// Blocked where no stop reaches it: left to end with gpipe.
+				s.abandoned = true
 				st := &s.res.Statuses[i]
 				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
 				delete(s.inproc, i)

@@ -1,0 +1,114 @@
+package plumbing
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stop tears in-process stages down: once Close is called, every ring
+// wait and every Peek or Reserve of an end that watches it fails with
+// ErrStopped, and so does a FileSource waiting in a read (of a terminal,
+// say). The zero value is not usable; use NewStop. A nil *Stop never
+// stops.
+type Stop struct {
+	ch   chan struct{}
+	done atomic.Bool
+
+	mu  sync.Mutex
+	efd int // an eventfd readable once stopped, made on first use; -1 until then
+}
+
+// NewStop returns a Stop that has not stopped.
+func NewStop() *Stop { return &Stop{ch: make(chan struct{}), efd: -1} }
+
+// Close stops; later calls do nothing. It is safe for concurrent use.
+func (s *Stop) Close() {
+	if s.done.CompareAndSwap(false, true) {
+		close(s.ch)
+		s.mu.Lock()
+		if s.efd >= 0 {
+			s.signalFD()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Release closes the descriptor behind the Stop, once nothing watches it
+// any more (every stage that was given it has ended).
+func (s *Stop) Release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.efd < 0 {
+		return nil
+	}
+	err := unix.Close(s.efd)
+	s.efd = -2 // released: fd() makes no new one
+	return err
+}
+
+// Stopped reports whether Close was called. A nil Stop never stops.
+func (s *Stop) Stopped() bool { return s != nil && s.done.Load() }
+
+// channel returns a channel closed at Close, nil (never ready) for a nil Stop.
+func (s *Stop) channel() <-chan struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.ch
+}
+
+// fd returns a descriptor that is readable once the Stop stopped, for a
+// poll beside another descriptor; -1 if there is none (nil Stop, released,
+// or no eventfd to be had).
+func (s *Stop) fd() int {
+	if s == nil {
+		return -1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.efd == -1 {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return -1
+		}
+		s.efd = fd
+		if s.done.Load() {
+			s.signalFD()
+		}
+	}
+	return max(s.efd, -1)
+}
+
+func (s *Stop) signalFD() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(s.efd, one[:])
+}
+
+// waitReadable blocks until fd can be read without blocking (or is at its
+// end, or failed), or the Stop stopped (ErrStopped).
+func (s *Stop) waitReadable(fd int) error {
+	sfd := s.fd()
+	if sfd < 0 {
+		return nil // nothing to watch: the read itself will wait
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(sfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || fds[1].Revents != 0 {
+			if s.Stopped() {
+				return ErrStopped
+			}
+			return nil
+		}
+		if fds[0].Revents != 0 {
+			return nil
+		}
+	}
+}
