@@ -82,6 +82,7 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		exits:     make(chan exit, len(g.Stages)),
 		running:   map[int]*os.Process{},
 		inproc:    map[int]bool{},
+		left:      map[int]bool{},
 		stop:      plumbing.NewStop(),
 	}
 	started, reaped := make(chan struct{}), make(chan struct{})
@@ -95,7 +96,7 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 	<-started
 	s.supervise()
 	close(reaped)
-	if !s.abandoned {
+	if len(s.left) == 0 {
 		_ = s.stop.Release() // no builtin is left to watch it
 	}
 	return s.res
@@ -116,7 +117,7 @@ type supervisor struct {
 	inproc  map[int]bool        // in-process stages still running, by stage index
 	stop    *plumbing.Stop      // closed at a teardown signal: stops the in-process stages
 
-	abandoned bool // an in-process stage was left running after the grace period
+	left map[int]bool // in-process stages left running after the grace period
 }
 
 // exit is how one stage ended: a process (state, err) or an in-process
@@ -236,6 +237,12 @@ func (s *supervisor) supervise() {
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
+			if s.left[e.stage] {
+				// Reported killed at the end of the grace period; that it
+				// ended after all (its write broke when the others were
+				// killed) changes nothing.
+				continue
+			}
 			delete(s.running, e.stage)
 			delete(s.inproc, e.stage)
 			s.record(e)
@@ -252,7 +259,7 @@ func (s *supervisor) supervise() {
 			s.signal(syscall.SIGKILL)
 			for i := range s.inproc {
 				// Blocked where no stop reaches it: left to end with gpipe.
-				s.abandoned = true
+				s.left[i] = true
 				st := &s.res.Statuses[i]
 				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
 				delete(s.inproc, i)
