@@ -39,7 +39,7 @@ func runFiles(t *testing.T, args []string, input string) (string, error) {
 		t.Fatal(err)
 	}
 	in, out := plumbing.NewFileSource(inF), plumbing.NewFileSink(outF)
-	runErr := run(in, out)
+	runErr := run(in, out, OSFiles{})
 	in.Close()
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func runRings(t *testing.T, args []string, input string) (string, error) {
 		outR.Close()
 		got <- b
 	}()
-	runErr := run(inR, outW)
+	runErr := run(inR, outW, OSFiles{})
 	inR.Close()
 	outW.Close()
 	return string(<-got), runErr
@@ -202,9 +202,9 @@ func TestHeadStopsAnEndlessWriter(t *testing.T) {
 	w, r := ringPair(t)
 	outW, outR := ringPair(t)
 	genErr := make(chan error, 1)
-	go func() { genErr <- gen(nil, w); w.Close() }()
+	go func() { genErr <- gen(nil, w, OSFiles{}); w.Close() }()
 	go func() { io.ReadAll(outR); outR.Close() }()
-	if err := head(r, outW); err != nil {
+	if err := head(r, outW, OSFiles{}); err != nil {
 		t.Fatal(err)
 	}
 	outW.Close()

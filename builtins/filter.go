@@ -59,7 +59,7 @@ type matcher struct {
 	invert  bool
 }
 
-func (m *matcher) run(in plumbing.Source, out plumbing.Sink) error {
+func (m *matcher) run(in plumbing.Source, out plumbing.Sink, _ Files) error {
 	return eachLines(in, func(block []byte) error { return m.filter(block, out) })
 }
 

@@ -40,9 +40,9 @@ func genBuiltin() *Builtin {
 				return nil, usagef(b.Name, "--bytes: %v", err)
 			}
 			if set["seed"] {
-				return func(_ plumbing.Source, out plumbing.Sink) error { return genRandom(out, total, *seed) }, nil
+				return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genRandom(out, total, *seed) }, nil
 			}
-			return func(_ plumbing.Source, out plumbing.Sink) error { return genZeros(out, total) }, nil
+			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genZeros(out, total) }, nil
 		}
 		if set["seed"] {
 			return nil, usagef(b.Name, "--seed goes with --bytes")
@@ -52,9 +52,9 @@ func genBuiltin() *Builtin {
 			count = math.MaxInt64 // endless, for all practical purposes
 		}
 		if set["text"] {
-			return func(_ plumbing.Source, out plumbing.Sink) error { return genText(out, *text, count) }, nil
+			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genText(out, *text, count) }, nil
 		}
-		return func(_ plumbing.Source, out plumbing.Sink) error { return genNumbers(out, count) }, nil
+		return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genNumbers(out, count) }, nil
 	}
 	return b
 }

@@ -5,15 +5,55 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
 
-// Run is a parsed builtin ready to run over its input and output. It
-// returns nil on success; an error wrapping syscall.EPIPE when its reader
-// went away (the stage then ends like a writer on a broken pipe).
-type Run func(in plumbing.Source, out plumbing.Sink) error
+// Run is a parsed builtin ready to run over its input and output, and the
+// files its arguments name (tee's outputs, merge's inputs), which it opens
+// through files. It returns nil on success; an error wrapping
+// syscall.EPIPE when its reader went away (the stage then ends like a
+// writer on a broken pipe).
+type Run func(in plumbing.Source, out plumbing.Sink, files Files) error
+
+// Files opens what a builtin's FILE arguments name. A process substitution
+// expands to a path such as "/dev/fd/63", which names one of the stage's
+// own ports: gpipe hands the builtin that port (a ring between builtins, a
+// pipe otherwise) rather than a file of gpipe's own. Any other name is a
+// file, opened as a program would open it.
+type Files interface {
+	// Open opens name for reading.
+	Open(name string) (plumbing.Source, error)
+	// Create opens name for writing, created if missing, truncated unless
+	// appendTo is set.
+	Create(name string, appendTo bool) (plumbing.Sink, error)
+}
+
+// OSFiles opens names as files, with no ports: what a builtin sees in a
+// process where "/dev/fd/N" is the real descriptor N.
+type OSFiles struct{}
+
+func (OSFiles) Open(name string) (plumbing.Source, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return plumbing.NewFileSource(f), nil
+}
+
+func (OSFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(name, flag, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	return plumbing.NewFileSink(f), nil
+}
 
 // Builtin is a stage that gpipe runs itself.
 type Builtin struct {
@@ -65,7 +105,7 @@ func flags(b *Builtin) (*flag.FlagSet, func(args []string) (help Run, err error)
 
 // usageRun prints the builtin's usage to its output.
 func usageRun(b *Builtin, fs *flag.FlagSet) Run {
-	return func(_ plumbing.Source, out plumbing.Sink) error {
+	return func(_ plumbing.Source, out plumbing.Sink, _ Files) error {
 		var sb strings.Builder
 		fmt.Fprintf(&sb, "usage: %s\n%s\n", b.Synopsis, b.Summary)
 		fs.SetOutput(&sb)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -27,17 +26,16 @@ func sinkBuiltin() *Builtin {
 		}
 		switch fs.NArg() {
 		case 0:
-			return func(in plumbing.Source, _ plumbing.Sink) error {
+			return func(in plumbing.Source, _ plumbing.Sink, _ Files) error {
 				return each(in, func([]byte) error { return nil })
 			}, nil
 		case 1:
 			name := fs.Arg(0)
-			return func(in plumbing.Source, _ plumbing.Sink) error {
-				f, err := os.Create(name)
+			return func(in plumbing.Source, _ plumbing.Sink, files Files) error {
+				out, err := files.Create(name, false)
 				if err != nil {
 					return err
 				}
-				out := plumbing.NewFileSink(f)
 				err = each(in, func(p []byte) error { return plumbing.Write(out, p) })
 				return errors.Join(err, out.Close())
 			}, nil
@@ -66,7 +64,7 @@ func countBuiltin() *Builtin {
 		if *lines && *byteCount {
 			return nil, usagef(b.Name, "-l and -c do not go together")
 		}
-		return func(in plumbing.Source, out plumbing.Sink) error {
+		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			var n int
 			err := each(in, func(p []byte) error {
 				if *byteCount {
@@ -116,7 +114,7 @@ func headBuiltin() *Builtin {
 				if k, err := ParseSize(rest); err != nil || k != 0 {
 					return nil, usagef(b.Name, "all but the last %s: not supported", rest)
 				}
-				return func(in plumbing.Source, out plumbing.Sink) error {
+				return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 					return headPass(in, out, func(p []byte) (int, bool) { return len(p), false }, false)
 				}, nil
 			}
@@ -126,7 +124,7 @@ func headBuiltin() *Builtin {
 			if err != nil {
 				return nil, usagef(b.Name, "-c: %v", err)
 			}
-			return func(in plumbing.Source, out plumbing.Sink) error {
+			return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 				return headPass(in, out, func(p []byte) (int, bool) {
 					n := int(min(int64(len(p)), limit))
 					limit -= int64(n)
@@ -142,7 +140,7 @@ func headBuiltin() *Builtin {
 			}
 			limit = n
 		}
-		return func(in plumbing.Source, out plumbing.Sink) error {
+		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			return headPass(in, out, func(p []byte) (int, bool) {
 				taken := 0
 				for limit > 0 {
@@ -199,7 +197,7 @@ func catBuiltin() *Builtin {
 		if fs.NArg() > 0 {
 			return nil, usagef(b.Name, "takes no FILE arguments; use cat from PATH for files (command cat %s)", fs.Arg(0))
 		}
-		return func(in plumbing.Source, out plumbing.Sink) error {
+		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			return each(in, func(p []byte) error { return plumbing.Write(out, p) })
 		}, nil
 	}
@@ -220,7 +218,7 @@ func sha256Builtin() *Builtin {
 		if fs.NArg() > 0 {
 			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
 		}
-		return func(in plumbing.Source, out plumbing.Sink) error {
+		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			h := sha256.New()
 			if err := each(in, func(p []byte) error { h.Write(p); return nil }); err != nil {
 				return err

@@ -19,10 +19,16 @@ import (
 // The stage's arguments and assignments may not take more than argMax
 // bytes, nor more than is left of pipelineArgMax: a word that could go over
 // is refused before it is expanded, and one that does go over as it is.
-func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
+//
+// A process substitution among the words becomes stages and an edge to st
+// (see procSubst), in the order bash forks them: the words left to right,
+// then the redirections.
+func (b *builder) stage(st *Stage, s *syntax.Stmt, call *syntax.CallExpr) error {
 	env := newStageEnv(b.cfg.Env)
-	cfg := &expand.Config{Env: env, ReadDir2: b.cfg.ReadDir}
-	st := &Stage{Pos: pos(s.Pos())}
+	nextFD := firstProcSubstFD
+	cfg := &expand.Config{Env: env, ReadDir2: b.cfg.ReadDir, ProcSubst: func(ps *syntax.ProcSubst) (string, error) {
+		return b.procSubst(st, &nextFD, ps)
+	}}
 	// What the stage may take: argMax, unless less is left of the
 	// pipeline's budget, which then names the error.
 	budget := min(argMax, b.left)
@@ -31,7 +37,18 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 		overText, boundText = pipelineTooLong, pipelineCouldBeLong
 	}
 	left := budget
-	defer func() { b.left -= budget - max(left, 0) }()
+	// settle charges the pipeline's budget with what the stage took since
+	// the last call, before a process substitution's stages take from it,
+	// and after: the stage may then take no more than they left.
+	settle := func() {
+		b.left -= budget - max(left, 0)
+		budget = max(left, 0)
+		if b.left < budget {
+			budget, left = b.left, b.left
+			overText, boundText = pipelineTooLong, pipelineCouldBeLong
+		}
+	}
+	defer settle()
 
 	var assigns []*syntax.Assign
 	var args []*syntax.Word
@@ -42,12 +59,14 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 			unescapeParams(w.Parts, false)
 			z := newSizer(env, left)
 			if err := b.fits(z, z.fields(w), w, boundText); err != nil {
-				return nil, err
+				return err
 			}
 			unquoted := !hasQuotes(w)
+			settle()
 			for field, err := range expand.FieldsSeq(cfg, w) {
+				settle()
 				if err != nil {
-					return nil, b.expandError(w, err)
+					return b.expandError(w, err)
 				}
 				if unquoted && field == "" {
 					// bash removes an empty field of a word with no
@@ -57,16 +76,18 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 				}
 				field = cutNUL(field)
 				if left -= argCost(len(field)); left < 0 {
-					return nil, b.errorf(w.Pos(), overText)
+					return b.errorf(w.Pos(), overText)
 				}
 				st.Args = append(st.Args, field)
 			}
 		}
 	}
 	for _, r := range s.Redirs {
+		settle()
 		rs, err := b.redirect(cfg, env, left, boundText, r)
+		settle()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st.Redirs = append(st.Redirs, rs...)
 	}
@@ -89,11 +110,13 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 					n += z.varBytes(name)
 				}
 				if err := b.fits(z, n, a.Value, boundText); err != nil {
-					return nil, err
+					return err
 				}
+				settle()
 				v, err := expand.Literal(cfg, a.Value)
+				settle()
 				if err != nil {
-					return nil, b.expandError(a.Value, err)
+					return b.expandError(a.Value, err)
 				}
 				value = cutNUL(v)
 			}
@@ -101,13 +124,13 @@ func (b *builder) stage(s *syntax.Stmt, call *syntax.CallExpr) (*Stage, error) {
 				value = env.Get(name).String() + value
 			}
 			if left -= argCost(len(name) + 1 + len(value)); left < 0 {
-				return nil, b.errorf(a.Pos(), overText)
+				return b.errorf(a.Pos(), overText)
 			}
 			env.set(name, value)
 			st.Env = append(st.Env, name+"="+value)
 		}
 	}
-	return st, nil
+	return nil
 }
 
 // splitAssigns returns the assignments of call and its words. The shell
@@ -163,6 +186,10 @@ func (b *builder) fits(z *sizer, n int64, w *syntax.Word, text string) error {
 // expandError turns an error of the expand package for word w into an
 // *Error, positioned at the parameter expansion it comes from when known.
 func (b *builder) expandError(w *syntax.Word, err error) error {
+	var own *Error
+	if errors.As(err, &own) {
+		return own // from a process substitution's pipeline
+	}
 	var unset expand.UnsetParameterError
 	if errors.As(err, &unset) && unset.Node != nil && unset.Node.Param != nil {
 		text := unset.Message

@@ -8,12 +8,19 @@ import "fmt"
 // (process substitution, fan-out, fan-in, pipeline files) add stages and
 // edges to the same structure.
 //
-// Stages are listed in topological order: every edge goes from a lower index
-// to a higher one, so the last stage is the most downstream.
+// Stages are numbered in the order they appear in the source (the position
+// of their first word), which is how users count them: in
+// "seq 3 | paste - <(seq 4 6)" the second seq is stage 3. That is not
+// always the order data flows in; Order is, once Check has run.
 type Graph struct {
 	Name   string // source name used in positions: "spec" or a file name
 	Stages []*Stage
 	Edges  []*Edge
+
+	// Order lists the stage indexes in topological order: every edge goes
+	// from a stage listed earlier to one listed later, stages no edge
+	// orders stay in source order. Check computes it.
+	Order []int
 }
 
 // Stage is one process of the pipeline, as bash would run it in a subshell.
@@ -33,6 +40,26 @@ type Stage struct {
 	// Redirs are applied in order after the stage's edges are connected,
 	// exactly as bash applies them after setting up the pipe.
 	Redirs []Redirect
+
+	// Parent is the stage whose process substitution "<(…)" or ">(…)"
+	// this stage is part of; nil for a stage of the top-level pipeline.
+	Parent *Stage
+
+	// Inherits lists the descriptors this stage shares with another
+	// stage's edge end instead of having its own: bash forks a process
+	// substitution from the process of the command whose word holds it,
+	// so in "seq 3 | tee >(wc -l) | cat" wc writes into the pipe that tee
+	// writes to, and the first stage of "<(…)" reads its parent's stdin.
+	// A descriptor the stage's own redirections replace first is not
+	// listed, nor one its parent gets from gpipe itself.
+	Inherits []Inherit
+}
+
+// Inherit is one shared descriptor: FD of the stage is a copy of the edge
+// end at From, a port of another stage that an edge wires.
+type Inherit struct {
+	FD   int
+	From Port
 }
 
 // Name is how messages refer to the stage: "stage 2 (grep)".
@@ -48,17 +75,32 @@ type Port struct {
 	Stage int // index in Graph.Stages
 	FD    int // the descriptor number in the stage's process: 0 stdin, 1 stdout
 
-	// Name is reserved for edges a stage reaches by path rather than by
-	// descriptor (process substitution, FIFOs in pipeline files); empty for
+	// Name is the path by which the stage reaches this end, when it gets
+	// one as an argument rather than using the descriptor directly: the
+	// "/dev/fd/63" that a process substitution expands to. Empty for
 	// plain descriptor ports.
 	Name string
+}
+
+// String is how messages name the port: "stdin", "stdout", "/dev/fd/63",
+// "fd 3".
+func (p Port) String() string {
+	switch {
+	case p.Name != "":
+		return p.Name
+	case p.FD == 0:
+		return "stdin"
+	case p.FD == 1:
+		return "stdout"
+	}
+	return fmt.Sprintf("fd %d", p.FD)
 }
 
 // Edge carries bytes from one stage's output port to another's input port.
 type Edge struct {
 	From, To  Port
 	Transport Transport // the spec's wish; TransportAuto lets plumbing choose
-	Pos       Pos       // position of the '|' that made the edge
+	Pos       Pos       // position of the '|', "<(" or ">(" that made the edge
 }
 
 // Transport names how an edge moves bytes.

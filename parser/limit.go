@@ -29,8 +29,11 @@ const (
 	pipelineTooLong     = "the stages' arguments together are too long: more than 32 MiB"
 	pipelineCouldBeLong = "expansion could make the stages' arguments together too long: more than 32 MiB"
 
-	numberBytes  = 20   // the longest decimal int64, "-9223372036854775808"
-	homeDirBytes = 4096 // PATH_MAX, for ~user looked up in the user database
+	numberBytes = 20 // the longest decimal int64, "-9223372036854775808"
+	// procSubstPathBytes bounds the path a process substitution expands
+	// to: "/dev/fd/63" today, a FIFO path in a private directory later.
+	procSubstPathBytes = 256
+	homeDirBytes       = 4096 // PATH_MAX, for ~user looked up in the user database
 )
 
 // sizer bounds from above the bytes a word expands to, without building
@@ -172,8 +175,10 @@ func (z *sizer) part(p syntax.WordPart, first bool) int64 {
 		return numberBytes
 	case *syntax.ExtGlob:
 		return int64(len(p.Op.String()) + len(p.Pattern.Value) + 1)
+	case *syntax.ProcSubst:
+		return procSubstPathBytes
 	}
-	// Command and process substitutions are refused before expansion.
+	// Command substitutions are refused before expansion.
 	return 0
 }
 

@@ -2,7 +2,9 @@ package parser
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -46,7 +48,10 @@ func Parse(name, src string, cfg Config) (*Graph, error) {
 	}
 	splitDigitParams(f)
 	b := &builder{name: name, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax}
-	if err := b.pipeline(f.Stmts[0]); err != nil {
+	if _, _, err := b.pipeline(f.Stmts[0]); err != nil {
+		return nil, err
+	}
+	if err := b.finish(); err != nil {
 		return nil, err
 	}
 	return b.g, nil
@@ -273,8 +278,6 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 		return n.Pos(), "a test declaration is not a pipeline stage" + runHint
 	case *syntax.CmdSubst:
 		return n.Pos(), "command substitution `$(…)` is not supported" + runHint
-	case *syntax.ProcSubst:
-		return n.Pos(), "process substitution `" + n.Op.String() + "…)` is not supported yet"
 	case *syntax.Assign:
 		switch {
 		case n.Array != nil:
@@ -363,41 +366,157 @@ func (b *builder) errorf(at syntax.Pos, text string) error {
 }
 
 // pipeline adds the stages of s in order, joining neighbours by an edge
-// from fd 1 to fd 0. "a |& b" also sends a's stderr down the pipe, after a's
-// own redirections, as bash does.
-func (b *builder) pipeline(s *syntax.Stmt) error {
+// from fd 1 to fd 0, and returns the first and the last of its top-level
+// chain. "a |& b" also sends a's stderr down the pipe, after a's own
+// redirections, as bash does. While the graph is built, a stage's ID is its
+// place in the order of creation; finish renumbers them.
+func (b *builder) pipeline(s *syntax.Stmt) (first, last *Stage, err error) {
 	switch c := s.Cmd.(type) {
 	case *syntax.BinaryCmd:
 		if len(s.Redirs) > 0 {
-			return b.errorf(s.Redirs[0].Pos(), "a redirection of a whole pipeline is not supported"+runHint)
+			return nil, nil, b.errorf(s.Redirs[0].Pos(), "a redirection of a whole pipeline is not supported"+runHint)
 		}
-		if err := b.pipeline(c.X); err != nil {
-			return err
+		first, from, err := b.pipeline(c.X)
+		if err != nil {
+			return nil, nil, err
 		}
-		from := b.g.Stages[len(b.g.Stages)-1]
 		if c.Op == syntax.PipeAll {
 			from.Redirs = append(from.Redirs, Redirect{Pos: pos(c.OpPos), FD: 2, Op: RedirDup, DupFD: 1})
 		}
-		to := len(b.g.Stages)
-		if err := b.pipeline(c.Y); err != nil {
-			return err
+		to, last, err := b.pipeline(c.Y)
+		if err != nil {
+			return nil, nil, err
 		}
 		b.g.Edges = append(b.g.Edges, &Edge{
 			From: Port{Stage: from.ID, FD: 1},
-			To:   Port{Stage: to, FD: 0},
+			To:   Port{Stage: to.ID, FD: 0},
 			Pos:  pos(c.OpPos),
 		})
-		return nil
+		return first, last, nil
 	case *syntax.CallExpr, nil:
 		call, _ := c.(*syntax.CallExpr)
-		st, err := b.stage(s, call)
-		if err != nil {
-			return err
-		}
-		st.ID = len(b.g.Stages)
+		// The stage takes its place before its words are expanded: the
+		// process substitutions among them wire edges to it.
+		st := &Stage{ID: len(b.g.Stages), Pos: pos(s.Pos())}
 		b.g.Stages = append(b.g.Stages, st)
-		return nil
+		if err := b.stage(st, s, call); err != nil {
+			return nil, nil, err
+		}
+		return st, st, nil
 	}
 	// checkSupported has refused every other command already.
-	return b.errorf(s.Pos(), "not a pipeline stage"+runHint)
+	return nil, nil, b.errorf(s.Pos(), "not a pipeline stage"+runHint)
+}
+
+// firstProcSubstFD is the descriptor of a stage's first process
+// substitution; the next get the numbers below. bash moves each to the
+// highest free descriptor under 64, so "echo <(a) <(b)" prints
+// "/dev/fd/63 /dev/fd/62" under bash and gpipe alike.
+const (
+	firstProcSubstFD = 63
+	lastProcSubstFD  = 10 // bash's own descriptors are 10 and up, but not ours
+)
+
+// procSubst builds the pipeline of a process substitution in a word of
+// owner, wires it to owner at a descriptor of its own, and returns the
+// path owner sees in its place: "<(…)" is read by owner, ">(…)" written.
+func (b *builder) procSubst(owner *Stage, next *int, ps *syntax.ProcSubst) (string, error) {
+	op := ps.Op.String() + "…)"
+	switch {
+	case len(ps.Stmts) == 0:
+		return "", b.errorf(ps.Pos(), "an empty process substitution `"+op+"` runs nothing")
+	case len(ps.Stmts) > 1:
+		return "", b.errorf(ps.Stmts[1].Pos(), "a process substitution `"+op+"` holds one pipeline, not a list"+runHint)
+	case *next < lastProcSubstFD:
+		return "", b.errorf(ps.Pos(), fmt.Sprintf("more than %d process substitutions in one stage", firstProcSubstFD-lastProcSubstFD+1))
+	}
+	fd := *next
+	*next--
+	created := len(b.g.Stages)
+	first, last, err := b.pipeline(ps.Stmts[0])
+	if err != nil {
+		return "", err
+	}
+	for _, st := range b.g.Stages[created:] {
+		if st.Parent == nil {
+			st.Parent = owner
+		}
+	}
+	path := "/dev/fd/" + strconv.Itoa(fd)
+	e := &Edge{Pos: pos(ps.Pos())}
+	if ps.Op == syntax.CmdIn {
+		e.From, e.To = Port{Stage: last.ID, FD: 1}, Port{Stage: owner.ID, FD: fd, Name: path}
+	} else {
+		e.From, e.To = Port{Stage: owner.ID, FD: fd, Name: path}, Port{Stage: first.ID, FD: 0}
+	}
+	b.g.Edges = append(b.g.Edges, e)
+	return path, nil
+}
+
+// finish renumbers the stages in source order (the position of their first
+// word; a word that brace expansion repeats keeps creation order), fills
+// in what the stages of process substitutions share with their parents,
+// and checks the graph.
+func (b *builder) finish() error {
+	g := b.g
+	sorted := append([]*Stage(nil), g.Stages...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, c := sorted[i].Pos, sorted[j].Pos
+		return a.Line < c.Line || (a.Line == c.Line && a.Col < c.Col)
+	})
+	newID := make([]int, len(sorted))
+	for i, st := range sorted {
+		newID[st.ID] = i
+	}
+	for _, st := range sorted {
+		st.ID = newID[st.ID]
+	}
+	g.Stages = sorted
+	for _, e := range g.Edges {
+		e.From.Stage, e.To.Stage = newID[e.From.Stage], newID[e.To.Stage]
+	}
+	// Edges too are listed in source order, that of their "|", "<(" or ">(".
+	sort.SliceStable(g.Edges, func(i, j int) bool {
+		a, c := g.Edges[i].Pos, g.Edges[j].Pos
+		return a.Line < c.Line || (a.Line == c.Line && a.Col < c.Col)
+	})
+	for _, st := range g.Stages {
+		for fd := range 2 {
+			if st.Parent == nil || wires(g, st, fd) || replacesFirst(st, fd) {
+				continue
+			}
+			for p := st.Parent; p != nil; p = p.Parent {
+				if wires(g, p, fd) {
+					st.Inherits = append(st.Inherits, Inherit{FD: fd, From: Port{Stage: p.ID, FD: fd}})
+					break
+				}
+			}
+		}
+	}
+	return Check(g)
+}
+
+// wires reports whether an edge ends at descriptor fd of st.
+func wires(g *Graph, st *Stage, fd int) bool {
+	for _, e := range g.Edges {
+		if (e.From.Stage == st.ID && e.From.FD == fd) || (e.To.Stage == st.ID && e.To.FD == fd) {
+			return true
+		}
+	}
+	return false
+}
+
+// replacesFirst reports whether the first of st's redirections that
+// touches descriptor fd replaces it without reading it first: then
+// whatever fd was before does not matter to the stage.
+func replacesFirst(st *Stage, fd int) bool {
+	for _, r := range st.Redirs {
+		if r.Op == RedirDup && r.DupFD == fd {
+			return false
+		}
+		if r.FD == fd {
+			return true
+		}
+	}
+	return false
 }

@@ -33,9 +33,14 @@ type Options struct {
 // transports of its edges.
 type StageInfo struct {
 	Name string // how reasons name it: "grep"
-	// Rings says the stage reads and writes rings on its edges: a
-	// builtin whose edges' descriptors no redirection touches.
+	// Rings says the stage can read and write rings on its edges: a
+	// builtin. Descriptors listed in Touched cannot be rings even then.
 	Rings bool
+	// Touched lists the descriptors a redirection of the stage replaces,
+	// copies or opens by path ("< /dev/fd/63"): those must be real
+	// descriptors. The value says why, after the name: "redirects its
+	// stdin".
+	Touched map[int]string
 	// InProcess says the stage is a builtin that runs inside gpipe, as a
 	// goroutine, rather than as a process of its own: two such stages are
 	// joined by mem rings, two builtins otherwise by shm rings.
@@ -43,6 +48,19 @@ type StageInfo struct {
 	// Why, when Rings is false, says why not, after the name: "is an
 	// external program".
 	Why string
+}
+
+// ringSide is what one end of an edge allows: the stage's info, with Rings
+// off and the reason when that end must be a descriptor.
+func ringSide(s StageInfo, p parser.Port, shared map[parser.Port]string) StageInfo {
+	why, ok := s.Touched[p.FD]
+	if !ok {
+		why, ok = shared[parser.Port{Stage: p.Stage, FD: p.FD}]
+	}
+	if ok && s.Rings {
+		s.Rings, s.Why = false, why
+	}
+	return s
 }
 
 // TransportError is a transport asked for that an edge cannot have.
@@ -66,10 +84,23 @@ type Choice struct {
 //     that gpipe stays out of the data path;
 //   - opts.Transport overrides, where it can: shm needs rings at both ends,
 //     mem rings inside gpipe at both ends.
+//
+// An edge end that another stage shares (parser.Stage.Inherits: a process
+// substitution inherits its parent's stdin or stdout, as in bash) must be a
+// descriptor, and so is a pipe.
 func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]Choice, error) {
 	choices := make([]Choice, len(g.Edges))
+	shared := map[parser.Port]string{}
+	for _, st := range g.Stages {
+		for _, in := range st.Inherits {
+			if _, ok := shared[in.From]; !ok {
+				shared[in.From] = fmt.Sprintf("shares its %s with %s (a process substitution inherits it, as in bash)",
+					in.From, stages[st.ID].Name)
+			}
+		}
+	}
 	for i, e := range g.Edges {
-		from, to := stages[e.From.Stage], stages[e.To.Stage]
+		from, to := ringSide(stages[e.From.Stage], e.From, shared), ringSide(stages[e.To.Stage], e.To, shared)
 		want := e.Transport
 		if override != parser.TransportAuto {
 			want = override
@@ -211,7 +242,35 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		p.ends[e.From.Stage] = append(p.ends[e.From.Stage], from)
 		p.ends[e.To.Stage] = append(p.ends[e.To.Stage], to)
 	}
+	for _, st := range g.Stages {
+		for _, in := range st.Inherits {
+			f, err := p.dupEnd(in.From)
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("%s: %w", stages[st.ID].Name, err), p.Close())
+			}
+			p.ends[st.ID] = append(p.ends[st.ID], End{FD: in.FD, File: f})
+		}
+	}
 	return p, nil
+}
+
+// dupEnd returns a copy of the descriptor an edge gives at port: what a
+// stage that shares that end gets (Choose made it a pipe or FIFO).
+func (p *Plan) dupEnd(port parser.Port) (*os.File, error) {
+	for _, e := range p.ends[port.Stage] {
+		if e.FD != port.FD {
+			continue
+		}
+		if e.File == nil {
+			return nil, fmt.Errorf("shared end %s of stage %d is not a descriptor", port, port.Stage+1)
+		}
+		fd, err := unix.FcntlInt(e.File.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("share %s of stage %d: %w", port, port.Stage+1, err)
+		}
+		return os.NewFile(uintptr(fd), e.File.Name()), nil
+	}
+	return nil, fmt.Errorf("no edge at %s of stage %d", port, port.Stage+1)
 }
 
 func pipeEnds(size int) (w, r *os.File, err error) {

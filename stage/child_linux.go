@@ -57,6 +57,9 @@ type childRing struct {
 // instead of opening the target itself.
 func blockingRedirect(st *parser.Stage) bool {
 	for _, r := range st.Redirs {
+		if _, ok := fdPath(r.Path); ok {
+			continue // a descriptor of the stage's own, not a FIFO by name
+		}
 		if _, isFile := openFlags(r.Op); isFile {
 			if fi, err := os.Stat(r.Path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
 				return true
@@ -229,13 +232,20 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 	}
 	var in plumbing.Source
 	var out plumbing.Sink
+	files := &childFiles{sources: map[int]plumbing.Source{}, sinks: map[int]plumbing.Sink{}}
+	defer files.close()
 	for _, r := range spec.Rings {
 		mem, sock := os.NewFile(uintptr(r.Mem), "ring"), os.NewFile(uintptr(r.Sock), "ring socket")
 		var err error
-		if r.Writer && r.FD == 1 {
+		switch {
+		case r.Writer && r.FD == 1:
 			out, err = plumbing.OpenRingWriter(mem, sock)
-		} else if !r.Writer && r.FD == 0 {
+		case !r.Writer && r.FD == 0:
 			in, err = plumbing.OpenRingReader(mem, sock)
+		case r.Writer:
+			files.sinks[r.FD], err = plumbing.OpenRingWriter(mem, sock)
+		default:
+			files.sources[r.FD], err = plumbing.OpenRingReader(mem, sock)
 		}
 		mem.Close()
 		sock.Close()
@@ -268,7 +278,45 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		out = plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
 	}
 	plumbing.FlushBeforeWait(in, out)
-	return finishBuiltin(spec.Stage, run(in, out), in, out, stderr)
+	return finishBuiltin(spec.Stage, run(in, out, files), in, out, stderr)
+}
+
+// childFiles is how a builtin in a helper process opens its FILE
+// arguments: a ring port by its "/dev/fd/N", anything else as a file (the
+// process has the stage's descriptors at their numbers). close releases
+// the ring ports the builtin did not take.
+type childFiles struct {
+	sources map[int]plumbing.Source
+	sinks   map[int]plumbing.Sink
+}
+
+func (c *childFiles) Open(name string) (plumbing.Source, error) {
+	if fd, ok := fdPath(name); ok {
+		if src, ok := c.sources[fd]; ok {
+			delete(c.sources, fd)
+			return src, nil
+		}
+	}
+	return builtins.OSFiles{}.Open(name)
+}
+
+func (c *childFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	if fd, ok := fdPath(name); ok {
+		if sink, ok := c.sinks[fd]; ok {
+			delete(c.sinks, fd)
+			return sink, nil
+		}
+	}
+	return builtins.OSFiles{}.Create(name, appendTo)
+}
+
+func (c *childFiles) close() {
+	for _, s := range c.sources {
+		s.Close()
+	}
+	for _, s := range c.sinks {
+		s.Close()
+	}
 }
 
 // finishBuiltin closes a builtin's ends after its run returned err, and

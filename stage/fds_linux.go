@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -81,7 +82,18 @@ func (t *fdTable) apply(r parser.Redirect) error {
 	if !isFile {
 		return fmt.Errorf("redirection %d is not supported", r.Op)
 	}
-	f, err := os.OpenFile(r.Path, flag, 0o666)
+	var f *os.File
+	var err error
+	if n, ok := fdPath(r.Path); ok && (t.files[n] != nil || t.closed[n] || !isInherited(n)) {
+		// "< /dev/fd/63" means the stage's own descriptor 63, not gpipe's.
+		if cur := t.files[n]; cur != nil {
+			f, err = reopen(cur, flag)
+		} else {
+			err = syscall.ENOENT
+		}
+	} else {
+		f, err = os.OpenFile(r.Path, flag, 0o666)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %s", r.Path, errText(err))
 	}

@@ -40,12 +40,14 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	var in plumbing.Source
 	var out plumbing.Sink
 	var stderr io.WriteCloser
+	files := newPortFiles(s.stop)
 	// Until the goroutine owns them, a failure closes what was made.
 	owned := []io.Closer{}
 	fail := func(code int, err error) Status {
 		for _, c := range owned {
 			c.Close()
 		}
+		files.close()
 		for _, e := range ends {
 			if e.Writer != nil || e.Reader != nil {
 				e.Close() // the peer sees EOF or a broken pipe
@@ -70,9 +72,22 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 			in, err = plumbing.OpenRingReader(e.Ring.Mem, e.Ring.Sock)
 		case e.Ring != nil && e.FD == 1 && e.Ring.Writer:
 			out, err = plumbing.OpenRingWriter(e.Ring.Mem, e.Ring.Sock)
+		default:
+			err = files.addRing(e)
 		}
 		if err != nil {
 			return fail(125, err)
+		}
+	}
+	// The descriptors the builtin may open by path: its ports and
+	// redirections above 2, and its standard ones if an argument names
+	// them ("tee /dev/stderr").
+	namesStd := namesFD(cmd.Args)
+	for fd, f := range t.files {
+		if fd > 2 || namesStd {
+			if err := files.keep(fd, f); err != nil {
+				return fail(125, err)
+			}
 		}
 	}
 	if in != nil {
@@ -132,7 +147,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		}
 	}
 	plumbing.FlushBeforeWait(in, out)
-	go s.runBuiltin(st, cmd, in, out, stderr)
+	go s.runBuiltin(st, cmd, in, out, stderr, files)
 	status.Started = true
 	return status
 }
@@ -140,7 +155,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 // runBuiltin is the goroutine of an in-process builtin. With
 // Options.MeasureCPU, its CPU time is kept by a cpuMeter over the
 // stretches it runs between its parks.
-func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Source, out plumbing.Sink, stderr io.WriteCloser) {
+func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Source, out plumbing.Sink, stderr io.WriteCloser, files *portFiles) {
 	cpu := cpuMeter{off: !s.opts.MeasureCPU}
 	for _, end := range []any{in, out} {
 		if e, ok := end.(plumbing.Parkable); ok && !cpu.off {
@@ -152,6 +167,7 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 	defer func() {
 		cpu.pause()
 		res.cpu = cpu.total
+		files.close()
 		stderr.Close()
 		s.exits <- exit{stage: st.ID, builtin: res}
 	}()
@@ -167,7 +183,7 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 			res.code = ExitPanic
 		}
 	}()
-	err := cmd.run(in, out)
+	err := cmd.run(in, out, files)
 	res.stopped = errors.Is(err, plumbing.ErrStopped)
 	if res.stopped {
 		out.Close()

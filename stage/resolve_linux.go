@@ -125,8 +125,9 @@ func Place(g *parser.Graph, cmds []Command, isolate bool) {
 	}
 }
 
-// Infos tells plumbing, for each stage, whether its edges can be rings: a
-// builtin whose stdin and stdout no redirection touches.
+// Infos tells plumbing, for each stage, whether its edges can be rings (a
+// builtin's can), and which of its descriptors must be real ones because a
+// redirection touches them.
 func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 	infos := make([]plumbing.StageInfo, len(cmds))
 	for i, c := range cmds {
@@ -134,10 +135,8 @@ func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 		if name == "" && len(c.Args) > 0 {
 			name = c.Args[0]
 		}
-		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && !redirectsEdgeFDs(g.Stages[i]), InProcess: c.InProcess}
+		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "", InProcess: c.InProcess, Touched: touchedFDs(g.Stages[i])}
 		switch {
-		case c.Builtin != "" && !info.Rings:
-			info.Why = "redirects its stdin or stdout"
 		case c.Path != "":
 			info.Why = "is an external program"
 		case c.Builtin == "":
@@ -246,14 +245,36 @@ func getenv(env []string, name string) string {
 	return ""
 }
 
-// redirectsEdgeFDs reports whether a redirection of st replaces, closes or
-// copies its stdin or stdout, the descriptors its edges use: a ring is no
-// descriptor, so such a stage needs pipes.
-func redirectsEdgeFDs(st *parser.Stage) bool {
-	for _, r := range st.Redirs {
-		if r.FD <= 1 || (r.Op == parser.RedirDup && r.DupFD <= 1) {
-			return true
+// touchedFDs lists the descriptors a redirection of st replaces, closes,
+// copies or opens by path ("< /dev/fd/63"), with the reason plumbing gives
+// for making them pipes: a ring is no descriptor.
+func touchedFDs(st *parser.Stage) map[int]string {
+	var m map[int]string
+	mark := func(fd int, why string) {
+		if m == nil {
+			m = map[int]string{}
+		}
+		if _, ok := m[fd]; !ok {
+			m[fd] = why
 		}
 	}
-	return false
+	name := func(fd int) string {
+		switch fd {
+		case 0:
+			return "stdin"
+		case 1:
+			return "stdout"
+		}
+		return fmt.Sprintf("descriptor %d", fd)
+	}
+	for _, r := range st.Redirs {
+		mark(r.FD, "redirects its "+name(r.FD))
+		if r.Op == parser.RedirDup {
+			mark(r.DupFD, "copies its "+name(r.DupFD))
+		}
+		if n, ok := fdPath(r.Path); ok && r.Op != parser.RedirDup && r.Op != parser.RedirClose {
+			mark(n, "opens its "+name(n)+" by path")
+		}
+	}
+	return m
 }

@@ -73,14 +73,32 @@ type Result struct {
 	// pipeline ended by itself.
 	Signal os.Signal
 
-	sinks []bool // sinks[i]: stage i has no outgoing edge
+	sinks []bool // sinks[i]: stage i writes to gpipe's own output
+	order []int  // stage indexes, upstream first (parser.Graph.Order)
+}
+
+// newResult is the result of a run of g before any stage ended.
+func newResult(g *parser.Graph) *Result {
+	order := g.Order
+	if len(order) != len(g.Stages) {
+		// Not checked: a chain built in order, as tests build them.
+		order = make([]int, len(g.Stages))
+		for i := range order {
+			order[i] = i
+		}
+	}
+	return &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g), order: order}
 }
 
 // ExitCode applies gpipe's exit-status rule:
 //   - 128+N when gpipe was torn down by signal N;
 //   - otherwise the status of the downstream-most stage that failed for its
 //     own reason (not a broken pipe: "yes | head -1" succeeds; not a
-//     builtin whose input writer died, whose failure is the writer's);
+//     builtin whose input writer died, whose failure is the writer's).
+//     Downstream-most is last in the graph's topological order, where
+//     stages no edge orders, such as two process substitutions of one
+//     command, count in source order: the later one wins. A process
+//     substitution's stage counts like any other, where bash ignores it;
 //   - otherwise 141 when a stage writing to gpipe's own output broke its
 //     pipe, so that gpipe in an outer pipeline looks like any other program;
 //   - otherwise 0.
@@ -88,8 +106,8 @@ func (r *Result) ExitCode() int {
 	if sig, ok := r.Signal.(syscall.Signal); ok {
 		return 128 + int(sig)
 	}
-	for i := len(r.Statuses) - 1; i >= 0; i-- {
-		if s := r.Statuses[i]; s.Code != 0 && !s.BrokenPipe() && !s.InputBroken {
+	for k := len(r.order) - 1; k >= 0; k-- {
+		if s := r.Statuses[r.order[k]]; s.Code != 0 && !s.BrokenPipe() && !s.InputBroken {
 			return s.Code
 		}
 	}

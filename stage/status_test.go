@@ -32,7 +32,8 @@ func TestExitCode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := linear(len(tt.statuses))
-			r := &Result{Statuses: tt.statuses, sinks: sinks(g)}
+			r := newResult(g)
+			r.Statuses = tt.statuses
 			if tt.signal != 0 {
 				r.Signal = tt.signal
 			}

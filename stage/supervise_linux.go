@@ -78,7 +78,7 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		opts:      opts,
 		ownTTY:    foregroundTTY(),
 		inherited: inheritedFDs(),
-		res:       &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g)},
+		res:       newResult(g),
 		exits:     make(chan exit, len(g.Stages)),
 		running:   map[int]*os.Process{},
 		inproc:    map[int]bool{},
@@ -335,15 +335,23 @@ func foregroundTTY() bool {
 	return err == nil && pgrp == unix.Getpgrp()
 }
 
-// sinks marks the stages with no outgoing edge: they write to gpipe's own
-// output (or wherever they were redirected).
+// sinks marks the stages whose stdout no edge takes and that share no
+// other stage's: they write to gpipe's own output (or wherever they were
+// redirected).
 func sinks(g *parser.Graph) []bool {
 	out := make([]bool, len(g.Stages))
-	for i := range out {
+	for i, st := range g.Stages {
 		out[i] = true
+		for _, in := range st.Inherits {
+			if in.FD == 1 {
+				out[i] = false
+			}
+		}
 	}
 	for _, e := range g.Edges {
-		out[e.From.Stage] = false
+		if e.From.FD == 1 {
+			out[e.From.Stage] = false
+		}
 	}
 	return out
 }

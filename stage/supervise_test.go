@@ -137,7 +137,7 @@ func TestRunRedirectFailureFailsOnlyThatStage(t *testing.T) {
 func withBoom() map[string]*builtins.Builtin {
 	reg := builtins.Default()
 	reg["boom"] = &builtins.Builtin{Name: "boom", Parse: func([]string) (builtins.Run, error) {
-		return func(in plumbing.Source, out plumbing.Sink) error {
+		return func(in plumbing.Source, out plumbing.Sink, _ builtins.Files) error {
 			buf, _ := in.Peek(1)
 			plumbing.Write(out, buf)
 			panic("boom went the builtin")

@@ -218,7 +218,11 @@ func runSpec(spec string, env []string, o runOptions) error {
 
 func printStatus(w io.Writer, res *stage.Result) {
 	for _, s := range res.Statuses {
-		fmt.Fprintf(w, "gpipe: status: %s: %s\n", s.Stage.Name(), s)
+		where := ""
+		if s.Stage.Parent != nil {
+			where = " at " + s.Stage.Pos.String()
+		}
+		fmt.Fprintf(w, "gpipe: status: %s%s: %s\n", s.Stage.Name(), where, s)
 	}
 }
 
@@ -268,12 +272,29 @@ func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 			words = "(no command)"
 		}
 		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, words, what)
+		if st.Parent != nil {
+			fmt.Fprintf(w, "  (at %s, in a process substitution of stage %d", st.Pos, st.Parent.ID+1)
+			for _, in := range st.Inherits {
+				fmt.Fprintf(w, "; %s shared with stage %d", in.From, in.From.Stage+1)
+			}
+			fmt.Fprintln(w, ")")
+		}
 		if c.Note != "" {
 			fmt.Fprintf(w, "  (%s)\n", c.Note)
 		}
 	}
 	for i, e := range g.Edges {
 		fmt.Fprintf(w, "edge %d: %s → %s: %s (%s)\n", i+1,
-			g.Stages[e.From.Stage].Name(), g.Stages[e.To.Stage].Name(), choices[i].Transport, choices[i].Reason)
+			portName(g, e.From, 1), portName(g, e.To, 0), choices[i].Transport, choices[i].Reason)
 	}
+}
+
+// portName is how --explain names an edge's end: the stage, and the port
+// when it is not the usual one for its side.
+func portName(g *parser.Graph, p parser.Port, usual int) string {
+	name := g.Stages[p.Stage].Name()
+	if p.FD != usual || p.Name != "" {
+		name += " " + p.String()
+	}
+	return name
 }

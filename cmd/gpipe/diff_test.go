@@ -202,6 +202,43 @@ var diffRows = []diffRow{
 		gpipe:     &outcome{stderr: "gpipe: spec:1:6: division by zero\n", code: 2},
 		untouched: true},
 
+	// Process substitution: the paths bash prints, its bytes, its files.
+	{name: "ps_paste", spec: `paste <(seq 3) <(seq 4 6)`},
+	{name: "ps_paths", spec: `echo <(true) <(true) x<(true)y`},
+	{name: "ps_wc_name", spec: `wc -c <(head -c 100 /dev/zero) <(printf abc)`},
+	{name: "ps_diff", spec: `diff <(sort b.txt) <(sort a.txt)`},
+	{name: "ps_nested", spec: `cat <(cat <(cat <(echo deep) <(echo er)))`},
+	{name: "ps_redirect_in", spec: `wc -l < <(seq 10)`},
+	{name: "ps_redirect_out", spec: `cat a.txt > >(tr a-z A-Z > up.txt)`},
+	{name: "ps_both_ways", spec: `tee >(tr a-z A-Z > up.txt) < <(printf 'x
+y
+') > copy.txt`},
+	{name: "ps_many", spec: `paste <(seq 3) <(seq 4 6) <(seq 7 9) <(seq 3) <(seq 3) <(seq 3) <(seq 3) <(seq 3) <(seq 3) <(seq 3) <(seq 3) <(seq 3)`},
+	{name: "ps_early_exit", spec: `paste <(seq 3) <(yes | head -5) <(seq 1000000 | head -2)`},
+	{name: "ps_unread", spec: `head -1 <(seq 1000000)`},
+	{name: "ps_comm", spec: `comm <(printf 'a\nb\nc\n') <(printf 'b\nc\nd\n')`},
+	{name: "ps_join", spec: `join <(printf '1 a\n2 b\n') <(printf '1 x\n2 y\n')`},
+	{name: "ps_sort_m", spec: `sort -m -n <(seq 1 2 9) <(seq 2 2 10)`},
+	{name: "ps_cmp_same", spec: `cmp <(head -c 3000000 /dev/zero) <(head -c 3000000 /dev/zero)`},
+	{name: "ps_cmp_differ", spec: `cmp <(seq 5) <(seq 6)`},
+	{name: "ps_diff3", spec: `diff3 <(seq 3) <(seq 4) <(seq 5)`},
+	{name: "ps_grep_f", spec: `grep -c -f <(echo 7) <(seq 300)`},
+	// Both inputs larger than a pipe: diff reads them in its own order.
+	{name: "ps_diff_big", spec: `diff <(seq 300000) <(seq 300000 | sed 's/^5000$/x/')`},
+	{name: "ps_paste_big", spec: `paste <(seq 200000) <(seq 200000 | rev) | md5sum`},
+	// The branches inherit the stage's stdin and stdout, as bash forks them.
+	{name: "ps_stdin_shared", spec: `cat <(cat)`, stdin: bigStdin},
+	{name: "ps_stdin_dash", spec: `paste - <(cat a.txt)`, stdin: "x\ny\n"},
+	{name: "ps_fanout", spec: `seq 1000 | tee >(grep 7 > sevens.txt) >(wc -l > all.txt) >(sha256sum > sum.txt) | tail -1`},
+	{name: "ps_fanout_hash", spec: `head -c 20000000 /dev/zero | tee >(sha256sum > a.sum) >(wc -c > n.txt) | sha256sum > b.sum`},
+	// README "deliberate differences": a failing process substitution
+	// counts (bash ignores it and says 0).
+	{name: "ps_branch_fails", spec: `paste <(seq 2) <(cat missing)`,
+		gpipe: &outcome{code: 1, stdout: "1\t\n2\t\n", stderr: "cat: missing: No such file or directory\n"}},
+	{name: "ps_main_fails", spec: `cat <(seq 2) missing`},
+	// A branch stopped by a broken pipe did not fail.
+	{name: "ps_branch_sigpipe", spec: `head -c 10 <(yes)`},
+
 	// Judged under the same rule: a redirection target that expands to
 	// several words is an expansion error (bash fails the stage with 1).
 	{name: "redirect_ambiguous", spec: `echo x > {a,b}.out | cat`,
@@ -231,7 +268,12 @@ func TestDifferential(t *testing.T) {
 
 			fresh(t, dir)
 			fixtures := snapshot(t, dir)
-			want := runIn(t, dir, env, r.stdin, bash, "-c", "set -o pipefail; "+r.spec)
+			script := "set -o pipefail; " + r.spec
+			if strings.Contains(r.spec, ">(") {
+				// bash does not wait for ">(…)" by itself; gpipe does.
+				script += "\ns=$?; wait; exit $s"
+			}
+			want := runIn(t, dir, env, r.stdin, bash, "-c", script)
 			wantFiles := snapshot(t, dir)
 
 			fresh(t, dir)

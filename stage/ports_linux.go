@@ -1,0 +1,215 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// fdPath returns the descriptor a path names in the process that opens it:
+// "/dev/fd/N" and "/proc/self/fd/N" name N, "/dev/stdin", "/dev/stdout" and
+// "/dev/stderr" name 0, 1 and 2. A process substitution expands to such a
+// path. gpipe opens some paths for a stage in its own process (the
+// redirections of a stage, the FILE arguments of an in-process builtin),
+// where these names would mean gpipe's own descriptors: it looks them up in
+// the stage's table instead.
+func fdPath(path string) (int, bool) {
+	switch path {
+	case "/dev/stdin":
+		return 0, true
+	case "/dev/stdout":
+		return 1, true
+	case "/dev/stderr":
+		return 2, true
+	}
+	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if n, ok := strings.CutPrefix(path, dir); ok && allDigits(n) {
+			fd, err := strconv.Atoi(n)
+			return fd, err == nil
+		}
+	}
+	return 0, false
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// reopen opens f anew, as opening "/dev/fd/N" for f's N would in the
+// stage's process: a pipe or FIFO gets a new description of the same pipe
+// (which never blocks), a file a new one with its own offset (O_TRUNC
+// truncates it), as the kernel does through /proc.
+func reopen(f *os.File, flag int) (*os.File, error) {
+	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), flag, 0o666)
+}
+
+// isInherited reports whether gpipe's own descriptor fd is one it
+// inherited from its parent (not close-on-exec), which every stage gets too.
+func isInherited(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
+}
+
+// portFiles is how an in-process builtin opens its FILE arguments (see
+// builtins.Files): a "/dev/fd/N" among them is port N of the stage, a ring
+// end or a copy of the descriptor the stage's table holds at N; any other
+// name is a file. It owns what it holds, and close releases what the
+// builtin did not open, so that the peer of an unused port sees EOF or a
+// broken pipe.
+type portFiles struct {
+	sources map[int]plumbing.Source
+	sinks   map[int]plumbing.Sink
+	files   map[int]*os.File // copies of the stage's descriptors, by number
+	stop    *plumbing.Stop
+	opened  []io.Closer // handed out: closed at the end if the builtin did not
+}
+
+func newPortFiles(stop *plumbing.Stop) *portFiles {
+	return &portFiles{sources: map[int]plumbing.Source{}, sinks: map[int]plumbing.Sink{}, files: map[int]*os.File{}, stop: stop}
+}
+
+// addRing makes a ring end of the stage's a port at its descriptor.
+func (p *portFiles) addRing(e plumbing.End) error {
+	switch {
+	case e.Reader != nil:
+		e.Reader.SetStop(p.stop)
+		p.sources[e.FD] = e.Reader
+	case e.Writer != nil:
+		e.Writer.SetStop(p.stop)
+		p.sinks[e.FD] = e.Writer
+	case e.Ring != nil && e.Ring.Writer:
+		w, err := plumbing.OpenRingWriter(e.Ring.Mem, e.Ring.Sock)
+		if err != nil {
+			return err
+		}
+		w.SetStop(p.stop)
+		p.sinks[e.FD] = w
+	case e.Ring != nil:
+		r, err := plumbing.OpenRingReader(e.Ring.Mem, e.Ring.Sock)
+		if err != nil {
+			return err
+		}
+		r.SetStop(p.stop)
+		p.sources[e.FD] = r
+	}
+	return nil
+}
+
+// namesFD reports whether an argument names a descriptor by path.
+func namesFD(args []string) bool {
+	for _, a := range args {
+		if _, ok := fdPath(a); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// keep stores a copy of the stage's descriptor fd.
+func (p *portFiles) keep(fd int, f *os.File) error {
+	n, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	p.files[fd] = os.NewFile(uintptr(n), f.Name())
+	return nil
+}
+
+func (p *portFiles) Open(name string) (plumbing.Source, error) {
+	fd, isFD := fdPath(name)
+	if src, ok := p.sources[fd]; isFD && ok {
+		delete(p.sources, fd)
+		p.opened = append(p.opened, src)
+		return src, nil
+	}
+	f, err := p.open(name, fd, isFD, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	src := plumbing.NewFileSource(f)
+	src.SetStop(p.stop)
+	if fi, err := f.Stat(); err == nil && fi.Mode()&(fs.ModeNamedPipe|fs.ModeCharDevice) != 0 {
+		src.WatchReads() // a FIFO or terminal no teardown closes
+	}
+	p.opened = append(p.opened, src)
+	return src, nil
+}
+
+func (p *portFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	fd, isFD := fdPath(name)
+	if sink, ok := p.sinks[fd]; isFD && ok {
+		delete(p.sinks, fd)
+		p.opened = append(p.opened, sink)
+		return sink, nil
+	}
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := p.open(name, fd, isFD, flag)
+	if err != nil {
+		return nil, err
+	}
+	sink := plumbing.NewFileSink(f)
+	p.opened = append(p.opened, sink)
+	return sink, nil
+}
+
+// open opens a name that is no ring port: the stage's descriptor it names,
+// or a file.
+func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, error) {
+	if isFD {
+		if f, ok := p.files[fd]; ok {
+			g, err := reopen(f, flag)
+			if err != nil {
+				return nil, &fs.PathError{Op: "open", Path: name, Err: errors.Unwrap(err)}
+			}
+			return g, nil
+		}
+		_, in := p.sources[fd]
+		_, out := p.sinks[fd]
+		switch {
+		case in || out:
+			// A ring port the other way round, or one already taken.
+			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+		case !isInherited(fd):
+			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOENT}
+		}
+	}
+	return os.OpenFile(name, flag, 0o666)
+}
+
+// close releases every port and copy the builtin did not take, and closes
+// what it took and left open.
+func (p *portFiles) close() {
+	for _, s := range p.sources {
+		s.Close()
+	}
+	for _, s := range p.sinks {
+		s.Close()
+	}
+	for _, f := range p.files {
+		f.Close()
+	}
+	for _, c := range p.opened {
+		c.Close()
+	}
+	p.sources, p.sinks, p.files, p.opened = nil, nil, nil, nil
+}
