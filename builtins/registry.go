@@ -78,7 +78,8 @@ func (e *UsageError) Error() string { return e.Builtin + ": " + e.Msg }
 // Default returns a fresh registry of every builtin, by name.
 func Default() map[string]*Builtin {
 	m := map[string]*Builtin{}
-	for _, b := range []*Builtin{genBuiltin(), filterBuiltin(), sinkBuiltin(), countBuiltin(), headBuiltin(), catBuiltin(), sha256Builtin()} {
+	for _, b := range []*Builtin{genBuiltin(), filterBuiltin(), sinkBuiltin(), countBuiltin(), headBuiltin(), catBuiltin(), sha256Builtin(),
+		teeBuiltin(), mergeBuiltin(), splitBuiltin()} {
 		m[b.Name] = b
 	}
 	return m

@@ -46,9 +46,19 @@ type Sink interface {
 // FlushBeforeWait makes in flush out each time it is about to wait for
 // input, so that a slow trickle through a builtin is passed on at once
 // instead of waiting for a batch to fill.
+//
+// A builtin that uses in and out from different goroutines (tee, merge)
+// must undo it with NoFlushBeforeWait, and flush out itself.
 func FlushBeforeWait(in Source, out Sink) {
 	if w, ok := in.(interface{ OnWait(func()) }); ok {
 		w.OnWait(func() { _ = out.Flush() })
+	}
+}
+
+// NoFlushBeforeWait undoes FlushBeforeWait on in.
+func NoFlushBeforeWait(in Source) {
+	if w, ok := in.(interface{ OnWait(func()) }); ok {
+		w.OnWait(nil)
 	}
 }
 
@@ -130,6 +140,35 @@ func (s *FileSource) Peek(atLeast int) ([]byte, error) {
 		return s.buf[s.start:s.end], s.err
 	}
 	return s.buf[s.start:s.end], nil
+}
+
+// Read reads into p: what the buffer holds first, else straight from the
+// file, with no copy in user space. It heeds the Stop as Peek does.
+func (s *FileSource) Read(p []byte) (int, error) {
+	if s.stop.Stopped() {
+		return 0, ErrStopped
+	}
+	if s.end > s.start {
+		n := copy(p, s.buf[s.start:s.end])
+		s.Release(n)
+		return n, nil
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.onWait != nil {
+		s.onWait()
+	}
+	if s.watchReads {
+		if err := s.stop.waitReadable(int(s.f.Fd())); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.f.Read(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }
 
 func (s *FileSource) Release(n int) {
@@ -216,11 +255,35 @@ func (s *FileSink) Close() error {
 	return err
 }
 
+// Write writes p: what is committed first, then p straight to the file,
+// with no copy in user space.
+func (s *FileSink) Write(p []byte) (int, error) {
+	if s.stop.Stopped() {
+		return 0, ErrStopped
+	}
+	if err := s.Flush(); err != nil {
+		return 0, err
+	}
+	if s.f == nil {
+		s.err = os.ErrClosed
+		return 0, s.err
+	}
+	n, err := s.f.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
 // IsBrokenPipe reports whether err means the reader has gone.
 func IsBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
 
-// Write copies p to a sink.
+// Write copies p to a sink: straight to its file when it writes one.
 func Write(s Sink, p []byte) error {
+	if f, ok := s.(*FileSink); ok && len(p) >= f.MaxReserve()/4 {
+		_, err := f.Write(p)
+		return err
+	}
 	for len(p) > 0 {
 		buf, err := s.Reserve(1)
 		if err != nil {
