@@ -22,6 +22,13 @@ type Config struct {
 	// ReadDir lists a directory for globbing; os.ReadDir does what bash
 	// does. Nil disables globbing: patterns stay as written.
 	ReadDir func(string) ([]fs.DirEntry, error)
+
+	// FIFODir, when set, makes every process substitution a named FIFO in
+	// that directory instead of a /dev/fd/N path: the stage gets a path
+	// that outlives descriptor inheritance (it can hand it to another
+	// process, or open it again). The parser only makes up the names;
+	// plumbing creates the directory and the FIFOs.
+	FIFODir string
 }
 
 // runHint is the suggestion attached to every construct gpipe refuses
@@ -355,10 +362,11 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 
 // builder flattens the syntax tree of one pipeline into the graph.
 type builder struct {
-	name string
-	cfg  Config
-	g    *Graph
-	left int64 // what is left of pipelineArgMax
+	name  string
+	cfg   Config
+	g     *Graph
+	left  int64 // what is left of pipelineArgMax
+	fifos int   // FIFO names made up so far (Config.FIFODir)
 }
 
 func (b *builder) errorf(at syntax.Pos, text string) error {
@@ -444,6 +452,11 @@ func (b *builder) procSubst(owner *Stage, next *int, ps *syntax.ProcSubst) (stri
 	}
 	path := "/dev/fd/" + strconv.Itoa(fd)
 	e := &Edge{Pos: pos(ps.Pos())}
+	if b.cfg.FIFODir != "" {
+		b.fifos++
+		path = b.cfg.FIFODir + "/" + strconv.Itoa(b.fifos)
+		e.Transport = TransportFIFO
+	}
 	if ps.Op == syntax.CmdIn {
 		e.From, e.To = Port{Stage: last.ID, FD: 1}, Port{Stage: owner.ID, FD: fd, Name: path}
 	} else {

@@ -1,10 +1,13 @@
 package plumbing
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -156,6 +159,33 @@ func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]C
 type Plan struct {
 	ends    [][]End
 	Choices []Choice // one per edge, in the order of Graph.Edges
+
+	fifoDir string      // the private directory of named FIFOs, if any
+	fifos   []namedFIFO // the FIFOs stages open by path
+}
+
+// namedFIFO is an edge whose two stages open a FIFO by its path: the one
+// whose argument it is (a process substitution under --transport fifo)
+// and, through its helper process, the other, whose stdin or stdout it is.
+// Each open waits for the other side's, as bash's do; see Exited for why
+// neither can wait for ever.
+type namedFIFO struct {
+	path       string
+	stages     [2]int          // the two stages
+	redirStage int             // the stage that opens it as a redirection
+	redir      parser.Redirect // that redirection
+	gone       bool
+}
+
+// FIFOPath reports whether the port names a FIFO that the plan makes at
+// that path rather than a descriptor (see parser.Config.FIFODir).
+func FIFOPath(e *parser.Edge) (path string, ok bool) {
+	for _, p := range []parser.Port{e.From, e.To} {
+		if p.Name != "" && !strings.HasPrefix(p.Name, "/dev/fd/") && e.Transport == parser.TransportFIFO {
+			return p.Name, true
+		}
+	}
+	return "", false
 }
 
 // End is what one edge gives one stage at descriptor FD: a file (a pipe or
@@ -207,24 +237,36 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		}
 		pipeSize = PipeSizeFor(pipes, pipeUserPagesSoft())
 	}
-	var fifoDir string
-	defer func() {
-		if fifoDir != "" {
-			os.RemoveAll(fifoDir)
+	for _, e := range g.Edges {
+		// Every FIFO of the plan goes in the directory the named ones
+		// were given (see parser.Config.FIFODir).
+		if path, ok := FIFOPath(e); ok && p.fifoDir == "" {
+			if err := p.makeFIFODir(filepath.Dir(path)); err != nil {
+				return nil, err
+			}
 		}
-	}()
+	}
 	for i, e := range g.Edges {
 		var from, to End
 		var err error
+		if path, ok := FIFOPath(e); ok && choices[i].Transport == parser.TransportFIFO {
+			if err := p.makeNamedFIFO(e, path); err != nil {
+				return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
+			}
+			continue
+		}
 		switch choices[i].Transport {
 		case parser.TransportPipe:
 			from.File, to.File, err = pipeEnds(pipeSize)
 		case parser.TransportFIFO:
-			if fifoDir == "" {
-				fifoDir, err = os.MkdirTemp("", "gpipe-fifo-")
+			if p.fifoDir == "" {
+				var dir string
+				if dir, err = NewFIFODir(); err == nil {
+					err = p.makeFIFODir(dir)
+				}
 			}
 			if err == nil {
-				to.File, from.File, err = fifoEnds(filepath.Join(fifoDir, fmt.Sprintf("edge%d", i+1)))
+				to.File, from.File, err = fifoEnds(filepath.Join(p.fifoDir, fmt.Sprintf("edge%d", i+1)))
 			}
 		case parser.TransportShm:
 			from.Ring, to.Ring, err = ringEnds(opts.RingSize)
@@ -241,6 +283,14 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		from.FD, to.FD = e.From.FD, e.To.FD
 		p.ends[e.From.Stage] = append(p.ends[e.From.Stage], from)
 		p.ends[e.To.Stage] = append(p.ends[e.To.Stage], to)
+	}
+	if len(p.fifos) == 0 && p.fifoDir != "" {
+		// Only FIFOs that gpipe opened itself, their names already gone:
+		// nothing needs the directory any more.
+		if err := os.Remove(p.fifoDir); err != nil {
+			return nil, errors.Join(err, p.Close())
+		}
+		p.fifoDir = ""
 	}
 	for _, st := range g.Stages {
 		for _, in := range st.Inherits {
@@ -348,12 +398,132 @@ func (p *Plan) Release(i int) error {
 	return errors.Join(errs...)
 }
 
-// Close releases every end not yet released. It is safe to call more than
-// once.
+// Close releases every end not yet released, and removes the named
+// FIFOs and their directory. It is safe to call more than once.
 func (p *Plan) Close() error {
 	var errs []error
 	for i := range p.ends {
 		errs = append(errs, p.Release(i))
 	}
+	if p.fifoDir != "" {
+		errs = append(errs, os.RemoveAll(p.fifoDir))
+		p.fifoDir = ""
+	}
 	return errors.Join(errs...)
+}
+
+// makeNamedFIFO creates the FIFO of edge e at path, in its private
+// directory (0700, made on the first FIFO, with stale ones of crashed runs
+// swept first).
+func (p *Plan) makeNamedFIFO(e *parser.Edge, path string) error {
+	dir := filepath.Dir(path)
+	if p.fifoDir == "" {
+		if err := p.makeFIFODir(dir); err != nil {
+			return err
+		}
+	} else if dir != p.fifoDir {
+		return fmt.Errorf("FIFO %s is not in %s", path, p.fifoDir)
+	}
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return fmt.Errorf("create FIFO %s: %w", path, err)
+	}
+	f := namedFIFO{path: path, stages: [2]int{e.From.Stage, e.To.Stage}}
+	if e.To.Name == path {
+		// The reader opens it as its argument; the writer's stdout is it.
+		f.redirStage = e.From.Stage
+		f.redir = parser.Redirect{Pos: e.Pos, FD: e.From.FD, Op: parser.RedirWrite, Path: path}
+	} else {
+		f.redirStage = e.To.Stage
+		f.redir = parser.Redirect{Pos: e.Pos, FD: e.To.FD, Op: parser.RedirRead, Path: path}
+	}
+	p.fifos = append(p.fifos, f)
+	return nil
+}
+
+// makeFIFODir creates the plan's private FIFO directory, after sweeping
+// stale ones of crashed runs from its parent.
+func (p *Plan) makeFIFODir(dir string) error {
+	SweepFIFODirs(filepath.Dir(dir))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("FIFO directory: %w", err)
+	}
+	p.fifoDir = dir
+	return nil
+}
+
+// FIFORedirects lists the redirections that open stage i's named FIFOs:
+// they come before the stage's own, where its edges would be connected,
+// and its helper process performs them (an open waits for the other side).
+func (p *Plan) FIFORedirects(i int) []parser.Redirect {
+	var rs []parser.Redirect
+	for _, f := range p.fifos {
+		if f.redirStage == i {
+			rs = append(rs, f.redir)
+		}
+	}
+	return rs
+}
+
+// Exited tells the plan that stage i has ended. Each side of a named FIFO
+// opens it by path, and an open waits until the other side opens too; so
+// once either side has ended, the other has opened it already or never
+// will. The FIFO is then opened read-write for a moment, which wakes an
+// open waiting for a partner (a writer then gets a broken pipe, a reader
+// end of file), and unlinked before that is closed again, so that a later
+// open fails (no such file) rather than wait for ever.
+func (p *Plan) Exited(i int) {
+	for k := range p.fifos {
+		f := &p.fifos[k]
+		if f.gone || (f.stages[0] != i && f.stages[1] != i) {
+			continue
+		}
+		f.gone = true
+		fd, err := unix.Open(f.path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		_ = os.Remove(f.path)
+		if err == nil {
+			unix.Close(fd)
+		}
+	}
+}
+
+// fifoDirPrefix starts the name of every FIFO directory: gpipe-fifo-PID-.
+const fifoDirPrefix = "gpipe-fifo-"
+
+// NewFIFODir returns a fresh name for a private FIFO directory in the
+// temporary directory, without creating it: gpipe-fifo-PID-RANDOM.
+func NewFIFODir() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-%x", fifoDirPrefix, os.Getpid(), b)), nil
+}
+
+// SweepFIFODirs removes the FIFO directories in dir left behind by gpipe
+// processes that are gone (killed with SIGKILL, say): those of this user
+// whose PID no longer runs.
+func SweepFIFODirs(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), fifoDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, random, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || len(random) != 16 || strings.Trim(random, "0123456789abcdef") != "" {
+			continue // not a name NewFIFODir makes
+		}
+		var st unix.Stat_t
+		path := filepath.Join(dir, e.Name())
+		if unix.Lstat(path, &st) != nil || int(st.Uid) != os.Getuid() {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			os.RemoveAll(path)
+		}
+	}
 }

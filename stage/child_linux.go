@@ -40,6 +40,11 @@ type childSpec struct {
 	// redirections closed: the Go runtime opens /dev/null on them before
 	// a builtin could notice, so the builtin is told.
 	Closed []int
+	// FIFOs is how many of the first Redirs open the stage's named FIFOs
+	// (plumbing.Plan.FIFORedirects). One that is gone because the other
+	// side ended without opening it is an empty input, or for a writer a
+	// reader gone: status 141, as for a broken pipe.
+	FIFOs int
 }
 
 // childRing is a ring end a builtin finds at descriptors Mem and Sock, in
@@ -142,8 +147,20 @@ func RunChild(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
 		return 125
 	}
-	for _, r := range spec.Redirs {
-		if err := applyRaw(r); err != nil {
+	for i, r := range spec.Redirs {
+		var err error
+		if i < spec.FIFOs {
+			err = openFIFO(r)
+		} else {
+			err = applyRaw(r)
+		}
+		if err != nil && i < spec.FIFOs && errors.Is(err, syscall.ENOENT) {
+			if r.Op != parser.RedirRead {
+				return 128 + int(syscall.SIGPIPE)
+			}
+			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull})
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
 			return 1
 		}
@@ -185,10 +202,35 @@ func applyRaw(r parser.Redirect) error {
 	}
 	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("%s: %s", r.Path, errText(err))
+		return &openError{r.Path, err}
 	}
 	return moveFD(fd, r.FD, true)
 }
+
+// openFIFO opens a named FIFO of the stage's at r.FD: for reading or for
+// writing, and never creating anything (a FIFO already removed must not
+// become a file).
+func openFIFO(r parser.Redirect) error {
+	flags := unix.O_RDONLY
+	if r.Op != parser.RedirRead {
+		flags = unix.O_WRONLY
+	}
+	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)
+	if err != nil {
+		return &openError{r.Path, err}
+	}
+	return moveFD(fd, r.FD, true)
+}
+
+// openError is a redirection target that could not be opened; it reads
+// like bash's "out/x: no such file or directory".
+type openError struct {
+	path string
+	err  error
+}
+
+func (e *openError) Error() string { return e.path + ": " + errText(e.err) }
+func (e *openError) Unwrap() error { return e.err }
 
 // moveFD makes to a copy of from that survives exec, closing from when
 // closeFrom is set.

@@ -118,10 +118,24 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 // Place decides where each builtin runs: inside gpipe (the default), or in
 // a process of its own when isolate is set or when one of its redirections
 // may block when opened (a FIFO), which must hold up no other stage.
+//
+// The same goes for a builtin whose stdin or stdout is a named FIFO (a
+// process substitution under --transport fifo): its helper process opens
+// the FIFO, which waits for the other side.
 func Place(g *parser.Graph, cmds []Command, isolate bool) {
+	opensFIFO := map[int]bool{}
+	for _, e := range g.Edges {
+		if path, ok := plumbing.FIFOPath(e); ok {
+			if e.To.Name == path {
+				opensFIFO[e.From.Stage] = true
+			} else {
+				opensFIFO[e.To.Stage] = true
+			}
+		}
+	}
 	for i := range cmds {
 		c := &cmds[i]
-		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i])
+		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i]
 	}
 }
 

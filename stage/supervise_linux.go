@@ -151,6 +151,9 @@ func (s *supervisor) startAll() {
 		if status.Err != nil && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
 		}
+		if !status.Started {
+			s.plan.Exited(i)
+		}
 		_ = s.plan.Release(i)
 		if p != nil {
 			s.running[i] = p
@@ -173,10 +176,11 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
 	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin}
-	if blockingRedirect(st) {
-		// The stage's own process opens its redirections; see RunChild.
-		spec.Redirs = st.Redirs
-		for _, r := range st.Redirs {
+	if fifos := s.plan.FIFORedirects(st.ID); len(fifos) > 0 || blockingRedirect(st) {
+		// The stage's own process opens its redirections (its named
+		// FIFOs first, where its edges would be); see RunChild.
+		spec.Redirs, spec.FIFOs = append(fifos, st.Redirs...), len(fifos)
+		for _, r := range spec.Redirs {
 			t.reserve(r.FD) // a ring's or the helper's descriptor must not be there
 		}
 	} else {
@@ -246,6 +250,7 @@ func (s *supervisor) supervise() {
 			delete(s.running, e.stage)
 			delete(s.inproc, e.stage)
 			s.record(e)
+			s.plan.Exited(e.stage)
 		case sig := <-s.opts.Signals:
 			if s.res.Signal == nil {
 				s.res.Signal = sig

@@ -175,7 +175,17 @@ type runOptions struct {
 // runSpec parses, resolves and plumbs the whole pipeline before starting
 // any of it, so that bad input starts nothing and creates nothing.
 func runSpec(spec string, env []string, o runOptions) error {
-	g, err := parser.Parse("spec", spec, parser.Config{Env: expansionEnv(env), ReadDir: os.ReadDir})
+	cfg := parser.Config{Env: expansionEnv(env), ReadDir: os.ReadDir}
+	if o.transport == parser.TransportFIFO {
+		// Process substitutions become named FIFOs in a private directory,
+		// which plumbing creates (and removes) only if the run starts.
+		dir, err := plumbing.NewFIFODir()
+		if err != nil {
+			return err
+		}
+		cfg.FIFODir = dir
+	}
+	g, err := parser.Parse("spec", spec, cfg)
 	if err != nil {
 		return err
 	}
