@@ -22,7 +22,8 @@ type Run func(in plumbing.Source, out plumbing.Sink, files Files) error
 // expands to a path such as "/dev/fd/63", which names one of the stage's
 // own ports: gpipe hands the builtin that port (a ring between builtins, a
 // pipe otherwise) rather than a file of gpipe's own. Any other name is a
-// file, opened as a program would open it.
+// file, opened as a program would open it. A Files is safe for use by
+// several goroutines at once (tee opens each output in its own).
 type Files interface {
 	// Open opens name for reading.
 	Open(name string) (plumbing.Source, error)

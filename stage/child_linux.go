@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -328,14 +329,18 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 // process has the stage's descriptors at their numbers). close releases
 // the ring ports the builtin did not take.
 type childFiles struct {
+	mu      sync.Mutex // a builtin may open its files from several goroutines
 	sources map[int]plumbing.Source
 	sinks   map[int]plumbing.Sink
 }
 
 func (c *childFiles) Open(name string) (plumbing.Source, error) {
 	if fd, ok := fdPath(name); ok {
-		if src, ok := c.sources[fd]; ok {
-			delete(c.sources, fd)
+		c.mu.Lock()
+		src, ok := c.sources[fd]
+		delete(c.sources, fd)
+		c.mu.Unlock()
+		if ok {
 			return src, nil
 		}
 	}
@@ -344,8 +349,11 @@ func (c *childFiles) Open(name string) (plumbing.Source, error) {
 
 func (c *childFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
 	if fd, ok := fdPath(name); ok {
-		if sink, ok := c.sinks[fd]; ok {
-			delete(c.sinks, fd)
+		c.mu.Lock()
+		sink, ok := c.sinks[fd]
+		delete(c.sinks, fd)
+		c.mu.Unlock()
+		if ok {
 			return sink, nil
 		}
 	}
@@ -353,6 +361,8 @@ func (c *childFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
 }
 
 func (c *childFiles) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, s := range c.sources {
 		s.Close()
 	}

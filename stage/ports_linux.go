@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +75,7 @@ func isInherited(fd int) bool {
 // builtin did not open, so that the peer of an unused port sees EOF or a
 // broken pipe.
 type portFiles struct {
+	mu      sync.Mutex // a builtin may open its files from several goroutines
 	sources map[int]plumbing.Source
 	sinks   map[int]plumbing.Sink
 	files   map[int]*os.File // copies of the stage's descriptors, by number
@@ -133,12 +135,15 @@ func (p *portFiles) keep(fd int, f *os.File) error {
 }
 
 func (p *portFiles) Open(name string) (plumbing.Source, error) {
+	p.mu.Lock()
 	fd, isFD := fdPath(name)
 	if src, ok := p.sources[fd]; isFD && ok {
 		delete(p.sources, fd)
 		p.opened = append(p.opened, src)
+		p.mu.Unlock()
 		return src, nil
 	}
+	p.mu.Unlock()
 	f, err := p.open(name, fd, isFD, os.O_RDONLY)
 	if err != nil {
 		return nil, err
@@ -148,27 +153,36 @@ func (p *portFiles) Open(name string) (plumbing.Source, error) {
 	if fi, err := f.Stat(); err == nil && fi.Mode()&(fs.ModeNamedPipe|fs.ModeCharDevice) != 0 {
 		src.WatchReads() // a FIFO or terminal no teardown closes
 	}
+	p.mu.Lock()
 	p.opened = append(p.opened, src)
+	p.mu.Unlock()
 	return src, nil
 }
 
 func (p *portFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	p.mu.Lock()
 	fd, isFD := fdPath(name)
 	if sink, ok := p.sinks[fd]; isFD && ok {
 		delete(p.sinks, fd)
 		p.opened = append(p.opened, sink)
+		p.mu.Unlock()
 		return sink, nil
 	}
 	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	if appendTo {
 		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
+	p.mu.Unlock()
+	// Without the lock: opening a FIFO waits for its reader, and the
+	// builtin's other outputs must not wait with it.
 	f, err := p.open(name, fd, isFD, flag)
 	if err != nil {
 		return nil, err
 	}
 	sink := plumbing.NewFileSink(f)
+	p.mu.Lock()
 	p.opened = append(p.opened, sink)
+	p.mu.Unlock()
 	return sink, nil
 }
 
@@ -176,15 +190,18 @@ func (p *portFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
 // or a file.
 func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, error) {
 	if isFD {
-		if f, ok := p.files[fd]; ok {
+		p.mu.Lock()
+		f, ok := p.files[fd]
+		_, in := p.sources[fd]
+		_, out := p.sinks[fd]
+		p.mu.Unlock()
+		if ok {
 			g, err := reopen(f, flag)
 			if err != nil {
 				return nil, &fs.PathError{Op: "open", Path: name, Err: errors.Unwrap(err)}
 			}
 			return g, nil
 		}
-		_, in := p.sources[fd]
-		_, out := p.sinks[fd]
 		switch {
 		case in || out:
 			// A ring port the other way round, or one already taken.
@@ -199,6 +216,8 @@ func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, er
 // close releases every port and copy the builtin did not take, and closes
 // what it took and left open.
 func (p *portFiles) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, s := range p.sources {
 		s.Close()
 	}
