@@ -285,6 +285,11 @@ func (w *RingWriter) Reserve(atLeast int) ([]byte, error) {
 	want := r.clampWait(atLeast)
 	for {
 		if r.readerClosed.Load() != 0 || !r.peer {
+			if r.stop.Stopped() {
+				// A teardown stopped the reader, which then closed: this
+				// side was stopped too, not left by its reader.
+				return nil, ErrStopped
+			}
 			return nil, syscall.EPIPE
 		}
 		used := w.head - r.tail.Load()

@@ -240,10 +240,20 @@ func (s *FileSink) Flush() error {
 			s.err = os.ErrClosed
 		} else {
 			_, s.err = s.f.Write(s.buf[:s.n])
+			s.err = s.stoppedIf(s.err)
 		}
 	}
 	s.n = 0
 	return s.err
+}
+
+// stoppedIf turns a broken pipe into ErrStopped once the Stop is closed:
+// the reader was torn down with this builtin, it did not leave it.
+func (s *FileSink) stoppedIf(err error) error {
+	if err != nil && IsBrokenPipe(err) && s.stop.Stopped() {
+		return ErrStopped
+	}
+	return err
 }
 
 func (s *FileSink) Close() error {
@@ -270,6 +280,7 @@ func (s *FileSink) Write(p []byte) (int, error) {
 	}
 	n, err := s.f.Write(p)
 	if err != nil {
+		err = s.stoppedIf(err)
 		s.err = err
 	}
 	return n, err
