@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -210,8 +211,35 @@ func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, er
 			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOENT}
 		}
 	}
+	if fi, err := os.Stat(name); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		return p.openFIFO(name, flag)
+	}
 	return os.OpenFile(name, flag, 0o666)
 }
+
+// openFIFO opens a named FIFO without blocking in open(2), where no
+// teardown could reach the builtin: a read end opens at once (the reads
+// then wait for a writer, heeding the Stop); a write end is retried until
+// a reader has opened, or the Stop is closed.
+func (p *portFiles) openFIFO(name string, flag int) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(name, flag|unix.O_NONBLOCK, 0o666)
+		if err == nil {
+			return f, nil // os.File waits in the runtime's poller, which a Close ends
+		}
+		if !errors.Is(err, syscall.ENXIO) || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+			return nil, err
+		}
+		if p.stop.Stopped() {
+			return nil, plumbing.ErrStopped
+		}
+		time.Sleep(fifoRetry)
+	}
+}
+
+// fifoRetry is how often a builtin tries again to open a FIFO for writing
+// while it has no reader.
+const fifoRetry = 10 * time.Millisecond
 
 // close releases every port and copy the builtin did not take, and closes
 // what it took and left open.
