@@ -28,6 +28,7 @@ type fanOut struct {
 type fanOutput struct {
 	name string
 	q    *queue
+	sink plumbing.Sink // once opened
 	// gone says the reader went away (broken pipe): the output was
 	// dropped, as GNU tee -p drops it, and that is no failure.
 	gone bool
@@ -57,6 +58,9 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 	defer o.q.release()
 	sink, closeIt, err := open()
 	if err == nil {
+		f.mu.Lock()
+		o.sink = sink
+		f.mu.Unlock()
 		scratch := make([]byte, blockSize)
 		for err == nil {
 			err = o.q.next(scratch, func(p []byte) error {
@@ -221,7 +225,7 @@ const aheadOfFastest = 4 * blockSize
 func teeBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "tee",
-		Synopsis: "tee [-a] [-p] [--buffer SIZE] [FILE]...",
+		Synopsis: "tee [-a] [-p] [--copy] [--buffer SIZE] [FILE]...",
 		Summary: "Copy the input to stdout and to every FILE (a >(…) included). An output whose reader has gone is dropped " +
 			"and the others go on (GNU tee -p); one that reads slowly never stalls the others: it queues up to SIZE " +
 			"(default 64MiB) in memory, the rest in a temporary file.",
@@ -230,6 +234,7 @@ func teeBuiltin() *Builtin {
 		fs, parse := flags(b)
 		appendTo := fs.Bool("a", false, "append to the FILEs, do not truncate them")
 		fs.Bool("p", false, "accepted for GNU tee: a gone reader never stops tee")
+		noSplice := fs.Bool("copy", false, "copy through user space even between pipes (for comparison)")
 		buffer := fs.String("buffer", "64MiB", "how much an output queues in memory before spilling to a temporary file")
 		if help, err := parse(args); help != nil || err != nil {
 			return help, err
@@ -251,11 +256,19 @@ func teeBuiltin() *Builtin {
 				s, err := files.Create(all[i], *appendTo)
 				return s, true, err
 			})
-			err := copyFan(in, fan, func(b *block) {
-				for _, o := range fan.outs {
-					o.q.push(b)
+			err := errNoPipes
+			if src, ok := in.(*plumbing.FileSource); ok && !*noSplice {
+				if fd, ok := src.PipeFD(); ok {
+					err = teePipes(src, fd, fan)
 				}
-			})
+			}
+			if err == errNoPipes {
+				err = copyFan(in, fan, func(b *block) {
+					for _, o := range fan.outs {
+						o.q.push(b)
+					}
+				})
+			}
 			if err == errStopReading {
 				err = nil // finish says why
 			}

@@ -68,7 +68,14 @@ type queue struct {
 	// taken is when the consumer last took data (or when the queue was
 	// made): a consumer that takes nothing for a while is stalled.
 	taken time.Time
+	// inflight says the consumer holds data it took and has not yet
+	// written out: until it has, nothing may reach its output another way.
+	inflight bool
 }
+
+// quiet reports whether the consumer has written out everything it was
+// given: nothing queued, nothing in flight. Call with the lock held.
+func (q *queue) quiet() bool { return !q.inflight && q.pending() == 0 }
 
 func newQueue(mu *sync.Mutex, cond *sync.Cond, limit int) *queue {
 	return &queue{mu: mu, cond: cond, limit: limit, taken: time.Now()}
@@ -155,10 +162,12 @@ func (q *queue) next(scratch []byte, f func([]byte) error) error {
 		q.mem = q.mem[1:]
 		q.memBytes -= b.n
 		q.taken = time.Now()
+		q.inflight = true
 		q.cond.Broadcast()
 		q.mu.Unlock()
 		err := f(b.data())
 		b.unref()
+		q.landed()
 		return err
 	case q.spillR < q.spillW:
 		at, n := q.spillR, min(int64(len(scratch)), q.spillW-q.spillR)
@@ -175,12 +184,23 @@ func (q *queue) next(scratch []byte, f func([]byte) error) error {
 			q.spillR, q.spillW = 0, 0
 			_ = q.spill.Truncate(0)
 		}
+		q.inflight = true
 		q.cond.Broadcast()
 		q.mu.Unlock()
-		return f(scratch[:n])
+		err = f(scratch[:n])
+		q.landed()
+		return err
 	}
 	q.mu.Unlock()
 	return io.EOF
+}
+
+// landed marks the data in flight written out.
+func (q *queue) landed() {
+	q.mu.Lock()
+	q.inflight = false
+	q.cond.Broadcast()
+	q.mu.Unlock()
 }
 
 // release frees what the queue holds, its file included.

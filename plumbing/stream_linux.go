@@ -1,6 +1,8 @@
 package plumbing
 
 import (
+	"golang.org/x/sys/unix"
+
 	"errors"
 	"io"
 	"os"
@@ -313,3 +315,63 @@ var (
 	_ Sink   = (*RingWriter)(nil)
 	_ Sink   = (*FileSink)(nil)
 )
+
+// pipeFD returns f's descriptor if f is a pipe or FIFO, without putting it
+// into blocking mode as File.Fd does.
+func pipeFD(f *os.File) (int, bool) {
+	if f == nil {
+		return -1, false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd, ok := -1, false
+	_ = rc.Control(func(d uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(d), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+			fd, ok = int(d), true
+		}
+	})
+	return fd, ok
+}
+
+// PipeFD returns the descriptor of the source's file when it is a pipe
+// with nothing read ahead, for a builtin that moves its bytes with tee(2)
+// and splice(2) instead of reading them. The source still owns it.
+func (s *FileSource) PipeFD() (int, bool) {
+	if s.end != s.start || s.err != nil {
+		return -1, false
+	}
+	return pipeFD(s.f)
+}
+
+// WaitInput waits until the source's pipe has bytes or no writer left, or
+// the Stop is closed (ErrStopped). Only for a source used through PipeFD.
+func (s *FileSource) WaitInput(fd int) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if sfd := s.stop.fd(); sfd >= 0 {
+		fds = append(fds, unix.PollFd{Fd: int32(sfd), Events: unix.POLLIN})
+	}
+	for {
+		if s.stop.Stopped() {
+			return ErrStopped
+		}
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return err
+		}
+		if fds[0].Revents != 0 {
+			return nil
+		}
+	}
+}
+
+// PipeFD returns the descriptor of the sink's file when it is a pipe with
+// nothing buffered and no error, for a writer that tees bytes into it. The
+// sink still owns it.
+func (s *FileSink) PipeFD() (int, bool) {
+	if s.n != 0 || s.err != nil {
+		return -1, false
+	}
+	return pipeFD(s.f)
+}

@@ -273,3 +273,12 @@ func BenchmarkTee2G(b *testing.B) {
 	const spec = "head -c 2G /dev/zero | tee >(wc -c) >(wc -c) > /dev/null"
 	benchCompare(b, benchSpec{spec: spec, other: bashArgv(spec + "; wait"), name: "bash", bytes: teeBytes, check: true})
 }
+
+// BenchmarkTee2GSplice is BenchmarkTee2G's gpipe against itself with
+// tee --copy: what tee(2) and splice(2) save over one copy through user
+// space.
+func BenchmarkTee2GSplice(b *testing.B) {
+	const spec = "head -c 2G /dev/zero | tee >(wc -c) >(wc -c) > /dev/null"
+	const copied = "head -c 2G /dev/zero | tee --copy >(wc -c) >(wc -c) > /dev/null"
+	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{copied}, name: "copy", bytes: teeBytes})
+}
