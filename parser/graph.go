@@ -53,6 +53,11 @@ type Stage struct {
 	// A descriptor the stage's own redirections replace first is not
 	// listed, nor one its parent gets from gpipe itself.
 	Inherits []Inherit
+
+	// Added says why gpipe added this stage, which the user did not write
+	// (a tee where a pipeline file reads one output in several places);
+	// empty for the user's own stages.
+	Added string
 }
 
 // Inherit is one shared descriptor: FD of the stage is a copy of the edge

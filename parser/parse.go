@@ -23,12 +23,18 @@ type Config struct {
 	// does. Nil disables globbing: patterns stay as written.
 	ReadDir func(string) ([]fs.DirEntry, error)
 
-	// FIFODir, when set, makes every process substitution a named FIFO in
-	// that directory instead of a /dev/fd/N path: the stage gets a path
-	// that outlives descriptor inheritance (it can hand it to another
-	// process, or open it again). The parser only makes up the names;
-	// plumbing creates the directory and the FIFOs.
-	FIFODir string
+	// FIFODir is the directory of the named FIFOs that process
+	// substitutions become, instead of a /dev/fd/N path, when AllFIFOs is
+	// set or a pipeline file marks one "@fifo": the stage gets a path that
+	// outlives descriptor inheritance (it can hand it to another process,
+	// or open it again). The parser only makes up the names; plumbing
+	// creates the directory and the FIFOs.
+	FIFODir  string
+	AllFIFOs bool
+
+	// Buffer, when set, is the --buffer SIZE of the tee stages gpipe adds
+	// where a pipeline file reads one output in several places.
+	Buffer string
 }
 
 // runHint is the suggestion attached to every construct gpipe refuses
@@ -50,7 +56,7 @@ func Parse(name, src string, cfg Config) (*Graph, error) {
 	if len(f.Stmts) == 0 {
 		return nil, &Error{Name: name, Pos: Pos{1, 1}, Text: "empty spec: nothing to run"}
 	}
-	if err := checkSupported(name, src, f); err != nil {
+	if err := checkSupported(name, src, f, false); err != nil {
 		return nil, err
 	}
 	splitDigitParams(f)
@@ -92,7 +98,7 @@ func posAt(src string, i int) Pos {
 
 // checkSupported refuses anything that is not a pipeline of simple
 // commands, at the offending construct that comes first in the source.
-func checkSupported(name, src string, f *syntax.File) error {
+func checkSupported(name, src string, f *syntax.File, file bool) error {
 	var at Pos
 	atOffset := uint(0)
 	what := ""
@@ -104,7 +110,14 @@ func checkSupported(name, src string, f *syntax.File) error {
 	if cr, text := lexicalTrap(src, f); cr >= 0 {
 		at, atOffset, what = posAt(src, cr), uint(cr), text
 	}
-	if len(f.Stmts) > 1 {
+	if file {
+		// A file holds several pipelines, one per line, all run at once.
+		for _, s := range f.Stmts {
+			if s.Semicolon.IsValid() && !s.Background {
+				consider(s.Semicolon, "`;` is not part of a pipeline file: its pipelines all run at once, as one graph; put each on a line of its own")
+			}
+		}
+	} else if len(f.Stmts) > 1 {
 		first := f.Stmts[0]
 		switch {
 		case first.Background:
@@ -367,53 +380,157 @@ type builder struct {
 	g     *Graph
 	left  int64 // what is left of pipelineArgMax
 	fifos int   // FIFO names made up so far (Config.FIFODir)
+
+	// file is set while a pipeline file is built: it knows the named
+	// stages, the references to them and the transport marks.
+	file *fileBuilder
 }
 
 func (b *builder) errorf(at syntax.Pos, text string) error {
 	return &Error{Name: b.name, Pos: pos(at), Text: text}
 }
 
+// end is one end of a pipeline: the stage there and the descriptors by
+// which it reads (in) and writes (out) its neighbours. In a pipeline file
+// it may be a reference to a named stage ("@name", resolved once every
+// stage is built) or gpipe's own stdin or stdout.
+type end struct {
+	st      *Stage
+	ref     string // the named stage, or refStdin / refStdout
+	in, out int
+	name    string // the path by which the stage reaches in or out (Port.Name)
+	pos     Pos    // of the reference
+
+	// mark is a transport mark ("@fifo") at this end of the pipeline: it
+	// is the transport of the edge of the process substitution that holds
+	// the pipeline.
+	mark    Transport
+	markPos syntax.Pos
+}
+
+// element is one command of a pipeline and the operator before it.
+type element struct {
+	s   *syntax.Stmt
+	op  syntax.Pos // the "|" or "|&" before s; invalid for the first
+	all bool       // that operator is "|&"
+}
+
+// flatten lists the commands of pipeline s in order.
+func (b *builder) flatten(s *syntax.Stmt, op syntax.Pos, all bool, out []element) ([]element, error) {
+	c, ok := s.Cmd.(*syntax.BinaryCmd)
+	if !ok {
+		return append(out, element{s: s, op: op, all: all}), nil
+	}
+	if len(s.Redirs) > 0 {
+		return nil, b.errorf(s.Redirs[0].Pos(), "a redirection of a whole pipeline is not supported"+runHint)
+	}
+	out, err := b.flatten(c.X, op, all, out)
+	if err != nil {
+		return nil, err
+	}
+	return b.flatten(c.Y, c.OpPos, c.Op == syntax.PipeAll, out)
+}
+
 // pipeline adds the stages of s in order, joining neighbours by an edge
-// from fd 1 to fd 0, and returns the first and the last of its top-level
-// chain. "a |& b" also sends a's stderr down the pipe, after a's own
-// redirections, as bash does. While the graph is built, a stage's ID is its
-// place in the order of creation; finish renumbers them.
-func (b *builder) pipeline(s *syntax.Stmt) (first, last *Stage, err error) {
+// from fd 1 to fd 0, and returns the ends of its top-level chain. "a |& b"
+// also sends a's stderr down the pipe, after a's own redirections, as bash
+// does. While the graph is built, a stage's ID is its place in the order of
+// creation; finish renumbers them.
+func (b *builder) pipeline(s *syntax.Stmt) (first, last end, err error) {
+	elems, err := b.flatten(s, syntax.Pos{}, false, nil)
+	if err != nil {
+		return end{}, end{}, err
+	}
+	var prev *end          // the last stage or reference so far
+	var opAfter syntax.Pos // the operator right after prev
+	lastWasMark := false
+	pending := TransportAuto // a transport mark since prev
+	var pendingAt syntax.Pos
+	for i, el := range elems {
+		if el.all {
+			// "|&" also sends the stderr of the command before it.
+			if lastWasMark || prev.st == nil {
+				return end{}, end{}, b.errorf(el.op, "`|&` needs a command right before it; redirect a named stage's stderr in its definition")
+			}
+			prev.st.Redirs = append(prev.st.Redirs, Redirect{Pos: pos(el.op), FD: 2, Op: RedirDup, DupFD: 1})
+		}
+		if b.file != nil {
+			if t, ok := b.file.transportMark(el.s); ok {
+				if lastWasMark {
+					return end{}, end{}, b.errorf(el.s.Pos(), "two transport marks in a row")
+				}
+				pending, pendingAt, lastWasMark = t, el.s.Pos(), true
+				if prev == nil {
+					first.mark, first.markPos = t, pendingAt
+				}
+				continue
+			}
+		}
+		cur, err := b.element(el.s)
+		if err != nil {
+			return end{}, end{}, err
+		}
+		if prev == nil {
+			cur.mark, cur.markPos = first.mark, first.markPos
+			first = cur
+		} else if err := b.join(*prev, cur, pos(opAfter), pending); err != nil {
+			return end{}, end{}, err
+		}
+		pending, lastWasMark = TransportAuto, false
+		prev = &cur
+		if i+1 < len(elems) {
+			opAfter = elems[i+1].op
+		}
+	}
+	if prev == nil {
+		return end{}, end{}, b.errorf(s.Pos(), "a transport mark needs a stage on each side")
+	}
+	last = *prev
+	last.mark, last.markPos = pending, pendingAt
+	return first, last, nil
+}
+
+// element builds one command of a pipeline: a stage, or in a pipeline
+// file a reference to a named one.
+func (b *builder) element(s *syntax.Stmt) (end, error) {
+	if b.file != nil {
+		if ref, ok, err := b.file.reference(s); ok || err != nil {
+			return ref, err
+		}
+	}
 	switch c := s.Cmd.(type) {
-	case *syntax.BinaryCmd:
-		if len(s.Redirs) > 0 {
-			return nil, nil, b.errorf(s.Redirs[0].Pos(), "a redirection of a whole pipeline is not supported"+runHint)
-		}
-		first, from, err := b.pipeline(c.X)
-		if err != nil {
-			return nil, nil, err
-		}
-		if c.Op == syntax.PipeAll {
-			from.Redirs = append(from.Redirs, Redirect{Pos: pos(c.OpPos), FD: 2, Op: RedirDup, DupFD: 1})
-		}
-		to, last, err := b.pipeline(c.Y)
-		if err != nil {
-			return nil, nil, err
-		}
-		b.g.Edges = append(b.g.Edges, &Edge{
-			From: Port{Stage: from.ID, FD: 1},
-			To:   Port{Stage: to.ID, FD: 0},
-			Pos:  pos(c.OpPos),
-		})
-		return first, last, nil
 	case *syntax.CallExpr, nil:
 		call, _ := c.(*syntax.CallExpr)
 		// The stage takes its place before its words are expanded: the
 		// process substitutions among them wire edges to it.
 		st := &Stage{ID: len(b.g.Stages), Pos: pos(s.Pos())}
 		b.g.Stages = append(b.g.Stages, st)
-		if err := b.stage(st, s, call); err != nil {
-			return nil, nil, err
+		if b.file != nil {
+			b.file.define(st, call)
 		}
-		return st, st, nil
+		if err := b.stage(st, s, call); err != nil {
+			return end{}, err
+		}
+		return end{st: st, in: 0, out: 1}, nil
 	}
 	// checkSupported has refused every other command already.
-	return nil, nil, b.errorf(s.Pos(), "not a pipeline stage"+runHint)
+	return end{}, b.errorf(s.Pos(), "not a pipeline stage"+runHint)
+}
+
+// join adds the edge from's output → to's input.
+func (b *builder) join(from, to end, at Pos, t Transport) error {
+	e := &Edge{From: Port{Stage: -1, FD: from.out, Name: from.name}, To: Port{Stage: -1, FD: to.in, Name: to.name}, Pos: at, Transport: t}
+	if from.st != nil {
+		e.From.Stage = from.st.ID
+	}
+	if to.st != nil {
+		e.To.Stage = to.st.ID
+	}
+	if from.ref != "" || to.ref != "" {
+		return b.file.pendingEdge(e, from, to)
+	}
+	b.g.Edges = append(b.g.Edges, e)
+	return nil
 }
 
 // firstProcSubstFD is the descriptor of a stage's first process
@@ -450,30 +567,42 @@ func (b *builder) procSubst(owner *Stage, next *int, ps *syntax.ProcSubst) (stri
 			st.Parent = owner
 		}
 	}
+	// A transport mark goes at the end of the pipeline that faces the
+	// stage: "<(seq 3 | @fifo)", ">(@fifo | wc -l)".
+	mark, stray := last.mark, first
+	if ps.Op != syntax.CmdIn {
+		mark, stray = first.mark, last
+	}
+	if stray.mark != TransportAuto {
+		return "", b.errorf(stray.markPos, "a transport mark needs a stage on each side")
+	}
 	path := "/dev/fd/" + strconv.Itoa(fd)
-	e := &Edge{Pos: pos(ps.Pos())}
-	if b.cfg.FIFODir != "" {
+	if b.cfg.AllFIFOs || mark == TransportFIFO {
 		b.fifos++
 		path = b.cfg.FIFODir + "/" + strconv.Itoa(b.fifos)
-		e.Transport = TransportFIFO
+		mark = TransportFIFO
 	}
+	port := end{st: owner, in: fd, out: fd, name: path}
 	if ps.Op == syntax.CmdIn {
-		e.From, e.To = Port{Stage: last.ID, FD: 1}, Port{Stage: owner.ID, FD: fd, Name: path}
+		err = b.join(last, port, pos(ps.Pos()), mark)
 	} else {
-		e.From, e.To = Port{Stage: owner.ID, FD: fd, Name: path}, Port{Stage: first.ID, FD: 0}
+		err = b.join(port, first, pos(ps.Pos()), mark)
 	}
-	b.g.Edges = append(b.g.Edges, e)
-	return path, nil
+	return path, err
 }
 
 // finish renumbers the stages in source order (the position of their first
-// word; a word that brace expansion repeats keeps creation order), fills
+// word; a word that brace expansion repeats keeps creation order; the
+// stages gpipe adds after all the others), fills
 // in what the stages of process substitutions share with their parents,
 // and checks the graph.
 func (b *builder) finish() error {
 	g := b.g
 	sorted := append([]*Stage(nil), g.Stages...)
 	sort.SliceStable(sorted, func(i, j int) bool {
+		if (sorted[i].Added != "") != (sorted[j].Added != "") {
+			return sorted[j].Added != "" // the stages gpipe adds come last
+		}
 		a, c := sorted[i].Pos, sorted[j].Pos
 		return a.Line < c.Line || (a.Line == c.Line && a.Col < c.Col)
 	})

@@ -67,7 +67,10 @@ func ringSide(s StageInfo, p parser.Port, shared map[parser.Port]string) StageIn
 }
 
 // TransportError is a transport asked for that an edge cannot have.
-type TransportError struct{ msg string }
+type TransportError struct {
+	msg  string
+	Edge int // index in Graph.Edges of the edge that cannot have it
+}
 
 func (e *TransportError) Error() string { return e.msg }
 
@@ -116,7 +119,7 @@ func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]C
 		case parser.TransportShm:
 			for _, s := range []StageInfo{from, to} {
 				if !s.Rings {
-					return nil, &TransportError{fmt.Sprintf("edge %d (%s → %s): transport shm needs builtins at both ends, and %s %s",
+					return nil, &TransportError{Edge: i, msg: fmt.Sprintf("edge %d (%s → %s): transport shm needs builtins at both ends, and %s %s",
 						i+1, from.Name, to.Name, s.Name, s.Why)}
 				}
 			}
@@ -128,7 +131,7 @@ func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]C
 					why = "runs in a process of its own"
 				}
 				if !s.Rings || !s.InProcess {
-					return nil, &TransportError{fmt.Sprintf("edge %d (%s → %s): transport mem needs builtins inside gpipe at both ends, and %s %s",
+					return nil, &TransportError{Edge: i, msg: fmt.Sprintf("edge %d (%s → %s): transport mem needs builtins inside gpipe at both ends, and %s %s",
 						i+1, from.Name, to.Name, s.Name, why)}
 				}
 			}

@@ -45,6 +45,7 @@ type Command struct {
 // program of that name to run instead. Nothing starts.
 type BuiltinError struct {
 	Stage string
+	ID    int // the stage's index in the graph
 	Err   error
 }
 
@@ -55,6 +56,7 @@ func (e *BuiltinError) Unwrap() error { return e.Err }
 // anything starts, so a pipeline with one missing command starts nothing.
 type LookupError struct {
 	Stage string // "stage 2 (foo)"
+	ID    int    // the stage's index in the graph
 	Code  int    // 127 not found, 126 found but not executable, as in bash
 	Text  string // "command not found", "permission denied", …
 }
@@ -98,9 +100,9 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 		path, err := lookPath(name, getenv(full, "PATH"))
 		if err != nil {
 			if usage != nil {
-				return nil, &BuiltinError{Stage: st.Name(), Err: usage}
+				return nil, &BuiltinError{Stage: st.Name(), ID: i, Err: usage}
 			}
-			err.Stage = st.Name()
+			err.Stage, err.ID = st.Name(), i
 			if name != st.Args[0] { // "command NAME": say which
 				err.Text = name + ": " + err.Text
 			}
@@ -119,12 +121,19 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 // a process of its own when isolate is set or when one of its redirections
 // may block when opened (a FIFO), which must hold up no other stage.
 //
+// An edge that asks for shm (a pipeline file's "@shm") joins builtins in
+// processes of their own, as --transport shm does.
+//
 // The same goes for a builtin whose stdin or stdout is a named FIFO (a
 // process substitution under --transport fifo): its helper process opens
 // the FIFO, which waits for the other side.
 func Place(g *parser.Graph, cmds []Command, isolate bool) {
 	opensFIFO := map[int]bool{}
+	shm := map[int]bool{} // ends of an edge that asks for a shm ring
 	for _, e := range g.Edges {
+		if e.Transport == parser.TransportShm {
+			shm[e.From.Stage], shm[e.To.Stage] = true, true
+		}
 		if path, ok := plumbing.FIFOPath(e); ok {
 			if e.To.Name == path {
 				opensFIFO[e.From.Stage] = true
@@ -135,7 +144,7 @@ func Place(g *parser.Graph, cmds []Command, isolate bool) {
 	}
 	for i := range cmds {
 		c := &cmds[i]
-		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i]
+		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i] && !shm[i]
 	}
 }
 

@@ -28,15 +28,21 @@ const description = `Runs SPEC, a pipeline in bash syntax, as a supervised graph
 every stage is a process, every '|' an anonymous pipe, gpipe's stdin goes to
 the first stage and the last stage writes gpipe's stdout.
 
+With -f, runs a pipeline file instead: one graph of several pipelines, with
+named stages and parameters given as NAME=VALUE after the file's name
+(docs/pipeline-files.md). 'gpipe -f FILE --help' lists them; 'gpipe check
+FILE…' validates files and runs nothing.
+
 Examples:
    gpipe 'seq 1 100 | grep 7 | wc -l'
    printf 'b\na\n' | gpipe 'sort | tr a-z A-Z'
    gpipe --status 'sh -c "exit 3" | cat'
+   gpipe -f examples/wordfreq.gp input=README.md top=5
 
 Exit status: 0 when every stage succeeded; otherwise the status of the last
 (most downstream) stage that failed for its own reason. A stage stopped by a
 broken pipe (SIGPIPE, or status 141) did not fail: 'yes | head -1' exits 0.
-2: bad flag or spec (nothing started); 126/127: a command is not executable
+2: bad flag, spec or file (nothing started); 126/127: a command is not executable
 or not found (nothing started); 128+N: gpipe was stopped by signal N;
 125: gpipe itself failed.`
 
@@ -50,22 +56,43 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// app is one gpipe invocation: everything it touches is passed in.
+type app struct {
+	env                   []string
+	stdin, stdout, stderr *os.File
+	sigs                  <-chan os.Signal
+
+	// sources holds the text of every pipeline file read, by the name
+	// its errors carry, for the caret line under an error's place.
+	sources map[string]string
+}
+
 // run is gpipe without the process around it: everything it touches is
 // passed in, and it returns the exit code instead of exiting.
 func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) int {
-	app := newApp(env, stdin, stdout, stderr, sigs)
-	if wantsHelp(args[1:]) {
+	a := &app{env: env, stdin: stdin, stdout: stdout, stderr: stderr, sigs: sigs, sources: map[string]string{}}
+	var err error
+	switch file, ok := fileArg(args[1:]); {
+	case ok && wantsHelp(args[1:]):
+		err = a.fileHelp(file)
+	case wantsHelp(args[1:]):
 		// urfave/cli would take the SPEC after --help for a help topic.
-		args = []string{args[0], "--help"}
+		err = a.newApp().Run([]string{args[0], "--help"})
+	default:
+		err = a.newApp().Run(args)
 	}
-	err := app.Run(args)
 	code := exitCode(err)
 	var st exitStatus
 	if err != nil && !errors.As(err, &st) {
 		fmt.Fprintf(stderr, "gpipe: %v\n", err)
+		a.caret(err)
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "usage: gpipe [flags] SPEC (see gpipe --help)")
+			if _, ok := fileArg(args[1:]); ok {
+				fmt.Fprintln(stderr, "usage: gpipe [flags] -f FILE [NAME=VALUE…] (see gpipe -f FILE --help)")
+			} else {
+				fmt.Fprintln(stderr, "usage: gpipe [flags] SPEC (see gpipe --help)")
+			}
 		}
 	}
 	return code
@@ -100,125 +127,162 @@ func exitCode(err error) int {
 		return 0
 	case errors.As(err, &st):
 		return int(st)
-	case errors.As(err, &ue), errors.As(err, &pe), errors.As(err, &be):
-		return exitUsage
 	case errors.As(err, &le):
 		return le.Code
+	case errors.As(err, &ue), errors.As(err, &pe), errors.As(err, &be):
+		return exitUsage
 	}
 	return exitInternal
 }
 
-func newApp(env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) *cli.App {
+func (a *app) newApp() *cli.App {
 	return &cli.App{
 		Name:            "gpipe",
 		Usage:           "run a shell-style pipeline as a supervised process graph",
-		UsageText:       "gpipe [flags] SPEC",
+		UsageText:       "gpipe [flags] SPEC\n   gpipe [flags] -f FILE [NAME=VALUE…]\n   gpipe check FILE… [NAME=VALUE…]",
 		Description:     description,
 		Version:         version,
 		HideHelpCommand: true,
-		Reader:          stdin,
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Reader:          a.stdin,
+		Writer:          a.stdout,
+		ErrWriter:       a.stderr,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "run the pipeline file `FILE` (- reads it from stdin); the arguments after it are its parameters, NAME=VALUE"},
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
 			&cli.StringFlag{Name: "ring-size", Value: "512KiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
+			&cli.StringFlag{Name: "buffer", Value: "64MiB", Usage: "memory each output of a tee that gpipe adds (a pipeline file's stage read in several places) holds before it spills to a temporary file"},
 		},
+		Commands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "validate pipeline files as a run would, and run nothing",
+			ArgsUsage: "FILE… [NAME=VALUE…]",
+			Description: `Checks each FILE as 'gpipe -f FILE' would before it starts anything:
+syntax, parameters, named stages and edges, cycles, every command (found on
+PATH, or a builtin taking its arguments) and every edge's transport. A
+required parameter that no NAME=VALUE gives is checked with the value <NAME>.
+Prints FILE: ok for each good file; exits 2 at the first bad one.`,
+			Action: func(c *cli.Context) error { return a.check(c) },
+		}},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &usageError{msg: err.Error()}
 		},
-		Action: func(c *cli.Context) error {
-			switch c.NArg() {
-			case 0:
-				return &usageError{msg: "missing SPEC: the pipeline to run"}
-			case 1:
-			default:
-				return &usageError{msg: fmt.Sprintf("expected one SPEC, got %d arguments: quote the whole pipeline", c.NArg())}
-			}
-			transport, err := parseTransport(c.String("transport"))
-			if err != nil {
-				return err
-			}
-			ringSize, err := parseRingSize(c.String("ring-size"))
-			if err != nil {
-				return err
-			}
-			return runSpec(c.Args().First(), env, runOptions{
-				status:    c.Bool("status"),
-				explain:   c.Bool("explain"),
-				grace:     c.Duration("grace"),
-				transport: transport,
-				isolate:   c.Bool("isolate") || transport == parser.TransportShm,
-				ringSize:  ringSize,
-				stdin:     stdin, stdout: stdout, stderr: stderr,
-				sigs: sigs,
-			})
-		},
+		Action: func(c *cli.Context) error { return a.action(c) },
 	}
 }
 
-type runOptions struct {
-	status, explain       bool
-	isolate               bool
-	grace                 time.Duration
-	transport             parser.Transport
-	ringSize              int
-	stdin, stdout, stderr *os.File
-	sigs                  <-chan os.Signal
+// settings are what the flags say, once a pipeline file's header has
+// filled in those the command line leaves unset.
+type settings struct {
+	status, explain bool
+	isolate         bool
+	grace           time.Duration
+	transport       parser.Transport
+	ringSize        int
+	buffer          string
 }
 
-// runSpec parses, resolves and plumbs the whole pipeline before starting
-// any of it, so that bad input starts nothing and creates nothing.
-func runSpec(spec string, env []string, o runOptions) error {
-	cfg := parser.Config{Env: expansionEnv(env), ReadDir: os.ReadDir}
-	if o.transport == parser.TransportFIFO {
+func settingsFrom(c *cli.Context) (settings, error) {
+	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), isolate: c.Bool("isolate"), grace: c.Duration("grace")}
+	var err error
+	if s.transport, err = parseTransport(c.String("transport")); err != nil {
+		return s, err
+	}
+	if s.ringSize, err = parseRingSize(c.String("ring-size")); err != nil {
+		return s, err
+	}
+	if c.IsSet("buffer") { // else the tees gpipe adds keep tee's default
+		if s.buffer, err = parseBuffer(c.String("buffer")); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func (a *app) action(c *cli.Context) error {
+	s, err := settingsFrom(c)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("file") {
+		return a.runFile(c, s)
+	}
+	switch c.NArg() {
+	case 0:
+		return &usageError{msg: "missing SPEC: the pipeline to run"}
+	case 1:
+	default:
+		return &usageError{msg: fmt.Sprintf("expected one SPEC, got %d arguments: quote the whole pipeline", c.NArg())}
+	}
+	cfg := parser.Config{Env: expansionEnv(a.env), ReadDir: os.ReadDir}
+	if s.transport == parser.TransportFIFO {
 		// Process substitutions become named FIFOs in a private directory,
 		// which plumbing creates (and removes) only if the run starts.
-		dir, err := plumbing.NewFIFODir()
-		if err != nil {
+		if cfg.FIFODir, err = plumbing.NewFIFODir(); err != nil {
 			return err
 		}
-		cfg.FIFODir = dir
+		cfg.AllFIFOs = true
 	}
-	g, err := parser.Parse("spec", spec, cfg)
+	g, err := parser.Parse("spec", c.Args().First(), cfg)
 	if err != nil {
 		return err
 	}
-	cmds, err := stage.Resolve(g, env, builtins.Default())
+	return a.runGraph(g, s)
+}
+
+// prepared is a graph ready to start: what runs each stage and how every
+// edge moves bytes.
+type prepared struct {
+	g       *parser.Graph
+	cmds    []stage.Command
+	infos   []plumbing.StageInfo
+	choices []plumbing.Choice
+}
+
+// prepare resolves and places every stage and chooses every transport,
+// creating nothing: what --explain shows and gpipe check checks.
+func (a *app) prepare(g *parser.Graph, s settings) (*prepared, error) {
+	cmds, err := stage.Resolve(g, a.env, builtins.Default())
 	if err != nil {
-		return err
+		return nil, placeError(g, err)
 	}
-	stage.Place(g, cmds, o.isolate)
+	stage.Place(g, cmds, s.isolate || s.transport == parser.TransportShm)
 	infos := stage.Infos(g, cmds)
-	if o.explain {
-		choices, err := plumbing.Choose(g, infos, o.transport)
-		if err != nil {
-			return &usageError{msg: "--transport: " + err.Error()}
-		}
-		explain(o.stdout, g, cmds, choices)
+	choices, err := plumbing.Choose(g, infos, s.transport)
+	if err != nil {
+		return nil, transportError(g, err)
+	}
+	return &prepared{g: g, cmds: cmds, infos: infos, choices: choices}, nil
+}
+
+// runGraph parses, resolves and plumbs the whole pipeline before starting
+// any of it, so that bad input starts nothing and creates nothing.
+func (a *app) runGraph(g *parser.Graph, s settings) error {
+	p, err := a.prepare(g, s)
+	if err != nil {
+		return err
+	}
+	if s.explain {
+		explain(a.stdout, g, p.cmds, p.choices)
 		return nil
 	}
-	plan, err := plumbing.New(g, infos, plumbing.Options{Transport: o.transport, RingSize: o.ringSize})
-	var te *plumbing.TransportError
-	if errors.As(err, &te) {
-		return &usageError{msg: "--transport: " + err.Error()}
-	}
+	plan, err := plumbing.New(g, p.infos, plumbing.Options{Transport: s.transport, RingSize: s.ringSize})
 	if err != nil {
-		return err
+		return transportError(g, err)
 	}
-	res := stage.Run(g, cmds, plan, stage.Options{
-		Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr,
-		Grace:   o.grace,
-		Signals: o.sigs,
-		OnError: func(err error) { fmt.Fprintf(o.stderr, "gpipe: %v\n", err) },
+	res := stage.Run(g, p.cmds, plan, stage.Options{
+		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
+		Grace:   s.grace,
+		Signals: a.sigs,
+		OnError: func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
 	})
-	if o.status {
-		printStatus(o.stderr, res)
+	if s.status {
+		printStatus(a.stderr, res)
 	}
 	if code := res.ExitCode(); code != 0 {
 		return exitStatus(code)
@@ -226,10 +290,55 @@ func runSpec(spec string, env []string, o runOptions) error {
 	return nil
 }
 
+// transportError is a transport that cannot be had (shm to a program) as
+// a usage error: at the edge, in a pipeline file, whose "@shm" asked.
+func transportError(g *parser.Graph, err error) error {
+	var te *plumbing.TransportError
+	if !errors.As(err, &te) {
+		return err
+	}
+	if i := te.Edge; g.Name != "spec" && i >= 0 && g.Edges[i].Transport != parser.TransportAuto {
+		return &parser.Error{Name: g.Name, Pos: g.Edges[i].Pos, Text: err.Error()}
+	}
+	return &usageError{msg: "--transport: " + err.Error()}
+}
+
+// placeError puts a stage that cannot run (a command not found, a
+// builtin's bad flag) at its place in a pipeline file.
+func placeError(g *parser.Graph, err error) error {
+	if g.Name == "spec" {
+		return err
+	}
+	var (
+		le *stage.LookupError
+		be *stage.BuiltinError
+	)
+	switch {
+	case errors.As(err, &le):
+		return &placedError{at: parser.Error{Name: g.Name, Pos: g.Stages[le.ID].Pos, Text: err.Error()}, err: err}
+	case errors.As(err, &be):
+		return &placedError{at: parser.Error{Name: g.Name, Pos: g.Stages[be.ID].Pos, Text: err.Error()}, err: err}
+	}
+	return err
+}
+
+// placedError is an error of a stage with its place in a file: it reads
+// as the place, and exits as the error would.
+type placedError struct {
+	at  parser.Error
+	err error
+}
+
+func (e *placedError) Error() string { return e.at.Error() }
+func (e *placedError) Unwrap() error { return e.err }
+
 func printStatus(w io.Writer, res *stage.Result) {
 	for _, s := range res.Statuses {
 		where := ""
-		if s.Stage.Parent != nil {
+		switch {
+		case s.Stage.Added != "":
+			where = " (added by gpipe)"
+		case s.Stage.Parent != nil || s.Stage.Pos.Line > 1:
 			where = " at " + s.Stage.Pos.String()
 		}
 		fmt.Fprintf(w, "gpipe: status: %s%s: %s\n", s.Stage.Name(), where, s)
@@ -288,6 +397,9 @@ func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 				fmt.Fprintf(w, "; %s shared with stage %d", in.From, in.From.Stage+1)
 			}
 			fmt.Fprintln(w, ")")
+		}
+		if st.Added != "" {
+			fmt.Fprintf(w, "  (added by gpipe: %s)\n", st.Added)
 		}
 		if c.Note != "" {
 			fmt.Fprintf(w, "  (%s)\n", c.Note)

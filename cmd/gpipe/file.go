@@ -1,0 +1,367 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/builtins"
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// maxFileSize bounds a pipeline file: far beyond any real one, and what
+// keeps "gpipe -f /dev/zero" from reading for ever.
+const maxFileSize = 1 << 20
+
+// fileArg finds the pipeline file among gpipe's own flags (-f FILE,
+// --file=FILE, …), before the first argument that is not a flag.
+func fileArg(args []string) (string, bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return "", false
+		case a == "-f" || a == "--file" || a == "-file":
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
+		case strings.HasPrefix(a, "-f="), strings.HasPrefix(a, "--file="), strings.HasPrefix(a, "-file="):
+			_, v, _ := strings.Cut(a, "=")
+			return v, true
+		case !strings.HasPrefix(a, "-"):
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// readSource reads a pipeline file, "-" being stdin. Its name in errors
+// is the path as given ("stdin" for "-").
+func (a *app) readSource(path string) (name, src string, err error) {
+	name = path
+	var r io.Reader
+	if path == "-" {
+		name, r = "stdin", a.stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", "", &usageError{msg: "-f: " + strings.TrimPrefix(err.Error(), "open ")}
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return "", "", &usageError{msg: fmt.Sprintf("-f: %s is a directory", path)}
+		}
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return "", "", &usageError{msg: fmt.Sprintf("-f: reading %s: %v", name, err)}
+	}
+	if len(b) > maxFileSize {
+		return "", "", &usageError{msg: fmt.Sprintf("-f: %s is over %d bytes: not a pipeline file", name, maxFileSize)}
+	}
+	a.sources[name] = string(b)
+	return name, string(b), nil
+}
+
+// fileConfig is how a file's words are expanded: as an inline spec's,
+// with a directory name ready for the named FIFOs it may ask for.
+func (a *app) fileConfig(s settings) (parser.Config, error) {
+	cfg := parser.Config{Env: expansionEnv(a.env), ReadDir: os.ReadDir, Buffer: s.buffer}
+	dir, err := plumbing.NewFIFODir()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.FIFODir, cfg.AllFIFOs = dir, s.transport == parser.TransportFIFO
+	return cfg, nil
+}
+
+// loadFile reads and parses a pipeline file with its parameters, the
+// header's options filling in what the command line leaves unset.
+func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*parser.File, settings, error) {
+	name, src, err := a.readSource(path)
+	if err != nil {
+		return nil, s, err
+	}
+	cfg, err := a.fileConfig(s)
+	if err != nil {
+		return nil, s, err
+	}
+	h, err := parser.ReadHeader(name, src, cfg)
+	if err != nil {
+		return nil, s, err
+	}
+	if s, err = applyOptions(c, name, h.Options, s); err != nil {
+		return nil, s, err
+	}
+	if cfg, err = a.fileConfig(s); err != nil {
+		return nil, s, err
+	}
+	f, err := parser.ParseFile(name, src, params, cfg)
+	return f, s, err
+}
+
+func (a *app) runFile(c *cli.Context, s settings) error {
+	params := c.Args().Slice()
+	for _, p := range params {
+		if strings.HasPrefix(p, "-") {
+			return &usageError{msg: fmt.Sprintf("%s after the file's parameters: put gpipe's flags before -f FILE", p)}
+		}
+	}
+	f, s, err := a.loadFile(c, c.String("file"), params, s)
+	if err != nil {
+		return err
+	}
+	return a.runGraph(f.Graph, s)
+}
+
+// check validates every file as a run would, and runs nothing.
+func (a *app) check(c *cli.Context) error {
+	var files, params []string
+	for _, arg := range c.Args().Slice() {
+		if k, _, ok := strings.Cut(arg, "="); ok && !strings.ContainsAny(k, "/.") {
+			params = append(params, arg)
+		} else {
+			files = append(files, arg)
+		}
+	}
+	if len(files) == 0 {
+		return &usageError{msg: "check: missing FILE: the pipeline files to check"}
+	}
+	s, err := settingsFrom(c)
+	if err != nil {
+		return err
+	}
+	for _, path := range files {
+		name, src, err := a.readSource(path)
+		if err != nil {
+			return err
+		}
+		// A required parameter no argument gives is checked as "<NAME>".
+		h, err := parser.ReadHeader(name, src, parser.Config{Env: a.env})
+		if err != nil {
+			return err
+		}
+		given := map[string]bool{}
+		for _, p := range params {
+			k, _, _ := strings.Cut(p, "=")
+			given[k] = true
+		}
+		var these []string
+		for _, p := range h.Params {
+			if given[p.Name] {
+				continue
+			}
+			if p.Required {
+				these = append(these, p.Name+"=<"+p.Name+">")
+			}
+		}
+		for _, p := range params {
+			k, _, _ := strings.Cut(p, "=")
+			for _, q := range h.Params {
+				if q.Name == k {
+					these = append(these, p)
+				}
+			}
+		}
+		fs, err := applyOptions(c, name, h.Options, s)
+		if err != nil {
+			return err
+		}
+		cfg, err := a.fileConfig(fs)
+		if err != nil {
+			return err
+		}
+		f, err := parser.ParseFile(name, src, these, cfg)
+		if err != nil {
+			return err
+		}
+		if _, err := a.prepare(f.Graph, fs); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s: ok\n", name)
+	}
+	return nil
+}
+
+// fileHelp prints a file's usage: what it does and its parameters.
+func (a *app) fileHelp(path string) error {
+	name, src, err := a.readSource(path)
+	if err != nil {
+		return err
+	}
+	h, err := parser.ReadHeader(name, src, parser.Config{Env: a.env})
+	if err != nil {
+		return err
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "usage: gpipe -f %s", path)
+	for _, p := range h.Params {
+		if p.Required {
+			fmt.Fprintf(w, " %s=VALUE", p.Name)
+		}
+	}
+	if len(h.Params) > 0 {
+		fmt.Fprint(w, " [NAME=VALUE…]")
+	}
+	fmt.Fprintln(w)
+	if h.Doc != "" {
+		fmt.Fprintf(w, "\n%s\n", h.Doc)
+	}
+	if len(h.Params) > 0 {
+		fmt.Fprintln(w, "\nParameters:")
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		for _, p := range h.Params {
+			def := "(required)"
+			if !p.Required {
+				def = "default: " + shellQuote(p.Default)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Name, p.Doc, def)
+		}
+		tw.Flush()
+	}
+	if len(h.Options) > 0 {
+		var opts []string
+		for _, o := range h.Options {
+			opts = append(opts, o.Text)
+		}
+		fmt.Fprintf(w, "\nOptions from the file (the command line wins): %s\n", strings.Join(opts, " "))
+	}
+	return nil
+}
+
+// shellQuote writes s so that a shell reads it back as one word.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=+,@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// headerFlags are the flags a file's "option" lines may set: what a
+// command line would say about how to run it, not what to do instead.
+var headerFlags = []string{"buffer", "grace", "isolate", "ring-size", "status", "transport"}
+
+// applyOptions sets, from a file's "option" words, the flags the command
+// line leaves unset: the command line wins.
+func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings) (settings, error) {
+	for i := 0; i < len(opts); i++ {
+		o := opts[i]
+		errf := func(format string, args ...any) error {
+			return &parser.Error{Name: name, Pos: o.Pos, Text: "option " + o.Text + ": " + fmt.Sprintf(format, args...)}
+		}
+		if !strings.HasPrefix(o.Text, "--") {
+			return s, errf("not a flag: write --NAME or --NAME=VALUE")
+		}
+		flag, value, hasValue := strings.Cut(strings.TrimPrefix(o.Text, "--"), "=")
+		if i := sort.SearchStrings(headerFlags, flag); i == len(headerFlags) || headerFlags[i] != flag {
+			return s, errf("a file's header may set --%s only", strings.Join(headerFlags, ", --"))
+		}
+		boolean := flag == "status" || flag == "isolate"
+		if !boolean && !hasValue {
+			if i+1 == len(opts) {
+				return s, errf("needs a value: --%s=VALUE", flag)
+			}
+			i++
+			value = opts[i].Text
+		}
+		if c.IsSet(flag) {
+			continue // the command line wins
+		}
+		var err error
+		switch flag {
+		case "status", "isolate":
+			on := true
+			if hasValue {
+				switch value {
+				case "true":
+				case "false":
+					on = false
+				default:
+					return s, errf("want true or false")
+				}
+			}
+			if flag == "status" {
+				s.status = on
+			} else {
+				s.isolate = on
+			}
+		case "grace":
+			if s.grace, err = time.ParseDuration(value); err != nil || s.grace < 0 {
+				return s, errf("%q is not a duration (5s, 500ms)", value)
+			}
+		case "transport":
+			s.transport, err = parseTransport(value)
+		case "ring-size":
+			s.ringSize, err = parseRingSize(value)
+		case "buffer":
+			s.buffer, err = parseBuffer(value)
+		}
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return s, errf("%s", strings.TrimPrefix(ue.msg, "--"+flag+": "))
+		}
+	}
+	return s, nil
+}
+
+// parseBuffer checks a --buffer SIZE as tee will read it.
+func parseBuffer(v string) (string, error) {
+	if n, err := builtins.ParseSize(v); err != nil || n < 1 {
+		return "", &usageError{msg: fmt.Sprintf("--buffer: %q is not a size (64MiB, 1G)", v)}
+	}
+	return v, nil
+}
+
+// caret shows where a positioned error is, under the line of the file it
+// is in, when stderr is a terminal: a person reads it there.
+func (a *app) caret(err error) {
+	var at *parser.Error
+	var pl *placedError
+	switch {
+	case errors.As(err, &pl):
+		at = &pl.at
+	case !errors.As(err, &at):
+		return
+	}
+	src, ok := a.sources[at.Name]
+	if !ok || at.Pos.Line == 0 || !isTerminal(a.stderr) {
+		return
+	}
+	fmt.Fprint(a.stderr, caretLines(src, at.Pos))
+}
+
+// caretLines is the source line at p and a caret under its column.
+func caretLines(src string, p parser.Pos) string {
+	lines := strings.Split(src, "\n")
+	if p.Line > len(lines) {
+		return ""
+	}
+	line := lines[p.Line-1]
+	col := min(max(p.Col-1, 0), len(line))
+	// Tabs stay tabs under the line, so the caret lines up.
+	pad := strings.Map(func(r rune) rune {
+		if r == '\t' {
+			return '\t'
+		}
+		return ' '
+	}, line[:col])
+	return fmt.Sprintf("    %s\n    %s^\n", line, pad)
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
