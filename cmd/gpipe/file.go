@@ -187,6 +187,12 @@ func (a *app) check(c *cli.Context) error {
 			return err
 		}
 		if _, err := a.prepare(f.Graph, fs); err != nil {
+			var pl *placedError
+			if errors.As(err, &pl) {
+				// check's one code for a bad file: 2, even for a
+				// command not found, which a run exits 127 for.
+				return &pl.at
+			}
 			return err
 		}
 		fmt.Fprintf(a.stdout, "%s: ok\n", name)
