@@ -70,6 +70,13 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			if isolate {
 				env.Setenv(isolateEnv, "1")
 			}
+			// The scripts of examples/ run the files themselves, where
+			// they are, so that what users copy is what is tested.
+			examples, err := filepath.Abs("../../examples")
+			if err != nil {
+				return err
+			}
+			env.Setenv("EXAMPLES", examples)
 			return nil
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
