@@ -108,6 +108,12 @@ func Choose(g *parser.Graph, stages []StageInfo, override parser.Transport) ([]C
 	for i, e := range g.Edges {
 		from, to := ringSide(stages[e.From.Stage], e.From, shared), ringSide(stages[e.To.Stage], e.To, shared)
 		want := e.Transport
+		if _, named := FIFOPath(e); named {
+			// The stage was given the FIFO's path as a word: no
+			// override can take it back.
+			choices[i] = Choice{parser.TransportFIFO, "the stage opens it by its path"}
+			continue
+		}
 		if override != parser.TransportAuto {
 			want = override
 		}
