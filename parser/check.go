@@ -38,7 +38,7 @@ func Check(g *Graph) error {
 			}
 		}
 		if e.From.Stage == e.To.Stage {
-			return errAt(e, "edge %d: cycle: %s feeds itself", i+1, g.Stages[e.From.Stage].Name())
+			return errAt(e, "cycle: %s feeds itself", g.Stages[e.From.Stage].Name())
 		}
 		for _, p := range []Port{e.From, e.To} {
 			k := key{p.Stage, p.FD}

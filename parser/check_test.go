@@ -30,7 +30,7 @@ func TestCheck(t *testing.T) {
 			"test:2:1: cycle: stage 1 (a) → stage 2 (b) → stage 3 (c) → stage 1 (a)"},
 		{"cycle downstream of a stage", 3, []*Edge{e(0, 1, 1, 0), e(1, 1, 2, 0), e(2, 1, 1, 3)}, nil,
 			"test:2:2: cycle: stage 2 (b) → stage 3 (c) → stage 2 (b)"},
-		{"self loop", 2, []*Edge{e(1, 1, 1, 0)}, nil, "test:2:2: edge 1: cycle: stage 2 (b) feeds itself"},
+		{"self loop", 2, []*Edge{e(1, 1, 1, 0)}, nil, "test:2:2: cycle: stage 2 (b) feeds itself"},
 		{"output wired twice", 3, []*Edge{e(0, 1, 1, 0), e(0, 1, 2, 0)}, nil,
 			"test:2:1: stage 1 (a): stdout is wired twice, by edge 1 and edge 2"},
 		{"input wired twice", 3, []*Edge{e(0, 1, 2, 0), e(1, 1, 2, 0)}, nil,

@@ -115,7 +115,7 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 			}
 			continue
 		}
-		p, err := declParam(name, cfg, s, call)
+		p, err := declParam(name, cfg, s, call, seen)
 		if err != nil {
 			return nil, err
 		}
@@ -215,7 +215,7 @@ func declKind(s *syntax.Stmt) string {
 }
 
 // declParam reads "param NAME[=DEFAULT]  # description".
-func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr) (Param, error) {
+func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, declared map[string]Pos) (Param, error) {
 	errAt := func(at syntax.Pos, text string) error { return &Error{Name: name, Pos: pos(at), Text: text} }
 	if len(call.Args) != 2 {
 		at := call.Args[0].Pos()
@@ -244,6 +244,23 @@ func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr) (
 	}
 	if hasDefault {
 		dw := &syntax.Word{Parts: append([]syntax.WordPart{&syntax.Lit{ValuePos: first.ValuePos, ValueEnd: first.ValueEnd, Value: def}}, w.Parts[1:]...)}
+		// A default sees the environment only: parameters get their
+		// values after every default is known.
+		var bad *syntax.ParamExp
+		syntax.Walk(dw, func(n syntax.Node) bool {
+			if pe, ok := n.(*syntax.ParamExp); ok && bad == nil && pe.Param != nil {
+				if _, ok := declared[pe.Param.Value]; ok {
+					bad = pe
+				}
+			}
+			return bad == nil
+		})
+		if bad != nil {
+			return Param{}, errAt(bad.Pos(), fmt.Sprintf("the default of %s uses parameter $%s: a default sees the environment only", pname, bad.Param.Value))
+		}
+		if err := checkParams(name, &syntax.File{Stmts: []*syntax.Stmt{{Cmd: &syntax.CallExpr{Args: []*syntax.Word{dw}}}}}, nil, cfg.Env); err != nil {
+			return Param{}, err
+		}
 		v, err := literal(name, cfg, dw)
 		if err != nil {
 			return Param{}, err
@@ -430,7 +447,7 @@ func quoteParams(f *syntax.File, params []Param) {
 func suggest(s string, names []string) string {
 	best, bestD := "", 3
 	for _, n := range names {
-		if d := editDistance(s, n); d < bestD && d <= max(1, len(n)/3) {
+		if d := editDistance(s, n); d < bestD && d <= max(1, len(n)/3) && d < len(n) {
 			best, bestD = n, d
 		}
 	}
@@ -507,6 +524,8 @@ func (fb *fileBuilder) findLabels(name string, f *syntax.File) error {
 			err = &Error{Name: name, Pos: at, Text: fmt.Sprintf("stage name %s is used twice (first at %s)", m[1], fb.labels[m[1]].pos)}
 		case len(call.Args) == 1:
 			err = &Error{Name: name, Pos: at, Text: fmt.Sprintf("`%s:` names no command: write `%s: COMMAND…`", m[1], m[1])}
+		case strings.HasPrefix(call.Args[1].Lit(), "@"):
+			err = &Error{Name: name, Pos: at, Text: fmt.Sprintf("`%s:` names a command, and %s is not one: a stage has one name", m[1], call.Args[1].Lit())}
 		}
 		if err != nil {
 			return false
@@ -519,11 +538,20 @@ func (fb *fileBuilder) findLabels(name string, f *syntax.File) error {
 	return err
 }
 
-// define records st as the stage its label names, if any.
-func (fb *fileBuilder) define(st *Stage, call *syntax.CallExpr) {
-	if name, ok := fb.defs[call]; ok {
-		fb.labels[name].st = st
+// define records st as the stage its label names, if any. A label that
+// brace expansion copies ("{1,2}<(a: cat)") would name two stages.
+func (fb *fileBuilder) define(st *Stage, call *syntax.CallExpr) error {
+	name, ok := fb.defs[call]
+	if !ok {
+		return nil
 	}
+	l := fb.labels[name]
+	if l.st != nil {
+		return &Error{Name: fb.name, Pos: l.pos, Text: fmt.Sprintf("stage name %s would name several stages (a brace expansion copies it)", name)}
+	}
+	l.st = st
+	st.Label = name
+	return nil
 }
 
 // transportMark reports whether s is a transport mark, "@fifo" alone.
@@ -539,7 +567,7 @@ func (fb *fileBuilder) transportMark(s *syntax.Stmt) (Transport, bool) {
 // reference reads s as "@NAME" or "@NAME:FD", a named stage, if it is one.
 func (fb *fileBuilder) reference(s *syntax.Stmt) (end, bool, error) {
 	call, ok := s.Cmd.(*syntax.CallExpr)
-	if !ok || len(call.Args) == 0 || len(call.Assigns) > 0 {
+	if !ok || len(call.Args) == 0 {
 		return end{}, false, nil
 	}
 	w := call.Args[0]
@@ -558,7 +586,7 @@ func (fb *fileBuilder) reference(s *syntax.Stmt) (end, bool, error) {
 	if m == nil {
 		return end{}, true, errf("%q is not a reference: write @NAME or @NAME:FD", lit)
 	}
-	if len(call.Args) > 1 || len(s.Redirs) > 0 {
+	if len(call.Args) > 1 || len(s.Redirs) > 0 || len(call.Assigns) > 0 {
 		return end{}, true, errf("a reference to a stage takes no words or redirections: put them in the stage's definition (%s: …)", m[1])
 	}
 	r := end{ref: m[1], in: 0, out: 1, pos: at}
@@ -601,18 +629,32 @@ func (fb *fileBuilder) pendingEdge(e *Edge, from, to end) error {
 		return errf(from.pos, "`@stdin | @stdout` runs nothing")
 	case from.ref == refStdin:
 		if to.in != 0 {
-			return errf(to.pos, "@stdin feeds a stage's stdin only")
+			return errf(either(to.pos, from.pos), "@stdin feeds a stage's stdin only")
+		}
+		if to.ref == "" { // a stage of this line: placed at the @stdin
+			to.pos = from.pos
 		}
 		fb.stdinReaders = append(fb.stdinReaders, to)
 	case to.ref == refStdout:
 		if from.out != 1 {
-			return errf(from.pos, "@stdout takes a stage's stdout only")
+			return errf(either(from.pos, to.pos), "@stdout takes a stage's stdout only")
+		}
+		if from.ref == "" {
+			from.pos = to.pos
 		}
 		fb.stdoutFrom = append(fb.stdoutFrom, from)
 	default:
 		fb.pending = append(fb.pending, pendingEdge{e, from, to})
 	}
 	return nil
+}
+
+// either is p, or q when p is no position.
+func either(p, q Pos) Pos {
+	if p.Line == 0 {
+		return q
+	}
+	return p
 }
 
 // resolve wires the edges to named stages, and adds a tee stage where one
@@ -653,6 +695,9 @@ func (fb *fileBuilder) resolve(b *builder) error {
 		if err := redirected(x, 1); err != nil {
 			return err
 		}
+		// gpipe's stdout, even in a process substitution, whose stages
+		// would otherwise share their parent's.
+		stageOf(x).ownStdio[1] = true
 	}
 	// Fan-in is for the user to say how (merge, cat, another fd).
 	type key struct{ stage, fd int }
@@ -665,14 +710,20 @@ func (fb *fileBuilder) resolve(b *builder) error {
 		}
 		feeds[k] = e
 	}
+	byStdin := map[*Stage]Pos{}
 	for _, x := range fb.stdinReaders {
 		st := stageOf(x)
 		if first, ok := feeds[key{st.ID, 0}]; ok {
-			return errAt(x.pos, fmt.Sprintf("%s: stdin is fed twice (at %s and by @stdin)", st.Name(), first.Pos))
+			return errAt(x.pos, fmt.Sprintf("%s: stdin is fed twice (at %s and here)", st.Name(), first.Pos))
 		}
+		if first, ok := byStdin[st]; ok {
+			return errAt(x.pos, fmt.Sprintf("%s: stdin is fed twice (at %s and here)", st.Name(), first))
+		}
+		byStdin[st] = x.pos
 		if err := redirected(x, 0); err != nil {
 			return err
 		}
+		st.ownStdio[0] = true
 	}
 	// Fan-out: every reader gets every byte, through a tee gpipe adds.
 	readers := map[key][]*Edge{}
@@ -703,11 +754,23 @@ func (fb *fileBuilder) resolve(b *builder) error {
 				what = "@" + name
 			}
 		}
-		tee, err := b.addTee(src.Pos, fmt.Sprintf("copies %s of %s to its %d readers", Port{FD: k.fd}, what, n), readers[k], toStdout[k])
+		// The edge into the tee keeps the port as the stage knows it: a
+		// FIFO's path among its words, say.
+		in := &Edge{From: Port{Stage: k.stage, FD: k.fd}, Pos: readers[k][0].Pos}
+		for _, e := range readers[k] {
+			if e.From.Name != "" {
+				in.From.Name, in.Transport = e.From.Name, e.Transport
+				if !strings.HasPrefix(e.From.Name, "/dev/fd/") {
+					e.Transport = TransportAuto // the FIFO is the edge into the tee
+				}
+			}
+		}
+		tee, err := b.addTee(src.Pos, fmt.Sprintf("copies %s of %s to its %d readers", in.From, what, n), readers[k], toStdout[k])
 		if err != nil {
 			return err
 		}
-		b.g.Edges = append(b.g.Edges, &Edge{From: Port{Stage: k.stage, FD: k.fd}, To: Port{Stage: tee.ID, FD: 0}, Pos: readers[k][0].Pos})
+		in.To = Port{Stage: tee.ID, FD: 0}
+		b.g.Edges = append(b.g.Edges, in)
 	}
 	if len(fb.stdinReaders) > 1 {
 		var edges []*Edge
@@ -727,8 +790,12 @@ func (fb *fileBuilder) resolve(b *builder) error {
 // becomes the source of) and, when toStdout, to gpipe's stdout; its input
 // is for the caller to wire.
 func (b *builder) addTee(at Pos, why string, outs []*Edge, toStdout bool) (*Stage, error) {
-	if len(outs) > firstProcSubstFD-lastProcSubstFD+2 {
-		return nil, &Error{Name: b.name, Pos: at, Text: fmt.Sprintf("one output read in %d places: gpipe copies it to at most %d", len(outs), firstProcSubstFD-lastProcSubstFD+2)}
+	places, most := len(outs), firstProcSubstFD-lastProcSubstFD+2 // its stdout and fds 63 to 10
+	if toStdout {
+		places++
+	}
+	if places > most {
+		return nil, &Error{Name: b.name, Pos: at, Text: fmt.Sprintf("one output read in %d places: gpipe copies it to at most %d", places, most)}
 	}
 	tee := &Stage{ID: len(b.g.Stages), Pos: at, Args: []string{"tee"}, Added: why}
 	if b.cfg.Buffer != "" {

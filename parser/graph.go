@@ -58,6 +58,16 @@ type Stage struct {
 	// (a tee where a pipeline file reads one output in several places);
 	// empty for the user's own stages.
 	Added string
+
+	// Label is the stage's name in a pipeline file ("errs" for
+	// "errs: grep …"), empty when it has none.
+	Label string
+
+	// ownStdio marks the descriptors 0 and 1 that a pipeline file gives
+	// gpipe's own stdin and stdout ("@stdin | …", "… | @stdout"), which
+	// a stage of a process substitution then does not share with its
+	// parent.
+	ownStdio [2]bool
 }
 
 // Inherit is one shared descriptor: FD of the stage is a copy of the edge
@@ -67,10 +77,17 @@ type Inherit struct {
 	From Port
 }
 
-// Name is how messages refer to the stage: "stage 2 (grep)".
+// Name is how messages refer to the stage: "stage 2 (grep)", or with its
+// name in a pipeline file, "stage 2 (errs: grep)".
 func (s *Stage) Name() string {
-	if len(s.Args) == 0 {
+	switch {
+	case len(s.Args) == 0 && s.Label != "":
+		return fmt.Sprintf("stage %d (%s:)", s.ID+1, s.Label)
+	case len(s.Args) == 0:
 		return fmt.Sprintf("stage %d", s.ID+1)
+	case s.Label != "":
+		// As the file defines it: "stage 3 (errs: grep)".
+		return fmt.Sprintf("stage %d (%s: %s)", s.ID+1, s.Label, s.Args[0])
 	}
 	return fmt.Sprintf("stage %d (%s)", s.ID+1, s.Args[0])
 }

@@ -506,7 +506,9 @@ func (b *builder) element(s *syntax.Stmt) (end, error) {
 		st := &Stage{ID: len(b.g.Stages), Pos: pos(s.Pos())}
 		b.g.Stages = append(b.g.Stages, st)
 		if b.file != nil {
-			b.file.define(st, call)
+			if err := b.file.define(st, call); err != nil {
+				return end{}, err
+			}
 		}
 		if err := b.stage(st, s, call); err != nil {
 			return end{}, err
@@ -624,7 +626,7 @@ func (b *builder) finish() error {
 	})
 	for _, st := range g.Stages {
 		for fd := range 2 {
-			if st.Parent == nil || wires(g, st, fd) || replacesFirst(st, fd) {
+			if st.Parent == nil || st.ownStdio[fd] || wires(g, st, fd) || replacesFirst(st, fd) {
 				continue
 			}
 			for p := st.Parent; p != nil; p = p.Parent {
