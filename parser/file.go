@@ -99,7 +99,7 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 			return nil, &Error{Name: name, Pos: pos(s.Pos()), Text: fmt.Sprintf("`%s` goes in the file's header, before the first pipeline", kind)}
 		}
 		if len(s.Redirs) > 0 {
-			return nil, &Error{Name: name, Pos: pos(s.Redirs[0].Pos()), Text: fmt.Sprintf("a redirection of a `%s` line means nothing", kind)}
+			return nil, &Error{Name: name, Pos: pos(s.Redirs[0].Pos()), Text: fmt.Sprintf("a redirection of %s line means nothing", article(kind))}
 		}
 		call := s.Cmd.(*syntax.CallExpr)
 		if len(call.Assigns) > 0 {
@@ -199,6 +199,14 @@ func headerDoc(src string) string {
 		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(line, "#"), " "))
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+// article is "a `param`" or "an `option`".
+func article(kind string) string {
+	if kind == "option" {
+		return "an `option`"
+	}
+	return "a `" + kind + "`"
 }
 
 // declKind is "param" or "option" when s is such a declaration.
@@ -583,6 +591,9 @@ func (fb *fileBuilder) reference(s *syntax.Stmt) (end, bool, error) {
 		return end{}, true, errf("a transport mark stands alone between two commands: `a | %s | b`", lit)
 	}
 	m := refRE.FindStringSubmatch(lit)
+	if m != nil && marks["@"+m[1]] != TransportAuto {
+		return end{}, true, errf("a transport mark takes no descriptor: `a | @%s | b`", m[1])
+	}
 	if m == nil {
 		return end{}, true, errf("%q is not a reference: write @NAME or @NAME:FD", lit)
 	}

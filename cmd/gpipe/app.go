@@ -88,7 +88,9 @@ func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Sign
 		a.caret(err)
 		var ue *usageError
 		if errors.As(err, &ue) {
-			if _, ok := fileArg(args[1:]); ok {
+			if isCheck(args[1:]) {
+				fmt.Fprintln(stderr, "usage: gpipe [flags] check FILE… [NAME=VALUE…] (see gpipe check --help)")
+			} else if _, ok := fileArg(args[1:]); ok {
 				fmt.Fprintln(stderr, "usage: gpipe [flags] -f FILE [NAME=VALUE…] (see gpipe -f FILE --help)")
 			} else {
 				fmt.Fprintln(stderr, "usage: gpipe [flags] SPEC (see gpipe --help)")
@@ -96,6 +98,19 @@ func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Sign
 		}
 	}
 	return code
+}
+
+// isCheck reports whether the command line is "gpipe [flags] check …".
+func isCheck(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case takesValue(a):
+			i++
+		case !strings.HasPrefix(a, "-"):
+			return a == "check"
+		}
+	}
+	return false
 }
 
 // wantsHelp reports whether the command line asks for help anywhere among
@@ -166,6 +181,9 @@ PATH, or a builtin taking its arguments) and every edge's transport. A
 required parameter that no NAME=VALUE gives is checked with the value <NAME>.
 Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 			Action: func(c *cli.Context) error { return a.check(c) },
+			OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+				return &usageError{msg: "check: " + err.Error()}
+			},
 		}},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -30,6 +30,8 @@ func fileArg(args []string) (string, bool) {
 		switch {
 		case a == "--":
 			return "", false
+		case takesValue(a):
+			i++ // "--grace 2s": the value is no file
 		case a == "-f" || a == "--file" || a == "-file":
 			if i+1 < len(args) {
 				return args[i+1], true
@@ -45,9 +47,20 @@ func fileArg(args []string) (string, bool) {
 	return "", false
 }
 
+// takesValue reports whether a is one of gpipe's flags that take the next
+// argument as their value ("--grace 2s", not "--grace=2s").
+func takesValue(a string) bool {
+	switch strings.TrimLeft(a, "-") {
+	case "grace", "transport", "ring-size", "buffer":
+		return strings.HasPrefix(a, "-")
+	}
+	return false
+}
+
 // readSource reads a pipeline file, "-" being stdin. Its name in errors
 // is the path as given ("stdin" for "-").
-func (a *app) readSource(path string) (name, src string, err error) {
+// what prefixes its errors: "-f" or "check".
+func (a *app) readSource(what, path string) (name, src string, err error) {
 	name = path
 	var r io.Reader
 	if path == "-" {
@@ -55,20 +68,20 @@ func (a *app) readSource(path string) (name, src string, err error) {
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return "", "", &usageError{msg: "-f: " + strings.TrimPrefix(err.Error(), "open ")}
+			return "", "", &usageError{msg: what + ": " + strings.TrimPrefix(err.Error(), "open ")}
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			return "", "", &usageError{msg: fmt.Sprintf("-f: %s is a directory", path)}
+			return "", "", &usageError{msg: fmt.Sprintf("%s: %s is a directory", what, path)}
 		}
 		r = f
 	}
 	b, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
 	if err != nil {
-		return "", "", &usageError{msg: fmt.Sprintf("-f: reading %s: %v", name, err)}
+		return "", "", &usageError{msg: fmt.Sprintf("%s: reading %s: %v", what, name, err)}
 	}
 	if len(b) > maxFileSize {
-		return "", "", &usageError{msg: fmt.Sprintf("-f: %s is over %d bytes: not a pipeline file", name, maxFileSize)}
+		return "", "", &usageError{msg: fmt.Sprintf("%s: %s is over %d bytes: not a pipeline file", what, name, maxFileSize)}
 	}
 	a.sources[name] = string(b)
 	return name, string(b), nil
@@ -89,7 +102,7 @@ func (a *app) fileConfig(s settings) (parser.Config, error) {
 // loadFile reads and parses a pipeline file with its parameters, the
 // header's options filling in what the command line leaves unset.
 func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*parser.File, settings, error) {
-	name, src, err := a.readSource(path)
+	name, src, err := a.readSource("-f", path)
 	if err != nil {
 		return nil, s, err
 	}
@@ -115,7 +128,7 @@ func (a *app) runFile(c *cli.Context, s settings) error {
 	params := c.Args().Slice()
 	for _, p := range params {
 		if strings.HasPrefix(p, "-") {
-			return &usageError{msg: fmt.Sprintf("%s after the file's parameters: put gpipe's flags before -f FILE", p)}
+			return &usageError{msg: fmt.Sprintf("%s after the file's parameters: gpipe's flags go before them", p)}
 		}
 	}
 	f, s, err := a.loadFile(c, c.String("file"), params, s)
@@ -142,27 +155,50 @@ func (a *app) check(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every header first: a parameter that no file declares is a mistake.
+	// A file that cannot be read fails in its turn, after the good
+	// files before it.
+	type source struct {
+		name, src string
+		h         *parser.File
+		err       error
+	}
+	var sources []source
+	declared := map[string]bool{}
+	allRead := true
 	for _, path := range files {
-		name, src, err := a.readSource(path)
-		if err != nil {
-			return err
+		var f source
+		f.name, f.src, f.err = a.readSource("check", path)
+		if f.err == nil {
+			f.h, f.err = parser.ReadHeader(f.name, f.src, parser.Config{Env: a.env})
 		}
-		// A required parameter no argument gives is checked as "<NAME>".
-		h, err := parser.ReadHeader(name, src, parser.Config{Env: a.env})
-		if err != nil {
-			return err
+		if f.err != nil {
+			allRead = false
+		} else {
+			for _, p := range f.h.Params {
+				declared[p.Name] = true
+			}
 		}
-		given := map[string]bool{}
-		for _, p := range params {
-			k, _, _ := strings.Cut(p, "=")
-			given[k] = true
+		sources = append(sources, f)
+	}
+	given := map[string]bool{}
+	for _, p := range params {
+		k, _, _ := strings.Cut(p, "=")
+		if allRead && !declared[k] {
+			return &usageError{msg: fmt.Sprintf("check: unknown parameter %s: no file declares it", k)}
 		}
+		given[k] = true
+	}
+	for _, f := range sources {
+		if f.err != nil {
+			return f.err
+		}
+		name, src, h := f.name, f.src, f.h
+		// Each file gets the parameters it declares; a required one that
+		// no argument gives is checked as "<NAME>".
 		var these []string
 		for _, p := range h.Params {
-			if given[p.Name] {
-				continue
-			}
-			if p.Required {
+			if p.Required && !given[p.Name] {
 				these = append(these, p.Name+"=<"+p.Name+">")
 			}
 		}
@@ -202,7 +238,7 @@ func (a *app) check(c *cli.Context) error {
 
 // fileHelp prints a file's usage: what it does and its parameters.
 func (a *app) fileHelp(path string) error {
-	name, src, err := a.readSource(path)
+	name, src, err := a.readSource("-f", path)
 	if err != nil {
 		return err
 	}
@@ -283,9 +319,9 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 			i++
 			value = opts[i].Text
 		}
-		if c.IsSet(flag) {
-			continue // the command line wins
-		}
+		// Every value is checked, so that whether a file is good does
+		// not depend on how it is run; the command line wins.
+		keep := s
 		var err error
 		switch flag {
 		case "status", "isolate":
@@ -318,6 +354,9 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return s, errf("%s", strings.TrimPrefix(ue.msg, "--"+flag+": "))
+		}
+		if c.IsSet(flag) {
+			s = keep
 		}
 	}
 	return s, nil
