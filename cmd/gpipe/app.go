@@ -404,7 +404,12 @@ func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 		case c.Path != "":
 			what = "program " + c.Path
 		}
-		words := strings.Join(st.Args, " ")
+		// Quoted where a shell would need it, so that every word shows.
+		quoted := make([]string, len(st.Args))
+		for i, w := range st.Args {
+			quoted[i] = shellQuote(w)
+		}
+		words := strings.Join(quoted, " ")
 		if words == "" {
 			words = "(no command)"
 		}

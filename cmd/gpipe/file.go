@@ -120,8 +120,29 @@ func (a *app) loadFile(c *cli.Context, path string, params []string, s settings)
 	if cfg, err = a.fileConfig(s); err != nil {
 		return nil, s, err
 	}
+	if s.explain {
+		params = withPlaceholders(h.Params, params)
+	}
 	f, err := parser.ParseFile(name, src, params, cfg)
 	return f, s, err
+}
+
+// withPlaceholders adds "NAME=<NAME>" to params for every required
+// parameter they do not give: the value a plan (--explain) or a check
+// shows where the run would have the real one.
+func withPlaceholders(declared []parser.Param, params []string) []string {
+	given := map[string]bool{}
+	for _, p := range params {
+		k, _, _ := strings.Cut(p, "=")
+		given[k] = true
+	}
+	out := append([]string(nil), params...)
+	for _, p := range declared {
+		if p.Required && !given[p.Name] {
+			out = append(out, p.Name+"=<"+p.Name+">")
+		}
+	}
+	return out
 }
 
 func (a *app) runFile(c *cli.Context, s settings) error {
@@ -181,13 +202,11 @@ func (a *app) check(c *cli.Context) error {
 		}
 		sources = append(sources, f)
 	}
-	given := map[string]bool{}
 	for _, p := range params {
 		k, _, _ := strings.Cut(p, "=")
 		if allRead && !declared[k] {
 			return &usageError{msg: fmt.Sprintf("check: unknown parameter %s: no file declares it", k)}
 		}
-		given[k] = true
 	}
 	for _, f := range sources {
 		if f.err != nil {
@@ -197,11 +216,6 @@ func (a *app) check(c *cli.Context) error {
 		// Each file gets the parameters it declares; a required one that
 		// no argument gives is checked as "<NAME>".
 		var these []string
-		for _, p := range h.Params {
-			if p.Required && !given[p.Name] {
-				these = append(these, p.Name+"=<"+p.Name+">")
-			}
-		}
 		for _, p := range params {
 			k, _, _ := strings.Cut(p, "=")
 			for _, q := range h.Params {
@@ -210,6 +224,7 @@ func (a *app) check(c *cli.Context) error {
 				}
 			}
 		}
+		these = withPlaceholders(h.Params, these)
 		fs, err := applyOptions(c, name, h.Options, s)
 		if err != nil {
 			return err
