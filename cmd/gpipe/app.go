@@ -65,11 +65,22 @@ type app struct {
 	// sources holds the text of every pipeline file read, by the name
 	// its errors carry, for the caret line under an error's place.
 	sources map[string]string
+
+	// tornDownBy is the signal that tore the pipeline down, if one did:
+	// gpipe then dies by it, once the stages are gone.
+	tornDownBy os.Signal
 }
 
 // run is gpipe without the process around it: everything it touches is
 // passed in, and it returns the exit code instead of exiting.
 func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) int {
+	code, _ := runSignalled(args, env, stdin, stdout, stderr, sigs)
+	return code
+}
+
+// runSignalled is run, and also returns the signal that tore the pipeline
+// down, if one did.
+func runSignalled(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, os.Signal) {
 	a := &app{env: env, stdin: stdin, stdout: stdout, stderr: stderr, sigs: sigs, sources: map[string]string{}}
 	var err error
 	switch file, ok := fileArg(args[1:]); {
@@ -97,7 +108,7 @@ func run(args, env []string, stdin, stdout, stderr *os.File, sigs <-chan os.Sign
 			}
 		}
 	}
-	return code
+	return code, a.tornDownBy
 }
 
 // isCheck reports whether the command line is "gpipe [flags] check …".
@@ -302,6 +313,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if s.status {
 		printStatus(a.stderr, res)
 	}
+	a.tornDownBy = res.Signal
 	if code := res.ExitCode(); code != 0 {
 		return exitStatus(code)
 	}
