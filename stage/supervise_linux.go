@@ -271,8 +271,10 @@ func (s *supervisor) supervise() {
 			}
 		}
 	}
-	if s.res.Signal != nil && s.pgid != 0 {
-		// The stages are gone; their own children in the group go too.
+	if s.pgid != 0 {
+		// The stages are gone; their own children in the group go too,
+		// whether the run was torn down or ended by itself: nothing a
+		// stage started outlives the pipeline.
 		_ = unix.Kill(-s.pgid, unix.SIGKILL)
 	}
 }
