@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
@@ -139,6 +140,7 @@ func readSpec(arg string) (childSpec, error) {
 // returns only if that fails, with the exit status to end with: 1 for a
 // failed redirection, as in bash, 126 or 127 for a program that cannot run.
 func RunChild(args []string, stderr io.Writer) int {
+	quitLikeAProgram()
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
 		return 125
@@ -404,3 +406,21 @@ func (c closedEnd) Commit(int)                  {}
 func (c closedEnd) Flush() error                { return nil }
 func (c closedEnd) MaxReserve() int             { return 1 }
 func (c closedEnd) Close() error                { return nil }
+
+// quitLikeAProgram makes SIGQUIT end the helper as it ends a program that
+// does not catch it, status 131, rather than with the Go runtime's
+// goroutine dump (hundreds of lines on the terminal) and status 2, the
+// code of a bad spec. No core is dumped, as none of gpipe's own is worth
+// one. An ignored SIGQUIT stays ignored, and a program the helper execs
+// gets the disposition back to the default.
+func quitLikeAProgram() {
+	if signal.Ignored(syscall.SIGQUIT) {
+		return
+	}
+	quit := make(chan os.Signal, 1)
+	signal.Notify(quit, syscall.SIGQUIT)
+	go func() {
+		<-quit
+		os.Exit(128 + int(syscall.SIGQUIT))
+	}()
+}

@@ -328,6 +328,11 @@ func (s *supervisor) record(e exit) {
 	}
 	st.Code = e.state.ExitCode()
 	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
+	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) && s.res.Signal == syscall.SIGQUIT {
+		// A builtin's helper process ends by SIGQUIT with this status
+		// (see quitLikeAProgram): shown as the quit it is.
+		st.Signal = syscall.SIGQUIT
+	}
 }
 
 // foregroundTTY reports whether gpipe's process group is the foreground
