@@ -327,6 +327,10 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 			sign := n.Op.String()[:1]
 			return n.OpPos, "`" + n.Op.String() + "` needs a variable name; for two signs, write `" + sign + " " + sign + "`"
 		}
+		if _, ok := n.X.(*syntax.Word); !ok && (n.Op == syntax.Inc || n.Op == syntax.Dec) {
+			// "++A++": bash refuses it too, and the expander panics.
+			return n.OpPos, "`" + n.Op.String() + "` needs a variable name, not an expression"
+		}
 	case *syntax.BinaryArithm:
 		switch n.Op {
 		case syntax.Assgn, syntax.AddAssgn, syntax.SubAssgn, syntax.MulAssgn, syntax.QuoAssgn,
