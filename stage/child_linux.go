@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -47,6 +48,8 @@ type childSpec struct {
 	// side ended without opening it is an empty input, or for a writer a
 	// reader gone: status 141, as for a broken pipe.
 	FIFOs int
+	// Parent is gpipe's pid: the helper dies with it (see execStage).
+	Parent int
 }
 
 // childRing is a ring end a builtin finds at descriptors Mem and Sock, in
@@ -174,15 +177,33 @@ func RunChild(args []string, stderr io.Writer) int {
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
 	}
-	err = unix.Exec(spec.Path, spec.Args, spec.Env)
-	if errors.Is(err, syscall.ENOEXEC) {
-		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), spec.Env)
-	}
+	err = execStage(spec)
 	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Stage, errText(err))
 	if errors.Is(err, syscall.ENOENT) {
 		return 127
 	}
 	return 126
+}
+
+// execStage replaces the helper with the stage's program, which must die
+// with gpipe as a stage started directly does. The parent-death signal
+// gpipe set belongs to the helper's first thread only (the kernel gives a
+// new thread none), and execve keeps that of the thread calling it, which
+// in a Go program may be any: so the calling thread is pinned and given
+// the signal again, and if gpipe is already gone the helper ends here.
+func execStage(spec childSpec) error {
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return err
+	}
+	if spec.Parent != 0 && unix.Getppid() != spec.Parent {
+		os.Exit(128 + int(syscall.SIGKILL))
+	}
+	err := unix.Exec(spec.Path, spec.Args, spec.Env)
+	if errors.Is(err, syscall.ENOEXEC) {
+		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), spec.Env)
+	}
+	return err
 }
 
 // applyRaw performs one redirection on this process's own descriptors,

@@ -175,7 +175,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
-	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin}
+	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin, Parent: os.Getpid()}
 	if fifos := s.plan.FIFORedirects(st.ID); len(fifos) > 0 || blockingRedirect(st) {
 		// The stage's own process opens its redirections (its named
 		// FIFOs first, where its edges would be); see RunChild.
