@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"syscall"
 	"time"
@@ -58,12 +59,17 @@ type Options struct {
 // the teardown signals it receives. cmds come from Resolve; plan holds the
 // edges' ends, which Run releases (the plan is closed when Run returns).
 //
-// Process groups: when gpipe runs in the foreground of a terminal, the
-// stages stay in gpipe's process group, so that they can use the terminal
-// and Ctrl-C or Ctrl-Z from it reach them directly, as under bash. Anywhere
-// else (scripts, CI, background jobs) the stages get a process group of
-// their own, and teardown signals go to the whole group, reaching the
-// stages' own children too.
+// Process groups: every process of the pipeline runs in a group of its
+// own, led by a guardian, which gets the terminal when gpipe has it (see
+// group_linux.go). Teardown and job-control signals go to the whole group,
+// reaching the stages' own children too.
+//
+// Job control: when gpipe has a controlling terminal, a stage stopped by a
+// signal (Ctrl-Z, or reading the terminal from the background) stops the
+// whole pipeline, then gpipe itself, so that the calling shell sees a stopped job; SIGTSTP sent to
+// gpipe does the same. When gpipe is continued (fg, bg, SIGCONT) it
+// continues the pipeline, handing it the terminal again if gpipe is in the
+// foreground by then.
 //
 // Every stage is started by one goroutine locked to its OS thread, which
 // lives until the last stage has been reaped: Pdeathsig is tied to the
@@ -76,14 +82,23 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		cmds:      cmds,
 		plan:      plan,
 		opts:      opts,
-		ownTTY:    foregroundTTY(),
+		tty:       openTerminal(),
 		inherited: inheritedFDs(),
 		res:       newResult(g),
-		exits:     make(chan exit, len(g.Stages)),
+		exits:     make(chan exit, 2*len(g.Stages)),
 		running:   map[int]*os.Process{},
 		inproc:    map[int]bool{},
 		left:      map[int]bool{},
 		stop:      plumbing.NewStop(),
+	}
+	if s.tty != nil {
+		defer s.tty.close()
+		s.foreground = s.tty.ours()
+	}
+	if !signal.Ignored(syscall.SIGTSTP) {
+		s.tstp = make(chan os.Signal, 1)
+		signal.Notify(s.tstp, syscall.SIGTSTP)
+		defer signal.Stop(s.tstp)
 	}
 	started, reaped := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -107,10 +122,16 @@ type supervisor struct {
 	cmds      []Command
 	plan      *plumbing.Plan
 	opts      Options
-	ownTTY    bool  // stages share gpipe's process group (terminal foreground)
 	inherited []int // descriptors gpipe inherited, handed on to every stage
-	pgid      int   // the stages' own process group, when !ownTTY and one started
 	res       *Result
+
+	tty        *terminal      // gpipe's controlling terminal; nil if it has none
+	foreground bool           // gpipe was in the terminal's foreground at the start
+	gaveTTY    bool           // the pipeline's group was given the terminal
+	guard      *guardian      // leads the pipeline's process group, once a process runs
+	pgid       int            // that group
+	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
+	grace      <-chan time.Time
 
 	exits   chan exit
 	running map[int]*os.Process // by stage index; only touched by supervise after startAll
@@ -120,11 +141,12 @@ type supervisor struct {
 	left map[int]bool // in-process stages left running after the grace period
 }
 
-// exit is how one stage ended: a process (state, err) or an in-process
-// builtin (builtin).
+// exit is how one stage ended, or stopped or continued: a process (ws,
+// usage, err) or an in-process builtin (builtin).
 type exit struct {
 	stage   int
-	state   *os.ProcessState
+	ws      unix.WaitStatus
+	usage   unix.Rusage
 	err     error
 	builtin *builtinExit
 }
@@ -160,10 +182,30 @@ func (s *supervisor) startAll() {
 		}
 	}
 	for i, p := range s.running {
-		go func() {
-			state, err := p.Wait()
-			s.exits <- exit{stage: i, state: state, err: err}
-		}()
+		go s.wait(i, p)
+	}
+}
+
+// wait reports every change of stage i's process, its stops and
+// continues included, until it has ended. The process is reaped here, by
+// its pid (which cannot be reused before that), not through os.Process,
+// whose Wait reports no stops.
+func (s *supervisor) wait(i int, p *os.Process) {
+	for {
+		var e exit
+		e.stage = i
+		_, err := unix.Wait4(p.Pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
+		if err == unix.EINTR {
+			continue
+		}
+		e.err = err
+		if err == nil && (e.ws.Stopped() || e.ws.Continued()) {
+			s.exits <- e
+			continue
+		}
+		_ = p.Release()
+		s.exits <- e
+		return
 	}
 }
 
@@ -210,10 +252,10 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 		cmd = helper
 	}
-	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if !s.ownTTY {
-		sys.Setpgid, sys.Pgid = true, s.pgid
+	if err := s.group(); err != nil {
+		return fail(125, err)
 	}
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
@@ -227,20 +269,47 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 		return fail(code, errors.New(errText(err)))
 	}
-	if !s.ownTTY && s.pgid == 0 {
-		s.pgid = p.Pid
-	}
 	status.Started = true
 	return p, status
+}
+
+// group makes the pipeline's process group, led by its guardian, before
+// the first process starts; in the terminal's foreground the group gets
+// the terminal at once, before any stage could read it.
+func (s *supervisor) group() error {
+	if s.guard != nil {
+		return nil
+	}
+	var tty *terminal
+	if s.foreground {
+		tty = s.tty
+	}
+	g, err := startGuardian(tty)
+	if err != nil {
+		return err
+	}
+	s.guard, s.pgid, s.gaveTTY = g, g.proc.Pid, tty != nil
+	return nil
 }
 
 // supervise waits for every started stage, passing teardown signals on and
 // killing the survivors once the grace period is over.
 func (s *supervisor) supervise() {
-	var grace <-chan time.Time
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
+			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
+				if s.tty != nil {
+					// Without a terminal nobody can "fg" the job, and a
+					// stopped stage is left to whoever stopped it, as a
+					// shell without job control does.
+					s.jobStop(e.ws.StopSignal(), true)
+				}
+				continue
+			}
+			if e.builtin == nil && e.err == nil && e.ws.Continued() {
+				continue
+			}
 			if s.left[e.stage] {
 				// Reported killed at the end of the grace period; that it
 				// ended after all (its write broke when the others were
@@ -251,16 +320,20 @@ func (s *supervisor) supervise() {
 			delete(s.inproc, e.stage)
 			s.record(e)
 			s.plan.Exited(e.stage)
-		case sig := <-s.opts.Signals:
-			if s.res.Signal == nil {
-				s.res.Signal = sig
-				t := time.NewTimer(s.opts.Grace)
-				defer t.Stop()
-				grace = t.C
+			if sig := s.res.Statuses[e.stage].Signal; s.gaveTTY && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
+				// Ctrl-C or Ctrl-\ on the terminal, which reached every
+				// process of the group once, not gpipe: the in-process
+				// builtins stop, and gpipe ends by it too.
+				s.teardown(sig)
 			}
-			s.forward(sig)
-		case <-grace:
-			grace = nil
+		case sig := <-s.opts.Signals:
+			s.teardown(sig)
+			s.signal(sig)
+			s.signal(syscall.SIGCONT)
+		case <-s.tstp:
+			s.jobStop(syscall.SIGTSTP, false)
+		case <-s.grace:
+			s.grace = nil
 			s.signal(syscall.SIGKILL)
 			for i := range s.inproc {
 				// Blocked where no stop reaches it: left to end with gpipe.
@@ -271,37 +344,80 @@ func (s *supervisor) supervise() {
 			}
 		}
 	}
-	if s.pgid != 0 {
+	if s.guard != nil {
 		// The stages are gone; their own children in the group go too,
 		// whether the run was torn down or ended by itself: nothing a
 		// stage started outlives the pipeline.
-		_ = unix.Kill(-s.pgid, unix.SIGKILL)
+		if s.gaveTTY && s.tty.foreground() == s.pgid {
+			s.tty.give(unix.Getpgrp())
+		}
+		s.guard.end()
 	}
 }
 
-// forward passes a teardown signal on, then SIGCONT so that a stopped stage
-// acts on it. In a terminal's foreground, SIGINT and SIGQUIT from the
-// keyboard already reached every stage, and are not sent twice.
-func (s *supervisor) forward(sig os.Signal) {
+// teardown begins the end of the pipeline by sig, once: the in-process
+// builtins stop, and the grace period starts, after which the survivors
+// are killed.
+func (s *supervisor) teardown(sig os.Signal) {
 	s.stop.Close()
-	if s.ownTTY && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
+	if s.res.Signal != nil {
 		return
 	}
-	s.signal(sig)
-	s.signal(syscall.SIGCONT)
+	s.res.Signal = sig
+	t := time.NewTimer(s.opts.Grace)
+	s.grace = t.C
 }
 
-// signal sends sig to the stages' process group, or to each running stage
-// when they share gpipe's group (os.Process uses a pidfd, so a reaped
-// stage's pid is never hit by mistake).
+// signal sends sig to the pipeline's process group (every process of the
+// pipeline, and nothing else), when a process runs.
 func (s *supervisor) signal(sig os.Signal) {
 	if s.pgid != 0 {
 		_ = unix.Kill(-s.pgid, sig.(syscall.Signal))
+	}
+}
+
+// jobStop stops the whole pipeline and then gpipe, after a stage stopped
+// by sig (fromStage) or gpipe got SIGTSTP, and continues the pipeline once
+// gpipe is continued. The group already got a stop from the terminal's
+// Ctrl-Z and is not sent a second; otherwise it gets SIGTSTP, which a
+// program may catch to put the terminal right before it stops. gpipe takes
+// the terminal back while stopped, as a shell does, and hands it on again
+// if it is in the foreground when continued (fg, not bg).
+//
+// A process group that nobody outside it can continue (orphaned) must not
+// stop: a stage stopped there is torn down by SIGHUP, as the kernel does
+// to a group that becomes orphaned with stopped members.
+func (s *supervisor) jobStop(sig syscall.Signal, fromStage bool) {
+	if orphaned() {
+		if fromStage {
+			s.teardown(syscall.SIGHUP)
+			s.signal(syscall.SIGHUP)
+			s.signal(syscall.SIGCONT)
+		}
 		return
 	}
-	for _, p := range s.running {
-		_ = p.Signal(sig)
+	if !(fromStage && sig == syscall.SIGTSTP && s.gaveTTY) {
+		s.signal(syscall.SIGTSTP)
 	}
+	if s.gaveTTY && s.tty.foreground() == s.pgid {
+		s.tty.give(unix.Getpgrp())
+	}
+	self := sig
+	switch {
+	case sig == syscall.SIGTSTP && s.tstp != nil:
+		signal.Stop(s.tstp) // back to the default, which stops
+		defer signal.Notify(s.tstp, syscall.SIGTSTP)
+	case sig == syscall.SIGSTOP || signal.Ignored(sig):
+		self = syscall.SIGSTOP
+	}
+	stopSelf(self)
+	// Continued.
+	s.gaveTTY = false
+	if s.tty != nil && s.pgid != 0 && s.tty.ours() {
+		s.tty.give(s.pgid)
+		s.gaveTTY = true
+	}
+	s.signal(syscall.SIGCONT)
 }
 
 func (s *supervisor) record(e exit) {
@@ -319,32 +435,19 @@ func (s *supervisor) record(e exit) {
 		st.Code, st.Err = 125, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
 		return
 	}
-	st.CPU = e.state.UserTime() + e.state.SystemTime()
-	ws, ok := e.state.Sys().(syscall.WaitStatus)
-	if ok && ws.Signaled() {
+	st.CPU = time.Duration(e.usage.Utime.Nano() + e.usage.Stime.Nano())
+	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
 		st.Code = 128 + int(st.Signal)
 		return
 	}
-	st.Code = e.state.ExitCode()
+	st.Code = e.ws.ExitStatus()
 	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
 	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) && s.res.Signal == syscall.SIGQUIT {
 		// A builtin's helper process ends by SIGQUIT with this status
 		// (see quitLikeAProgram): shown as the quit it is.
 		st.Signal = syscall.SIGQUIT
 	}
-}
-
-// foregroundTTY reports whether gpipe's process group is the foreground
-// group of its controlling terminal.
-func foregroundTTY() bool {
-	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	return err == nil && pgrp == unix.Getpgrp()
 }
 
 // sinks marks the stages whose stdout no edge takes and that share no

@@ -16,6 +16,10 @@ func main() {
 		// gpipe re-executed as the helper of one stage.
 		os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == stage.GuardianArg {
+		// gpipe re-executed as the guardian of a pipeline's process group.
+		os.Exit(stage.RunGuardian())
+	}
 	// Teardown signals are caught before anything starts, so that none is
 	// lost between the start of the first stage and the supervisor. One
 	// ignored when gpipe started stays ignored, for gpipe and for the

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"errors"
 	"flag"
@@ -22,6 +24,13 @@ var update = flag.Bool("u", false, "update testscript golden files in place")
 // TestMain lets the test binary play gpipe itself when a script runs
 // "exec gpipe …": testscript installs it under that name on PATH.
 func TestMain(m *testing.M) {
+	// The scripts run gpipe without a controlling terminal, as CI does,
+	// whatever terminal the tests were started from; the terminal tests
+	// give gpipe one of their own (a pseudo-terminal).
+	if fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOCTTY, 0); err == nil {
+		_ = unix.IoctlSetInt(fd, unix.TIOCNOTTY, 0)
+		unix.Close(fd)
+	}
 	testscript.Main(m, map[string]func(){
 		"gpipe": func() {
 			if os.Getenv(isolateEnv) != "" && len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "--gpipe-") && !slices.Contains(os.Args, "--explain") {

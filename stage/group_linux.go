@@ -1,0 +1,174 @@
+package stage
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The process-group model. Every process of a pipeline (stages, helpers
+// and the stages' own children) runs in one process group of its own,
+// never gpipe's: teardown and job-control signals go to the whole group,
+// and nothing outside it is hit. When gpipe runs in the foreground of a
+// terminal, it hands that group the terminal (tcsetpgrp), as a shell does
+// for a job, so that Ctrl-C, Ctrl-\ and Ctrl-Z from the keyboard reach
+// every process of the pipeline once, and gpipe takes the terminal back
+// when the pipeline ends or stops.
+//
+// The group is led by a guardian: a small gpipe process, started before
+// the first stage, that does nothing but wait for gpipe to go. It holds a
+// pipe whose only writer is gpipe; when that pipe reports end of file,
+// gpipe is gone (even by SIGKILL, which no handler sees) and the guardian
+// kills the whole group with SIGKILL, itself included. When the pipeline
+// ends normally, gpipe kills the group itself, guardian included, so that
+// no child a stage left behind (`sh -c "sleep 300 &"`) outlives it. While
+// the guardian lives, the group exists and its id cannot be reused.
+//
+// What cannot be covered: a process that leaves the group (setsid, a
+// daemon that double-forks into a session of its own) escapes, as it
+// escapes a shell's job control.
+
+// GuardianArg is the first argument of a gpipe process that runs as the
+// guardian of a pipeline's process group: cmd/gpipe hands such a process
+// to RunGuardian.
+const GuardianArg = "--gpipe-guardian"
+
+// RunGuardian is the whole life of a guardian: it ignores every signal a
+// job gets from its terminal or from gpipe's teardown (so that it outlives
+// the stages it guards), waits until descriptor 0, a pipe from gpipe,
+// reports end of file, and kills its own process group.
+func RunGuardian() int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
+	var b [64]byte
+	for {
+		n, err := unix.Read(0, b[:])
+		if err == unix.EINTR || (err == nil && n > 0) {
+			continue
+		}
+		break
+	}
+	_ = unix.Kill(0, unix.SIGKILL)
+	return 0
+}
+
+// guardian is the leader of the pipeline's process group.
+type guardian struct {
+	proc *os.Process
+	pipe *os.File // gpipe's end: closing it (or gpipe's death) ends the group
+}
+
+// startGuardian starts the guardian in a new process group, which it
+// leads; with tty set it also makes that group the terminal's foreground
+// group. Its standard output and error are /dev/null: it writes nothing,
+// and must hold no pipe a caller waits on.
+func startGuardian(tty *terminal) (*guardian, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find gpipe's own executable: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	defer null.Close()
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if tty != nil {
+		sys.Foreground, sys.Ctty = true, tty.fd
+	}
+	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, null, null}, Sys: sys})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start the process group's guardian: %v", errText(err))
+	}
+	return &guardian{proc: p, pipe: w}, nil
+}
+
+// end kills the whole group, guardian included, and reaps the guardian.
+func (g *guardian) end() {
+	_ = unix.Kill(-g.proc.Pid, unix.SIGKILL)
+	g.pipe.Close()
+	_, _ = g.proc.Wait()
+}
+
+// terminal is gpipe's controlling terminal, kept open while the pipeline
+// runs so that gpipe can hand it to the pipeline's group and take it back.
+type terminal struct {
+	fd int
+}
+
+// openTerminal opens gpipe's controlling terminal, or returns nil when it
+// has none.
+func openTerminal() *terminal {
+	fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil
+	}
+	return &terminal{fd: fd}
+}
+
+func (t *terminal) close() { _ = unix.Close(t.fd) }
+
+// foreground returns the terminal's foreground process group.
+func (t *terminal) foreground() int {
+	pgrp, err := unix.IoctlGetInt(t.fd, unix.TIOCGPGRP)
+	if err != nil {
+		return -1
+	}
+	return pgrp
+}
+
+// ours reports whether gpipe's own process group is in the foreground.
+func (t *terminal) ours() bool { return t.foreground() == unix.Getpgrp() }
+
+// give makes pgrp the terminal's foreground group. gpipe may be in the
+// background when it does (taking the terminal back from the pipeline's
+// group), where the kernel would stop it with SIGTTOU: the signal is
+// blocked for the thread making the call, which the kernel accepts.
+func (t *terminal) give(pgrp int) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set, old unix.Sigset_t
+	sigaddset(&set, unix.SIGTTOU)
+	if unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old) != nil {
+		return
+	}
+	_ = unix.IoctlSetPointerInt(t.fd, unix.TIOCSPGRP, pgrp)
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+}
+
+func sigaddset(set *unix.Sigset_t, sig syscall.Signal) {
+	n := uint(sig) - 1
+	set.Val[n/64] |= 1 << (n % 64)
+}
+
+// orphaned reports whether gpipe's process group is orphaned: no process
+// outside it in the same session (a shell) is the parent of a member, so
+// nobody would continue it if it stopped, and the kernel discards a stop
+// signal from the terminal there. It looks at gpipe's parent only: one in
+// another session (init, after gpipe's own parent died) makes it orphaned.
+func orphaned() bool {
+	psid, err1 := unix.Getsid(unix.Getppid())
+	sid, err2 := unix.Getsid(0)
+	return err1 != nil || err2 != nil || psid != sid
+}
+
+// stopSelf stops gpipe by sig, as a program that does not catch it stops,
+// and returns once gpipe is continued. The signal is sent to the calling
+// thread, so it takes effect before the call returns; sig must not be
+// caught (see supervisor.jobStop) nor ignored.
+func stopSelf(sig syscall.Signal) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+}
