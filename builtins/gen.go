@@ -13,6 +13,7 @@ func genBuiltin() *Builtin {
 		Name:     "gen",
 		Synopsis: "gen [-n N] [--text STR] | gen --bytes SIZE [--seed S]",
 		Summary:  "Generate lines 1..N (like seq N), STR N times, or SIZE bytes (zeros, or pseudo-random with a seed); endless without -n or --bytes.",
+		NoInput:  true,
 	}
 	b.Parse = func(args []string) (Run, error) {
 		fs, parse := flags(b)

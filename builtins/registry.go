@@ -62,6 +62,10 @@ type Builtin struct {
 	Synopsis string // "gen [-n N] [--bytes SIZE [--seed S]] [--text STR]"
 	Summary  string // one line: what it does
 
+	// NoInput says the builtin never reads its standard input (gen): it
+	// may run inside gpipe even when that input is a terminal.
+	NoInput bool
+
 	// Parse checks args (without the name) and returns the stage to run.
 	// A bad argument is a *UsageError. gpipe parses every builtin before
 	// starting anything, so a usage error starts nothing.

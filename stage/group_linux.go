@@ -1,10 +1,12 @@
 package stage
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -165,10 +167,21 @@ func orphaned() bool {
 
 // stopSelf stops gpipe by sig, as a program that does not catch it stops,
 // and returns once gpipe is continued. The signal is sent to the calling
-// thread, so it takes effect before the call returns; sig must not be
-// caught (see supervisor.jobStop) nor ignored.
+// thread, so it takes effect before the call returns; sig must be one
+// whose action is the default, stopping (see supervisor.jobStop).
 func stopSelf(sig syscall.Signal) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+}
+
+// stopped reports whether process pid is stopped now, by its state in
+// /proc.
+func stopped(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i >= 0 && i+2 < len(data) && (data[i+2] == 'T' || data[i+2] == 't')
 }

@@ -34,6 +34,9 @@ type Command struct {
 	// Place.
 	InProcess bool
 
+	// NoInput says the builtin never reads its standard input.
+	NoInput bool
+
 	run builtins.Run // the builtin, parsed; nil for a program
 
 	// Note says why a builtin's name runs the program of that name
@@ -92,7 +95,7 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 		if b := reg[name]; b != nil && !forceExternal {
 			cmd.run, usage = b.Parse(cmd.Args[1:])
 			if usage == nil {
-				cmd.Builtin = name
+				cmd.Builtin, cmd.NoInput = name, b.NoInput
 				cmds[i] = cmd
 				continue
 			}
@@ -127,7 +130,13 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 // The same goes for a builtin whose stdin or stdout is a named FIFO (a
 // process substitution under --transport fifo): its helper process opens
 // the FIFO, which waits for the other side.
-func Place(g *parser.Graph, cmds []Command, isolate bool) {
+//
+// And for a builtin that reads gpipe's standard input when that is a
+// terminal (ttyStdin): the pipeline's process group has the terminal, not
+// gpipe, so the builtin reads it from a process in that group, where
+// Ctrl-C, Ctrl-Z and reading from the background act on it as on a
+// program.
+func Place(g *parser.Graph, cmds []Command, isolate, ttyStdin bool) {
 	opensFIFO := map[int]bool{}
 	shm := map[int]bool{} // ends of an edge that asks for a shm ring
 	for _, e := range g.Edges {
@@ -144,8 +153,32 @@ func Place(g *parser.Graph, cmds []Command, isolate bool) {
 	}
 	for i := range cmds {
 		c := &cmds[i]
-		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i] && !shm[i]
+		readsTTY := ttyStdin && !c.NoInput && readsGpipeStdin(g, i)
+		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i] && !shm[i] && !readsTTY
 	}
+}
+
+// readsGpipeStdin reports whether stage i's standard input is gpipe's own:
+// no edge feeds it, it shares no other stage's, and no redirection of its
+// replaces it.
+func readsGpipeStdin(g *parser.Graph, i int) bool {
+	for _, e := range g.Edges {
+		if e.To.Stage == i && e.To.FD == 0 {
+			return false
+		}
+	}
+	st := g.Stages[i]
+	for _, in := range st.Inherits {
+		if in.FD == 0 {
+			return false
+		}
+	}
+	for _, r := range st.Redirs {
+		if r.FD == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Infos tells plumbing, for each stage, whether its edges can be rings (a

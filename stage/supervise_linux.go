@@ -299,10 +299,12 @@ func (s *supervisor) supervise() {
 		select {
 		case e := <-s.exits:
 			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
-				if s.tty != nil {
+				if p := s.running[e.stage]; s.tty != nil && p != nil && stopped(p.Pid) {
 					// Without a terminal nobody can "fg" the job, and a
 					// stopped stage is left to whoever stopped it, as a
-					// shell without job control does.
+					// shell without job control does. A stop already
+					// undone (a second stage's, reported after gpipe
+					// was continued) is stale.
 					s.jobStop(e.ws.StopSignal(), true)
 				}
 				continue
@@ -402,13 +404,13 @@ func (s *supervisor) jobStop(sig syscall.Signal, fromStage bool) {
 	if s.gaveTTY && s.tty.foreground() == s.pgid {
 		s.tty.give(unix.Getpgrp())
 	}
-	self := sig
-	switch {
-	case sig == syscall.SIGTSTP && s.tstp != nil:
-		signal.Stop(s.tstp) // back to the default, which stops
-		defer signal.Notify(s.tstp, syscall.SIGTSTP)
-	case sig == syscall.SIGSTOP || signal.Ignored(sig):
-		self = syscall.SIGSTOP
+	// gpipe stops by the stage's own signal when that stops it: SIGTTIN
+	// and SIGTTOU, which it never catches, so that the shell says why.
+	// SIGTSTP cannot: once caught, the Go runtime keeps its handler, which
+	// ignores the signal, even after signal.Stop; SIGSTOP does instead.
+	self := syscall.SIGSTOP
+	if (sig == syscall.SIGTTIN || sig == syscall.SIGTTOU) && !signal.Ignored(sig) {
+		self = sig
 	}
 	stopSelf(self)
 	// Continued.

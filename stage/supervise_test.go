@@ -38,7 +38,7 @@ func runOpts(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 	if err != nil {
 		t.Fatal(err)
 	}
-	Place(g, cmds, false)
+	Place(g, cmds, false, false)
 	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
 	if err != nil {
 		t.Fatal(err)

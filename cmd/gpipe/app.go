@@ -280,7 +280,7 @@ func (a *app) prepare(g *parser.Graph, s settings) (*prepared, error) {
 	if err != nil {
 		return nil, placeError(g, err)
 	}
-	stage.Place(g, cmds, s.isolate || s.transport == parser.TransportShm)
+	stage.Place(g, cmds, s.isolate || s.transport == parser.TransportShm, isTerminal(a.stdin))
 	infos := stage.Infos(g, cmds)
 	choices, err := plumbing.Choose(g, infos, s.transport)
 	if err != nil {

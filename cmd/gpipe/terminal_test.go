@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive gpipe as a user does, from an interactive bash on a
+// real pseudo-terminal with job control: Ctrl-C, Ctrl-Z, fg, & and kill.
+// Every wait has a deadline, so that a hang fails the test.
+
+// termDeadline bounds each wait for the terminal to show something.
+const termDeadline = 20 * time.Second
+
+// shell is an interactive bash on a pseudo-terminal.
+type shell struct {
+	t      *testing.T
+	dir    string
+	master *os.File
+	cmd    *exec.Cmd
+
+	mu   sync.Mutex
+	out  bytes.Buffer // everything the terminal showed
+	seen int          // how much of out expect has consumed
+}
+
+// startShell starts bash -i in a new session whose controlling terminal is
+// a fresh pseudo-terminal, in a temporary directory holding the scripts
+// given, with a gpipe built from this package first on PATH.
+func startShell(t *testing.T, gpipe string, files map[string]string) *shell {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("needs bash")
+	}
+	master, slave := openPty(t)
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bash, "--norc", "--noprofile", "-i")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PS1=$ ", "PS2=", "TERM=dumb", "HISTFILE=/dev/null",
+		"PATH="+filepath.Dir(gpipe)+":"+os.Getenv("PATH"))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	sh := &shell{t: t, dir: dir, master: master, cmd: cmd}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			sh.mu.Lock()
+			sh.out.Write(buf[:n])
+			sh.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the shell's session leader's group
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	sh.expect(`\$ $`)
+	return sh
+}
+
+// send types text on the terminal.
+func (sh *shell) send(text string) {
+	sh.t.Helper()
+	if _, err := sh.master.WriteString(text); err != nil {
+		sh.t.Fatalf("typing %q: %v", text, err)
+	}
+}
+
+// expect waits until the terminal shows a match of re after what earlier
+// expects consumed, consumes through the match and returns it.
+func (sh *shell) expect(re string) []string {
+	sh.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(termDeadline)
+	for {
+		sh.mu.Lock()
+		rest := sh.out.String()[sh.seen:]
+		loc := rx.FindStringSubmatchIndex(rest)
+		if loc != nil {
+			m := []string{}
+			for i := 0; i < len(loc); i += 2 {
+				if loc[i] < 0 {
+					m = append(m, "")
+					continue
+				}
+				m = append(m, rest[loc[i]:loc[i+1]])
+			}
+			sh.seen += loc[1]
+			sh.mu.Unlock()
+			return m
+		}
+		sh.mu.Unlock()
+		if time.Now().After(deadline) {
+			sh.t.Fatalf("the terminal did not show %q within %v; after the last match it shows:\n%q", re, termDeadline, rest)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pids reads the pids a test's stages wrote, one a line, to file.
+func (sh *shell) pids(file string) []int {
+	sh.t.Helper()
+	data, err := os.ReadFile(filepath.Join(sh.dir, file))
+	if err != nil {
+		sh.t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			sh.t.Fatalf("%s: %v", file, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// waitGone waits until none of pids runs (a zombie has ended).
+func waitGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(termDeadline)
+	for _, pid := range pids {
+		for processRuns(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still runs %v after gpipe ended", pid, termDeadline)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// processRuns reports whether pid is a process that has not ended.
+func processRuns(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// terminalGpipe builds gpipe for a terminal test: the test binary plays
+// gpipe only under testscript.
+func terminalGpipe(t *testing.T) string {
+	t.Helper()
+	return gpipeBinary(t, false)
+}
+
+// intStage records each SIGINT it gets, then dies by it as a program
+// that does not catch it would. Its background sleep, started by a
+// non-interactive shell, ignores SIGINT: only the end of the pipeline's
+// process group ends it.
+const intStage = `trap 'echo $$ >> ints; trap - INT; kill -INT $$' INT
+echo $$ >> pids
+sleep 300 &
+echo $! >> pids
+echo $$ > started.$$
+wait
+`
+
+// TestTerminalCtrlC: Ctrl-C on the terminal gives every stage exactly one
+// SIGINT (gpipe hands its process group the terminal, and forwards
+// nothing), gpipe dies by SIGINT, so that bash stops a loop of runs, and
+// nothing of the pipeline is left, the stages' own children included.
+func TestTerminalCtrlC(t *testing.T) {
+	sh := startShell(t, terminalGpipe(t), map[string]string{"stage.sh": intStage})
+	sh.send(`for i in 1 2; do gpipe 'sh stage.sh | sh stage.sh | sh stage.sh'; echo "after $i: $?"; done; echo "loop ended"` + "\n")
+	deadline := time.Now().Add(termDeadline)
+	for {
+		matches, _ := filepath.Glob(filepath.Join(sh.dir, "started.*"))
+		if len(matches) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stages did not start within %v", termDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sh.send("\x03")
+	sh.expect(`\$ $`)
+	sh.send("echo status=$?\n")
+	sh.expect(`status=130`)
+	if out := sh.out.String(); strings.Contains(out, "after 1") || strings.Contains(out, "loop ended\r\n") {
+		t.Errorf("the loop went on after Ctrl-C:\n%q", out)
+	}
+	pids := sh.pids("pids")
+	waitGone(t, pids)
+	ints := sh.pids("ints")
+	count := map[int]int{}
+	for _, p := range ints {
+		count[p]++
+	}
+	if len(count) != 3 {
+		t.Errorf("%d stages recorded a SIGINT (%v), want 3", len(count), ints)
+	}
+	for p, n := range count {
+		if n != 1 {
+			t.Errorf("stage %d got %d SIGINTs, want 1", p, n)
+		}
+	}
+}
+
+// TestTerminalStopAndFg: Ctrl-Z stops the pipeline and gpipe, bash gets
+// the terminal back, fg continues it with the terminal, and the bytes
+// typed before and after come through.
+func TestTerminalStopAndFg(t *testing.T) {
+	sh := startShell(t, terminalGpipe(t), nil)
+	sh.send("gpipe 'cat | tr a-z A-Z'\n")
+	sh.send("abc\n")
+	sh.expect(`ABC\r\n`)
+	sh.send("\x1a")
+	sh.expect(`Stopped.*gpipe`)
+	sh.expect(`\$ $`)
+	sh.send("echo shell-has-the-terminal\n")
+	sh.expect(`\r\nshell-has-the-terminal\r\n\$ $`)
+	sh.send("fg\n")
+	sh.expect(`gpipe 'cat \| tr a-z A-Z'\r\n`)
+	sh.send("def\n")
+	sh.expect(`DEF\r\n`)
+	sh.send("\x04")
+	sh.expect(`\$ $`)
+	sh.send("echo status=$?\n")
+	sh.expect(`status=0\r\n`)
+}
+
+// TestTerminalBackgroundThenFg: gpipe started with & stops when a stage
+// reads the terminal from the background, and fg gives it the terminal.
+func TestTerminalBackgroundThenFg(t *testing.T) {
+	sh := startShell(t, terminalGpipe(t), nil)
+	sh.send("gpipe 'cat | tr a-z A-Z' &\n")
+	sh.expect(`\[1\] [0-9]+`)
+	sh.expect(`\$ $`)
+	deadline := time.Now().Add(termDeadline)
+	for {
+		sh.send("jobs\n")
+		if m := sh.expect(`\[1\]\+ +(\S+)[^\n]*\n(?:.*\n)?\$ $`); strings.HasPrefix(m[1], "Stopped") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gpipe in the background did not stop for terminal input within %v", termDeadline)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sh.send("fg\n")
+	sh.expect(`gpipe 'cat \| tr a-z A-Z'\r\n`)
+	sh.send("xyz\n")
+	sh.expect(`XYZ\r\n`)
+	sh.send("\x04")
+	sh.expect(`\$ $`)
+	sh.send("echo status=$?\n")
+	sh.expect(`status=0\r\n`)
+}
+
+// termStage records gpipe's pid (its parent) and its own, and leaves a
+// child of its own that ignores SIGTERM.
+const termStage = `echo $PPID > gpipe.pid
+echo $$ >> pids
+sh -c 'trap "" TERM; echo $$ >> pids; exec sleep 300' &
+sleep 300
+`
+
+// TestTerminalTerm: SIGTERM sent to gpipe in a terminal's foreground
+// reaches the whole pipeline, a stage's own child included, and gpipe
+// dies by it.
+func TestTerminalTerm(t *testing.T) {
+	sh := startShell(t, terminalGpipe(t), map[string]string{"stage.sh": termStage})
+	sh.send("gpipe --grace 500ms 'sh stage.sh | cat'\n")
+	deadline := time.Now().Add(termDeadline)
+	for {
+		data, _ := os.ReadFile(filepath.Join(sh.dir, "pids"))
+		if bytes.Count(data, []byte("\n")) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stages did not start within %v", termDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gp := sh.pids("gpipe.pid")
+	if err := syscall.Kill(gp[0], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sh.expect(`Terminated`)
+	sh.expect(`\$ $`)
+	sh.send("echo status=$?\n")
+	sh.expect(`status=143\r\n`)
+	waitGone(t, sh.pids("pids"))
+}
