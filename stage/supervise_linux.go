@@ -128,6 +128,7 @@ type supervisor struct {
 	tty        *terminal      // gpipe's controlling terminal; nil if it has none
 	foreground bool           // gpipe was in the terminal's foreground at the start
 	gaveTTY    bool           // the pipeline's group was given the terminal
+	guarding   chan struct{}  // closed once the guardian started (or failed to)
 	guard      *guardian      // leads the pipeline's process group, once a process runs
 	pgid       int            // that group
 	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
@@ -252,10 +253,12 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 		cmd = helper
 	}
-	if err := s.group(); err != nil {
-		return fail(125, err)
-	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
+	if s.pgid == 0 && s.foreground {
+		// The first process makes the group, which gets the terminal
+		// before any stage could read it.
+		sys.Foreground, sys.Ctty = true, s.tty.fd
+	}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
@@ -269,27 +272,30 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 		return fail(code, errors.New(errText(err)))
 	}
+	if s.pgid == 0 {
+		s.pgid, s.gaveTTY = p.Pid, sys.Foreground
+		s.guarding = make(chan struct{})
+		go s.startGuardian()
+	}
 	status.Started = true
 	return p, status
 }
 
-// group makes the pipeline's process group, led by its guardian, before
-// the first process starts; in the terminal's foreground the group gets
-// the terminal at once, before any stage could read it.
-func (s *supervisor) group() error {
-	if s.guard != nil {
-		return nil
-	}
-	var tty *terminal
-	if s.foreground {
-		tty = s.tty
-	}
-	g, err := startGuardian(tty)
+// startGuardian starts the guardian of the pipeline's group, alongside the
+// start of the stages rather than before them, which it would delay by a
+// process start. Should it not start, the stages still die with gpipe
+// (their parent-death signal), but not their own children: gpipe says so.
+// It fails harmlessly when the group is already gone.
+func (s *supervisor) startGuardian() {
+	defer close(s.guarding)
+	g, err := startGuardian(s.pgid)
 	if err != nil {
-		return err
+		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ESRCH) {
+			fmt.Fprintf(s.opts.Stderr, "gpipe: warning: %v: the stages' own children may outlive gpipe if it is killed\n", err)
+		}
+		return
 	}
-	s.guard, s.pgid, s.gaveTTY = g, g.proc.Pid, tty != nil
-	return nil
+	s.guard = g
 }
 
 // supervise waits for every started stage, passing teardown signals on and
@@ -346,14 +352,18 @@ func (s *supervisor) supervise() {
 			}
 		}
 	}
-	if s.guard != nil {
+	if s.pgid != 0 {
 		// The stages are gone; their own children in the group go too,
 		// whether the run was torn down or ended by itself: nothing a
 		// stage started outlives the pipeline.
 		if s.gaveTTY && s.tty.foreground() == s.pgid {
 			s.tty.give(unix.Getpgrp())
 		}
-		s.guard.end()
+		_ = unix.Kill(-s.pgid, unix.SIGKILL)
+		<-s.guarding
+		if s.guard != nil {
+			s.guard.end()
+		}
 	}
 }
 
