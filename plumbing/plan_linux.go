@@ -169,6 +169,12 @@ type Plan struct {
 	ends    [][]End
 	Choices []Choice // one per edge, in the order of Graph.Edges
 
+	// Meters are the edges' runtime objects, in the order of
+	// Graph.Edges: what each carried so far, where gpipe can see it
+	// (nil for a pipe or FIFO). They outlive Close with their last
+	// counts.
+	Meters []*Meter
+
 	fifoDir string      // the private directory of named FIFOs, if any
 	fifos   []namedFIFO // the FIFOs stages open by path
 }
@@ -235,7 +241,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices}
+	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices, Meters: make([]*Meter, len(g.Edges))}
 	pipeSize := opts.PipeSize
 	if pipeSize == 0 {
 		pipes := 0
@@ -279,12 +285,18 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 			}
 		case parser.TransportShm:
 			from.Ring, to.Ring, err = ringEnds(opts.RingSize)
+			if err == nil {
+				if p.Meters[i], err = shmMeter(from.Ring.Mem); err != nil {
+					from.Close()
+					to.Close()
+				}
+			}
 		case parser.TransportMem:
 			size := opts.RingSize
 			if size == 0 {
 				size = DefaultRingSize
 			}
-			from.Writer, to.Reader, err = NewMemRing(size)
+			from.Writer, to.Reader, p.Meters[i], err = newMemRing(size)
 		}
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
@@ -413,6 +425,9 @@ func (p *Plan) Close() error {
 	var errs []error
 	for i := range p.ends {
 		errs = append(errs, p.Release(i))
+	}
+	for _, m := range p.Meters {
+		errs = append(errs, m.close())
 	}
 	if p.fifoDir != "" {
 		errs = append(errs, os.RemoveAll(p.fifoDir))

@@ -20,21 +20,31 @@ import (
 // sides. Each side is used by one goroutine; the memory is released once
 // both are closed (or abandoned).
 func NewMemRing(size int) (*RingWriter, *RingReader, error) {
+	w, r, m, err := newMemRing(size)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, r, m.close()
+}
+
+// newMemRing is NewMemRing with a meter of the ring, which holds on to its
+// memory until the meter is closed too.
+func newMemRing(size int) (*RingWriter, *RingReader, *Meter, error) {
 	sz := uint64(ringCapacity(size))
 	base, total, err := reserveRing(sz)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	prot := unix.PROT_READ | unix.PROT_WRITE
 	if _, err := unix.MmapPtr(-1, 0, base, uintptr(ringHeaderSize+sz), prot, unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_FIXED); err != nil {
 		_ = unix.MunmapPtr(base, total)
-		return nil, nil, fmt.Errorf("map ring: %w", err)
+		return nil, nil, nil, fmt.Errorf("map ring: %w", err)
 	}
 	// An old size of 0 makes mremap map the same shared pages once more.
 	data, mirror := unsafe.Add(base, ringHeaderSize), unsafe.Add(base, ringHeaderSize+sz)
 	if _, err := unix.MremapPtr(data, 0, mirror, uintptr(sz), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED); err != nil {
 		_ = unix.MunmapPtr(base, total)
-		return nil, nil, fmt.Errorf("map ring mirror: %w", err)
+		return nil, nil, nil, fmt.Errorf("map ring mirror: %w", err)
 	}
 	*(*uint64)(unsafe.Add(base, offSize)) = sz
 	(*atomic.Uint64)(unsafe.Add(base, offMagic)).Store(ringMagic)
@@ -43,7 +53,7 @@ func NewMemRing(size int) (*RingWriter, *RingReader, error) {
 	shared.wake[0] = make(chan struct{}, 1)
 	shared.wake[1] = make(chan struct{}, 1)
 	var refs atomic.Int32
-	refs.Store(2)
+	refs.Store(3) // the two sides and the meter
 	unmap := func() error {
 		if refs.Add(-1) == 0 {
 			return unix.MunmapPtr(base, total)
@@ -52,7 +62,7 @@ func NewMemRing(size int) (*RingWriter, *RingReader, error) {
 	}
 	w := newRing(base, sz, &chanWaker{s: shared, me: 0}, unmap)
 	r := newRing(base, sz, &chanWaker{s: shared, me: 1}, unmap)
-	return &RingWriter{r: w}, &RingReader{r: r}, nil
+	return &RingWriter{r: w}, &RingReader{r: r}, headerMeter(base, unmap), nil
 }
 
 // memShared is what the two sides of a mem ring share besides the memory.

@@ -1,0 +1,83 @@
+package plumbing
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Meter is the runtime object of one edge, which gpipe reads while the
+// pipeline runs and after: how many bytes went in and came out. A ring,
+// mem or shm, counts them itself in its header (the writer's head and the
+// reader's tail), so reading them costs nothing on the data path; the
+// meter maps that header (a shm ring's read-only, one page) or holds on to
+// a mem ring's memory until the plan is closed, and keeps the last counts
+// after that. A pipe or FIFO between two processes has no counter gpipe
+// can read without sitting in the data path: its meter is nil, and its
+// Count unknown.
+type Meter struct {
+	mu         sync.Mutex
+	head, tail *atomic.Uint64 // in the ring's header; nil once closed
+	last       Count
+	release    func() error
+}
+
+// Count is what an edge carried so far.
+type Count struct {
+	Known   bool   // false for an edge gpipe cannot see into
+	Written uint64 // bytes its writer committed
+	Read    uint64 // bytes its reader consumed
+}
+
+// Queued is how many bytes wait in the edge: written and not yet read.
+func (c Count) Queued() uint64 { return c.Written - c.Read }
+
+// Count reads the edge's counters now; a nil meter's count is unknown.
+func (m *Meter) Count() Count {
+	if m == nil {
+		return Count{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.head == nil {
+		return m.last
+	}
+	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
+}
+
+// close keeps the last counts and lets go of the ring's memory.
+func (m *Meter) close() error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.head == nil {
+		return nil
+	}
+	m.last = Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
+	m.head, m.tail = nil, nil
+	return m.release()
+}
+
+// headerMeter is a meter over a ring header at base, released by release.
+func headerMeter(base unsafe.Pointer, release func() error) *Meter {
+	return &Meter{
+		head:    (*atomic.Uint64)(unsafe.Add(base, offHead)),
+		tail:    (*atomic.Uint64)(unsafe.Add(base, offTail)),
+		release: release,
+	}
+}
+
+// shmMeter maps the header page of a shm ring's memory, read-only.
+func shmMeter(mem *os.File) (*Meter, error) {
+	hdr, err := unix.Mmap(int(mem.Fd()), 0, ringHeaderSize, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map ring header: %w", err)
+	}
+	return headerMeter(unsafe.Pointer(&hdr[0]), func() error { return unix.Munmap(hdr) }), nil
+}
