@@ -148,7 +148,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	}
 	plumbing.FlushBeforeWait(in, out)
 	go s.runBuiltin(st, cmd, in, out, stderr, files)
-	status.Started = true
+	status.Started, status.Began = true, time.Now()
 	return status
 }
 

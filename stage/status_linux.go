@@ -27,6 +27,12 @@ type Status struct {
 	// its process or, for an in-process builtin with Options.MeasureCPU,
 	// the CPU clock of the threads it ran on (zero without).
 	CPU time.Duration
+
+	// Pid is the stage's process; 0 for an in-process builtin.
+	Pid int
+	// Began and Ended are when the stage started and when it was seen
+	// to end (zero until then).
+	Began, Ended time.Time
 }
 
 // ExitPanic is the status of an in-process builtin that panicked: a bug

@@ -29,8 +29,13 @@ type Options struct {
 	Grace time.Duration
 
 	// Signals delivers the signals gpipe receives that tear the pipeline
-	// down (SIGINT, SIGTERM, SIGHUP, SIGQUIT). Nil means none.
+	// down (SIGINT, SIGTERM, SIGHUP, SIGQUIT), and SIGUSR1, which asks
+	// for a live status (OnLive) instead. Nil means none.
 	Signals <-chan os.Signal
+
+	// OnLive is given a snapshot of the running pipeline each time
+	// SIGUSR1 arrives. Nil ignores the signal.
+	OnLive func(*Snapshot)
 
 	// OnError is told of each stage that could not be started (a failed
 	// redirection, say) while the rest run on, as bash reports them. Nil
@@ -89,6 +94,7 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		running:   map[int]*os.Process{},
 		inproc:    map[int]bool{},
 		left:      map[int]bool{},
+		stopped:   map[int]bool{},
 		stop:      plumbing.NewStop(),
 	}
 	if s.tty != nil {
@@ -139,7 +145,8 @@ type supervisor struct {
 	inproc  map[int]bool        // in-process stages still running, by stage index
 	stop    *plumbing.Stop      // closed at a teardown signal: stops the in-process stages
 
-	left map[int]bool // in-process stages left running after the grace period
+	left    map[int]bool // in-process stages left running after the grace period
+	stopped map[int]bool // process stages stopped by a signal now
 }
 
 // exit is how one stage ended, or stopped or continued: a process (ws,
@@ -277,7 +284,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		s.guarding = make(chan struct{})
 		go s.startGuardian()
 	}
-	status.Started = true
+	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	return p, status
 }
 
@@ -304,6 +311,9 @@ func (s *supervisor) supervise() {
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
+			if e.builtin == nil && e.err == nil {
+				s.stopped[e.stage] = e.ws.Stopped()
+			}
 			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
 				if p := s.running[e.stage]; s.tty != nil && p != nil && stopped(p.Pid) {
 					// Without a terminal nobody can "fg" the job, and a
@@ -335,6 +345,12 @@ func (s *supervisor) supervise() {
 				s.teardown(sig)
 			}
 		case sig := <-s.opts.Signals:
+			if sig == syscall.SIGUSR1 {
+				if s.opts.OnLive != nil {
+					s.opts.OnLive(s.snapshot())
+				}
+				continue
+			}
 			s.teardown(sig)
 			s.signal(sig)
 			s.signal(syscall.SIGCONT)
@@ -434,6 +450,7 @@ func (s *supervisor) jobStop(sig syscall.Signal, fromStage bool) {
 
 func (s *supervisor) record(e exit) {
 	st := &s.res.Statuses[e.stage]
+	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
 		st.Code, st.CPU = b.code, b.cpu
 		if b.stopped {

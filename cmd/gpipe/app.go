@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -309,6 +310,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		Grace:   s.grace,
 		Signals: a.sigs,
 		OnError: func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
+		OnLive:  func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
 	})
 	if s.status {
 		printStatus(a.stderr, res)
@@ -373,6 +375,45 @@ func printStatus(w io.Writer, res *stage.Result) {
 		}
 		fmt.Fprintf(w, "gpipe: status: %s%s: %s\n", s.Stage.Name(), where, s)
 	}
+}
+
+// printLive prints what SIGUSR1 asks for: one line per stage (state, pid,
+// time since it began, CPU so far) and one per edge (bytes so far, where
+// gpipe can see them), in one write so that the lines come out together.
+func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Snapshot) {
+	var b strings.Builder
+	for _, st := range snap.Stages {
+		fmt.Fprintf(&b, "gpipe: live: %s: %s", st.Stage.Name(), st.State)
+		switch {
+		case st.State == stage.NotStarted:
+			fmt.Fprintf(&b, " (%s)\n", st.Status)
+			continue
+		case st.State == stage.Ended:
+			fmt.Fprintf(&b, ", status %s, after %s", st.Status, seconds(st.Ended.Sub(st.Began)))
+		case st.InProcess:
+			fmt.Fprintf(&b, " inside gpipe, for %s", seconds(snap.At.Sub(st.Began)))
+		default:
+			fmt.Fprintf(&b, ", pid %d, for %s", st.Pid, seconds(snap.At.Sub(st.Began)))
+		}
+		if !st.InProcess {
+			fmt.Fprintf(&b, ", cpu %s", seconds(st.CPU))
+		}
+		b.WriteString("\n")
+	}
+	for i, e := range g.Edges {
+		fmt.Fprintf(&b, "gpipe: live: edge %d: %s → %s: %s: ", i+1, portName(g, e.From, 1), portName(g, e.To, 0), plan.Choices[i].Transport)
+		if c := snap.Edges[i]; c.Known {
+			fmt.Fprintf(&b, "%d bytes written, %d read, %d queued\n", c.Written, c.Read, c.Queued())
+		} else {
+			b.WriteString("bytes not visible to gpipe (it is not in the data path)\n")
+		}
+	}
+	io.WriteString(w, b.String())
+}
+
+// seconds shows a duration as seconds with two decimals: "1.52s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
 }
 
 // expansionEnv is the environment words are expanded in: gpipe's own, with

@@ -26,7 +26,8 @@ func main() {
 	// stages, which inherit that (nohup gpipe …), as bash does: Go keeps
 	// an ignored signal ignored unless it is caught.
 	sigs := make(chan os.Signal, 8)
-	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
+	// SIGUSR1 asks for a live status, and must never kill gpipe.
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1} {
 		if !signal.Ignored(sig) {
 			signal.Notify(sigs, sig)
 		}

@@ -1,0 +1,98 @@
+package stage
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// Snapshot is the pipeline as it stands while it runs: what SIGUSR1 to
+// gpipe prints, like dd's. Taking one disturbs no stage: it reads gpipe's
+// own records, /proc and the rings' counters.
+type Snapshot struct {
+	At     time.Time
+	Stages []StageState     // one per stage, in Graph.Stages order
+	Edges  []plumbing.Count // one per edge, in Graph.Edges order
+}
+
+// StageState is one stage in a Snapshot. Status holds what is known so
+// far: the pid, when it began, and once it ended how and when; CPU is the
+// time used so far (of a running process, from /proc).
+type StageState struct {
+	Status
+	State     State
+	InProcess bool // a builtin running inside gpipe
+}
+
+// State is where a stage is in its life.
+type State int
+
+const (
+	NotStarted State = iota
+	Running
+	Stopped // by a signal, as by Ctrl-Z
+	Ended
+)
+
+func (s State) String() string {
+	return [...]string{"not started", "running", "stopped", "ended"}[s]
+}
+
+// snapshot takes a Snapshot of the running pipeline.
+func (s *supervisor) snapshot() *Snapshot {
+	snap := &Snapshot{At: time.Now(), Stages: make([]StageState, len(s.res.Statuses)), Edges: make([]plumbing.Count, len(s.plan.Meters))}
+	for i, st := range s.res.Statuses {
+		ss := StageState{Status: st, InProcess: s.cmds[i].InProcess}
+		_, isProc := s.running[i]
+		switch {
+		case !st.Started:
+			ss.State = NotStarted
+		case s.inproc[i]:
+			ss.State = Running
+		case isProc && s.stopped[i]:
+			ss.State = Stopped
+		case isProc:
+			ss.State = Running
+		default:
+			ss.State = Ended
+		}
+		if isProc {
+			if cpu, ok := processCPU(st.Pid); ok {
+				ss.CPU = cpu
+			}
+		}
+		snap.Stages[i] = ss
+	}
+	for i, m := range s.plan.Meters {
+		snap.Edges[i] = m.Count()
+	}
+	return snap
+}
+
+// processCPU reads the user and system time a running process used so
+// far from /proc/PID/stat, in the kernel's clock ticks, which are a
+// hundredth of a second for every process on Linux (USER_HZ).
+func processCPU(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// After the command: state is field 3; utime and stime are 14 and 15.
+	fields := bytes.Fields(data[i+1:])
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
+	stime, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
