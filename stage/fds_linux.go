@@ -22,6 +22,9 @@ type fdTable struct {
 	owned  []*os.File   // opened or duplicated here; closed once the process started
 	passOn []int        // descriptors above 2 that gpipe inherited, see inheritedFDs
 	floor  int          // addAbove places nothing at or below this
+	// created lists the files that the redirections created (they did
+	// not exist before): what an abandoned start removes again.
+	created []string
 }
 
 // newFDTable starts a table from gpipe's standard files, the descriptors
@@ -92,10 +95,14 @@ func (t *fdTable) apply(r parser.Redirect) error {
 			err = syscall.ENOENT
 		}
 	} else {
+		_, statErr := os.Lstat(r.Path)
 		f, err = os.OpenFile(r.Path, flag, 0o666)
+		if err == nil && flag&os.O_CREATE != 0 && errors.Is(statErr, os.ErrNotExist) {
+			t.created = append(t.created, r.Path)
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %s", r.Path, errText(err))
+		return &openError{r.Path, err}
 	}
 	t.owned = append(t.owned, f)
 	t.files[r.FD] = f

@@ -58,7 +58,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	}
 	for _, r := range st.Redirs {
 		if err := t.apply(r); err != nil {
-			return fail(1, err)
+			return fail(redirectCode(err), err)
 		}
 	}
 	for _, e := range ends {

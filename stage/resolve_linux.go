@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -251,6 +253,70 @@ func checkExecutable(p string) *LookupError {
 
 // errText is the system's message for err without the operation and path
 // around it: "permission denied".
+// startFailure is the status and message of a program that could not be
+// started, as bash gives them: 127 for a program that is not there; 126
+// for one that is there but cannot run (not executable, a directory, an
+// argument list too long, a "#!" interpreter that is not there, where
+// bash 5.2 says "cannot execute: required file not found" and 127); 125
+// when gpipe's own resources ran out (descriptors, memory, processes).
+func startFailure(path string, err error) (int, string) {
+	switch {
+	case resourceError(err):
+		return 125, errText(err)
+	case errors.Is(err, syscall.ENOENT):
+		if interp, ok := interpreter(path); ok {
+			return 126, fmt.Sprintf("%s: bad interpreter: %s", interp, errText(err))
+		}
+		if _, statErr := os.Stat(path); statErr == nil {
+			return 126, "cannot execute: required file not found"
+		}
+		return 127, errText(err)
+	}
+	return 126, errText(err)
+}
+
+// redirectCode is the status of a stage whose redirection failed: 1, as
+// in bash, or 125 when what failed is gpipe's resources.
+func redirectCode(err error) int {
+	if resourceError(err) {
+		return 125
+	}
+	return 1
+}
+
+// resourceError reports whether err is one of gpipe's resources running
+// out, not the user's program or file: status 125.
+func resourceError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EBADF} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// interpreter returns the program named on the "#!" line of the file at
+// path, if it has one.
+func interpreter(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	rest, ok := strings.CutPrefix(line, "#!")
+	if !ok {
+		return "", false
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return "", false
+	}
+	return fields[0], true
+}
+
 func errText(err error) string {
 	var errno unix.Errno
 	if errors.As(err, &errno) {

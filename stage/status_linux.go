@@ -28,6 +28,11 @@ type Status struct {
 	// the CPU clock of the threads it ran on (zero without).
 	CPU time.Duration
 
+	// Skipped says the stage was never started: the start was abandoned
+	// before its turn (another stage failed to start, or a teardown
+	// signal came during the start).
+	Skipped bool
+
 	// Pid is the stage's process; 0 for an in-process builtin.
 	Pid int
 	// Began and Ended are when the stage started and when it was seen
@@ -58,6 +63,8 @@ func (s Status) String() string {
 		return fmt.Sprintf("%d (%s)", s.Code, signalName(s.Signal))
 	case s.Err != nil:
 		return fmt.Sprintf("%d (not started)", s.Code)
+	case s.Skipped:
+		return "- (not started: the start was abandoned)"
 	case s.InputBroken:
 		return fmt.Sprintf("%d (input broken off)", s.Code)
 	}
@@ -79,8 +86,14 @@ type Result struct {
 	// pipeline ended by itself.
 	Signal os.Signal
 
-	sinks []bool // sinks[i]: stage i writes to gpipe's own output
-	order []int  // stage indexes, upstream first (parser.Graph.Order)
+	// FailedStart is the stage whose failure to start made the run
+	// abandon its start and tear down what had started (Options.FailFast);
+	// -1 if none did. Its status is the run's.
+	FailedStart int
+
+	setupFailed bool   // gpipe could not set the run up (its guardian): 125
+	sinks       []bool // sinks[i]: stage i writes to gpipe's own output
+	order       []int  // stage indexes, upstream first (parser.Graph.Order)
 }
 
 // newResult is the result of a run of g before any stage ended.
@@ -93,7 +106,7 @@ func newResult(g *parser.Graph) *Result {
 			order[i] = i
 		}
 	}
-	return &Result{Statuses: make([]Status, len(g.Stages)), sinks: sinks(g), order: order}
+	return &Result{Statuses: make([]Status, len(g.Stages)), FailedStart: -1, sinks: sinks(g), order: order}
 }
 
 // ExitCode applies gpipe's exit-status rule:
@@ -111,6 +124,12 @@ func newResult(g *parser.Graph) *Result {
 func (r *Result) ExitCode() int {
 	if sig, ok := r.Signal.(syscall.Signal); ok {
 		return 128 + int(sig)
+	}
+	if r.setupFailed {
+		return 125
+	}
+	if r.FailedStart >= 0 {
+		return r.Statuses[r.FailedStart].Code
 	}
 	for k := len(r.order) - 1; k >= 0; k-- {
 		if s := r.Statuses[r.order[k]]; s.Code != 0 && !s.BrokenPipe() && !s.InputBroken {

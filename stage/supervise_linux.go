@@ -38,9 +38,19 @@ type Options struct {
 	OnLive func(*Snapshot)
 
 	// OnError is told of each stage that could not be started (a failed
-	// redirection, say) while the rest run on, as bash reports them. Nil
-	// discards them; they are in the Result too.
+	// redirection, say), as bash reports them. Nil discards them; they are
+	// in the Result too.
 	OnError func(error)
+
+	// FailFast makes a stage that cannot be started for want of a program
+	// that runs (status 126 or 127) or of gpipe's own resources (125:
+	// descriptors, memory, processes) abandon the whole start: the stages
+	// not yet started never start, those started are killed, the files
+	// their redirections created are removed, and that stage's status is
+	// the run's. Without it, the rest run on, as in bash. A failed
+	// redirection of the user's (a missing input file: status 1) never
+	// stops the others, as in bash.
+	FailFast bool
 
 	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
 	// at the cost of a few system calls each time one waits for another;
@@ -134,8 +144,7 @@ type supervisor struct {
 	tty        *terminal      // gpipe's controlling terminal; nil if it has none
 	foreground bool           // gpipe was in the terminal's foreground at the start
 	gaveTTY    bool           // the pipeline's group was given the terminal
-	guarding   chan struct{}  // closed once the guardian started (or failed to)
-	guard      *guardian      // leads the pipeline's process group, once a process runs
+	guard      *guardian      // watches the pipeline's process group, once a process runs
 	pgid       int            // that group
 	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
 	grace      <-chan time.Time
@@ -147,6 +156,10 @@ type supervisor struct {
 
 	left    map[int]bool // in-process stages left running after the grace period
 	stopped map[int]bool // process stages stopped by a signal now
+
+	abandoned      os.Signal // a teardown signal that came during the start
+	guardianFailed bool      // the guardian did not start, under FailFast
+	created        []string  // files that the stages' redirections created, for FailFast
 }
 
 // exit is how one stage ended, or stopped or continued: a process (ws,
@@ -167,6 +180,15 @@ type exit struct {
 // to join.
 func (s *supervisor) startAll() {
 	for i, st := range s.g.Stages {
+		if !s.abandoning() {
+			s.abandoned = s.teardownPending()
+		}
+		if s.abandoning() {
+			s.res.Statuses[i] = Status{Stage: st, Skipped: true}
+			s.plan.Exited(i)
+			_ = s.plan.Release(i)
+			continue
+		}
 		var p *os.Process
 		var status Status
 		if s.cmds[i].InProcess {
@@ -181,6 +203,9 @@ func (s *supervisor) startAll() {
 		if status.Err != nil && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
 		}
+		if status.Err != nil && status.Code >= 125 && s.opts.FailFast {
+			s.res.FailedStart = i
+		}
 		if !status.Started {
 			s.plan.Exited(i)
 		}
@@ -189,8 +214,42 @@ func (s *supervisor) startAll() {
 			s.running[i] = p
 		}
 	}
+	if s.pgid != 0 && !s.abandoning() {
+		// The first stage leads the group and is not reaped yet: the
+		// group exists for the guardian to join. It comes last so that
+		// it delays no stage.
+		g, err := startGuardian(s.pgid)
+		if err != nil {
+			if s.opts.OnError != nil {
+				s.opts.OnError(fmt.Errorf("the guardian of the pipeline's process group: %s", errText(err)))
+			}
+			s.guardianFailed = s.opts.FailFast
+		}
+		s.guard = g
+	}
 	for i, p := range s.running {
 		go s.wait(i, p)
+	}
+}
+
+// abandoning reports whether the start is being abandoned: a teardown
+// signal came, or a stage failed to start under FailFast.
+func (s *supervisor) abandoning() bool {
+	return s.abandoned != nil || s.res.FailedStart >= 0
+}
+
+// teardownPending returns a teardown signal that arrived while the
+// stages were being started, if one did. A SIGUSR1 then is dropped:
+// nothing runs yet to show.
+func (s *supervisor) teardownPending() os.Signal {
+	select {
+	case sig := <-s.opts.Signals:
+		if sig == syscall.SIGUSR1 {
+			return nil
+		}
+		return sig
+	default:
+		return nil
 	}
 }
 
@@ -236,7 +295,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
-				return fail(1, err)
+				return fail(redirectCode(err), err)
 			}
 		}
 		if cmd.Path == "" && cmd.Builtin == "" {
@@ -260,6 +319,9 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		}
 		cmd = helper
 	}
+	if s.opts.FailFast {
+		s.created = append(s.created, t.created...)
+	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	if s.pgid == 0 && s.foreground {
 		// The first process makes the group, which gets the terminal
@@ -273,41 +335,34 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		p, err = os.StartProcess("/bin/sh", append([]string{"sh", cmd.Path}, cmd.Args[1:]...), attr)
 	}
 	if err != nil {
-		code := 126
-		if errors.Is(err, syscall.ENOENT) {
-			code = 127
-		}
-		return fail(code, errors.New(errText(err)))
+		code, text := startFailure(cmd.Path, err)
+		return fail(code, errors.New(text))
 	}
 	if s.pgid == 0 {
 		s.pgid, s.gaveTTY = p.Pid, sys.Foreground
-		s.guarding = make(chan struct{})
-		go s.startGuardian()
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	return p, status
 }
 
-// startGuardian starts the guardian of the pipeline's group, alongside the
-// start of the stages rather than before them, which it would delay by a
-// process start. Should it not start, the stages still die with gpipe
-// (their parent-death signal), but not their own children: gpipe says so.
-// It fails harmlessly when the group is already gone.
-func (s *supervisor) startGuardian() {
-	defer close(s.guarding)
-	g, err := startGuardian(s.pgid)
-	if err != nil {
-		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ESRCH) {
-			fmt.Fprintf(s.opts.Stderr, "gpipe: warning: %v: the stages' own children may outlive gpipe if it is killed\n", err)
-		}
-		return
-	}
-	s.guard = g
-}
-
 // supervise waits for every started stage, passing teardown signals on and
 // killing the survivors once the grace period is over.
 func (s *supervisor) supervise() {
+	switch {
+	case s.abandoned != nil:
+		s.teardown(s.abandoned)
+		s.signal(s.abandoned)
+		s.signal(syscall.SIGCONT)
+	case s.res.FailedStart >= 0 || s.guardianFailed:
+		// A start failed: what started goes at once, and so do the
+		// files the redirections created.
+		s.stop.Close()
+		s.signal(syscall.SIGKILL)
+		for _, path := range s.created {
+			_ = os.Remove(path)
+		}
+		s.res.setupFailed = s.guardianFailed
+	}
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
@@ -376,7 +431,6 @@ func (s *supervisor) supervise() {
 			s.tty.give(unix.Getpgrp())
 		}
 		_ = unix.Kill(-s.pgid, unix.SIGKILL)
-		<-s.guarding
 		if s.guard != nil {
 			s.guard.end()
 		}

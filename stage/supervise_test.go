@@ -30,6 +30,19 @@ func runWith(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 
 func runOpts(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration, cpu bool) *Result {
 	t.Helper()
+	return runFull(t, spec, reg, stderr, Options{Signals: sigs, Grace: grace, MeasureCPU: cpu}, limit)
+}
+
+// runFailFast runs spec with a grace of one second, with or without
+// FailFast.
+func runFailFast(t *testing.T, spec string, failFast bool) *Result {
+	t.Helper()
+	return runFull(t, spec, nil, nil, Options{Grace: time.Second, FailFast: failFast}, 20*time.Second)
+}
+
+// runFull runs spec with opts, its standard files filled in.
+func runFull(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, opts Options, limit time.Duration) *Result {
+	t.Helper()
 	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +66,8 @@ func runOpts(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 	}
 	done := make(chan *Result, 1)
 	go func() {
-		done <- Run(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: stderr, Grace: grace, Signals: sigs, MeasureCPU: cpu})
+		opts.Stdin, opts.Stdout, opts.Stderr = devnull, devnull, stderr
+		done <- Run(g, cmds, plan, opts)
 	}()
 	select {
 	case r := <-done:
@@ -174,10 +188,20 @@ func TestInProcessPanic(t *testing.T) {
 
 // TestInProcessTeardown: a teardown signal stops builtins running inside
 // gpipe; each ends as a program killed by the signal.
+// The signal is sent once data flows through them to the last stage, a
+// process, which the signal reaches too.
 func TestInProcessTeardown(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
-	sigs <- syscall.SIGTERM
-	r := runWith(t, "gen | cat | sink", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
+	marker := filepath.Join(t.TempDir(), "flowing")
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(marker); err == nil {
+				break
+			}
+		}
+		sigs <- syscall.SIGTERM
+	}()
+	r := runWith(t, "gen | cat | sh -c 'read x; touch "+marker+"; exec cat > /dev/null'", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
 	for i, s := range r.Statuses {
 		if s.Signal != syscall.SIGTERM || s.Code != 143 {
 			t.Errorf("stage %d: %v, want 143 (SIGTERM)", i+1, s)
@@ -185,6 +209,63 @@ func TestInProcessTeardown(t *testing.T) {
 	}
 	if code := r.ExitCode(); code != 143 {
 		t.Errorf("ExitCode() = %d, want 143", code)
+	}
+}
+
+// TestSignalBeforeStartStartsNothing: a teardown signal that arrived
+// before the start abandons it at once: no stage starts, and the run ends
+// by the signal.
+func TestSignalBeforeStartStartsNothing(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	dir := t.TempDir()
+	r := runWith(t, "gen | cat | sh -c 'touch "+dir+"/ran' > "+dir+"/created", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
+	for i, s := range r.Statuses {
+		if !s.Skipped || s.Started {
+			t.Errorf("stage %d: %v, want never started", i+1, s)
+		}
+	}
+	if code := r.ExitCode(); code != 143 {
+		t.Errorf("ExitCode() = %d, want 143", code)
+	}
+	if names, _ := filepath.Glob(dir + "/*"); len(names) != 0 {
+		t.Errorf("the run left %v", names)
+	}
+}
+
+// TestFailFast: a stage that cannot start (a "#!" interpreter that is not
+// there: 126) under FailFast starts nothing more, kills what started,
+// removes the files its redirections created, and its status is the
+// run's; without FailFast, the others run, as in bash.
+func TestFailFast(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("#!"+dir+"/nonexistent\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, failFast := range []bool{true, false} {
+		first := "true" // without fail-fast it runs to its end
+		if failFast {
+			first = "sleep 100" // killed
+		}
+		spec := first + " > " + dir + "/out1 | " + bad + " | sh -c 'touch " + dir + "/ran' > " + dir + "/out3"
+		r := runFailFast(t, spec, failFast)
+		if code := r.ExitCode(); code != 126 {
+			t.Errorf("fail-fast %v: ExitCode() = %d, want 126", failFast, code)
+		}
+		if want := "bad interpreter: no such file or directory"; r.Statuses[1].Err == nil || !strings.Contains(r.Statuses[1].Err.Error(), want) {
+			t.Errorf("fail-fast %v: stage 2: %v, want %q", failFast, r.Statuses[1].Err, want)
+		}
+		_, ranErr := os.Stat(dir + "/ran")
+		_, outErr := os.Stat(dir + "/out1")
+		if failFast {
+			if r.Statuses[0].Signal != syscall.SIGKILL || !r.Statuses[2].Skipped || ranErr == nil || outErr == nil {
+				t.Errorf("fail-fast: stage 1 %v, stage 3 %v, ran: %v, out1 left: %v", r.Statuses[0], r.Statuses[2], ranErr == nil, outErr == nil)
+			}
+		} else if r.Statuses[2].Code != 0 || ranErr != nil || outErr != nil {
+			t.Errorf("without fail-fast: stage 3 %v, ran: %v, out1: %v", r.Statuses[2], ranErr, outErr)
+		}
+		os.Remove(dir + "/ran")
 	}
 }
 
