@@ -21,16 +21,14 @@ import (
 // every process of the pipeline once, and gpipe takes the terminal back
 // when the pipeline ends or stops.
 //
-// The group is led by the first process started, and guarded by a
-// guardian: a small gpipe process, started alongside the stages, that
-// joins the group and does nothing but wait for gpipe to go. It holds a
+// The group is led by a guardian: a small gpipe process, started before
+// the first stage, that does nothing but wait for gpipe to go. It holds a
 // pipe whose only writer is gpipe; when that pipe reports end of file,
 // gpipe is gone (even by SIGKILL, which no handler sees) and the guardian
 // kills the whole group with SIGKILL, itself included. When the pipeline
 // ends normally, gpipe kills the group itself, guardian included, so that
 // no child a stage left behind (`sh -c "sleep 300 &"`) outlives it. While
-// the guardian lives, the group exists and its id cannot be reused, even
-// once its leader has been reaped.
+// the guardian lives, the group exists and its id cannot be reused.
 //
 // Its cost, measured on the 2-core VM where a fork and exec of /bin/true
 // from bash takes 5 ms: see the README.
@@ -63,16 +61,17 @@ func RunGuardian() int {
 	return 0
 }
 
-// guardian watches over the pipeline's process group.
+// guardian leads and watches over the pipeline's process group.
 type guardian struct {
 	proc *os.Process
 	pipe *os.File // gpipe's end: closing it (or gpipe's death) ends the group
 }
 
-// startGuardian starts the guardian in process group pgid. Its standard
-// output and error are /dev/null: it writes nothing, and must hold no pipe
-// a caller waits on.
-func startGuardian(pgid int) (*guardian, error) {
+// startGuardian starts the guardian in a new process group, which it
+// leads; with tty set it also makes that group the terminal's foreground
+// group. Its standard output and error are /dev/null: it writes nothing,
+// and must hold no pipe a caller waits on.
+func startGuardian(tty *terminal) (*guardian, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find gpipe's own executable: %w", err)
@@ -88,11 +87,14 @@ func startGuardian(pgid int) (*guardian, error) {
 		return nil, err
 	}
 	defer null.Close()
-	sys := &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if tty != nil {
+		sys.Foreground, sys.Ctty = true, tty.fd
+	}
 	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, null, null}, Sys: sys})
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("start the process group's guardian: %w", err)
+		return nil, fmt.Errorf("the guardian of the pipeline's process group: %w", err)
 	}
 	return &guardian{proc: p, pipe: w}, nil
 }

@@ -91,9 +91,8 @@ type Result struct {
 	// -1 if none did. Its status is the run's.
 	FailedStart int
 
-	setupFailed bool   // gpipe could not set the run up (its guardian): 125
-	sinks       []bool // sinks[i]: stage i writes to gpipe's own output
-	order       []int  // stage indexes, upstream first (parser.Graph.Order)
+	sinks []bool // sinks[i]: stage i writes to gpipe's own output
+	order []int  // stage indexes, upstream first (parser.Graph.Order)
 }
 
 // newResult is the result of a run of g before any stage ended.
@@ -124,9 +123,6 @@ func newResult(g *parser.Graph) *Result {
 func (r *Result) ExitCode() int {
 	if sig, ok := r.Signal.(syscall.Signal); ok {
 		return 128 + int(sig)
-	}
-	if r.setupFailed {
-		return 125
 	}
 	if r.FailedStart >= 0 {
 		return r.Statuses[r.FailedStart].Code

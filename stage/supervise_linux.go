@@ -157,9 +157,8 @@ type supervisor struct {
 	left    map[int]bool // in-process stages left running after the grace period
 	stopped map[int]bool // process stages stopped by a signal now
 
-	abandoned      os.Signal // a teardown signal that came during the start
-	guardianFailed bool      // the guardian did not start, under FailFast
-	created        []string  // files that the stages' redirections created, for FailFast
+	abandoned os.Signal // a teardown signal that came during the start
+	created   []string  // files that the stages' redirections created, for FailFast
 }
 
 // exit is how one stage ended, or stopped or continued: a process (ws,
@@ -213,19 +212,6 @@ func (s *supervisor) startAll() {
 		if p != nil {
 			s.running[i] = p
 		}
-	}
-	if s.pgid != 0 && !s.abandoning() {
-		// The first stage leads the group and is not reaped yet: the
-		// group exists for the guardian to join. It comes last so that
-		// it delays no stage.
-		g, err := startGuardian(s.pgid)
-		if err != nil {
-			if s.opts.OnError != nil {
-				s.opts.OnError(fmt.Errorf("the guardian of the pipeline's process group: %s", errText(err)))
-			}
-			s.guardianFailed = s.opts.FailFast
-		}
-		s.guard = g
 	}
 	for i, p := range s.running {
 		go s.wait(i, p)
@@ -322,12 +308,10 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	if s.opts.FailFast {
 		s.created = append(s.created, t.created...)
 	}
-	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
-	if s.pgid == 0 && s.foreground {
-		// The first process makes the group, which gets the terminal
-		// before any stage could read it.
-		sys.Foreground, sys.Ctty = true, s.tty.fd
+	if err := s.group(); err != nil {
+		return fail(125, err)
 	}
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
@@ -338,11 +322,28 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		code, text := startFailure(cmd.Path, err)
 		return fail(code, errors.New(text))
 	}
-	if s.pgid == 0 {
-		s.pgid, s.gaveTTY = p.Pid, sys.Foreground
-	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	return p, status
+}
+
+// group makes the pipeline's process group before the first process
+// starts: the guardian leads it, so that no process of the pipeline ever
+// runs unguarded, and in the terminal's foreground the group gets the
+// terminal at once, before any stage could read it.
+func (s *supervisor) group() error {
+	if s.guard != nil {
+		return nil
+	}
+	var tty *terminal
+	if s.foreground {
+		tty = s.tty
+	}
+	g, err := startGuardian(tty)
+	if err != nil {
+		return err
+	}
+	s.guard, s.pgid, s.gaveTTY = g, g.proc.Pid, tty != nil
+	return nil
 }
 
 // supervise waits for every started stage, passing teardown signals on and
@@ -353,7 +354,7 @@ func (s *supervisor) supervise() {
 		s.teardown(s.abandoned)
 		s.signal(s.abandoned)
 		s.signal(syscall.SIGCONT)
-	case s.res.FailedStart >= 0 || s.guardianFailed:
+	case s.res.FailedStart >= 0:
 		// A start failed: what started goes at once, and so do the
 		// files the redirections created.
 		s.stop.Close()
@@ -361,7 +362,6 @@ func (s *supervisor) supervise() {
 		for _, path := range s.created {
 			_ = os.Remove(path)
 		}
-		s.res.setupFailed = s.guardianFailed
 	}
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
