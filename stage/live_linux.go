@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -39,6 +42,44 @@ const (
 
 func (s State) String() string {
 	return [...]string{"not started", "running", "stopped", "ended"}[s]
+}
+
+// Event is a change in one stage's life, told to Options.OnEvent as it
+// happens.
+type Event struct {
+	Kind  EventKind
+	Stage int // index in Graph.Stages
+	Pid   int // 0 for a builtin inside gpipe
+	Time  time.Time
+	// Signal is what stopped the stage (Stopped).
+	Signal syscall.Signal
+	// Status is how the stage ended (Exited), as in the Result.
+	Status Status
+	// Usage is the resources an ended process used (Exited), from
+	// wait4; nil for a builtin inside gpipe.
+	Usage *unix.Rusage
+}
+
+// EventKind is what happened to a stage.
+type EventKind int
+
+const (
+	Started EventKind = iota
+	Exited
+	StoppedBy // stopped by a signal (Event.Signal)
+	Continued
+)
+
+func (k EventKind) String() string {
+	return [...]string{"started", "exited", "stopped", "continued"}[k]
+}
+
+// event tells Options.OnEvent, if set.
+func (s *supervisor) event(e Event) {
+	if s.opts.OnEvent != nil {
+		e.Time = time.Now()
+		s.opts.OnEvent(e)
+	}
 }
 
 // snapshot takes a Snapshot of the running pipeline.

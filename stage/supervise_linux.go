@@ -37,6 +37,11 @@ type Options struct {
 	// SIGUSR1 arrives. Nil ignores the signal.
 	OnLive func(*Snapshot)
 
+	// OnEvent is told of every stage that starts, stops, continues or
+	// ends, one event at a time, from gpipe's own goroutines: it must
+	// not block. Nil tells nobody.
+	OnEvent func(Event)
+
 	// OnError is told of each stage that could not be started (a failed
 	// redirection, say), as bash reports them. Nil discards them; they are
 	// in the Result too.
@@ -71,8 +76,23 @@ type Options struct {
 // ExitPanic, with its message on the stage's stderr.
 
 // Run starts every stage of g and waits until all have ended, passing on
-// the teardown signals it receives. cmds come from Resolve; plan holds the
-// edges' ends, which Run releases (the plan is closed when Run returns).
+// the teardown signals it receives: Start, then Wait. cmds come from
+// Resolve; plan holds the edges' ends, which Run releases (the plan is
+// closed when Run returns).
+func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Result {
+	return Start(g, cmds, plan, opts).Wait()
+}
+
+// Pipeline is a started pipeline, which can be observed and steered while
+// it runs, as an exec.Cmd between Start and Wait.
+type Pipeline struct {
+	s    *supervisor
+	done chan struct{} // closed when every stage has ended and the plan is closed
+}
+
+// Start starts every stage of g and returns once all have been started
+// (or the start was abandoned); a goroutine then supervises them until
+// they have ended. See Run.
 //
 // Process groups: every process of the pipeline runs in a group of its
 // own, led by a guardian, which gets the terminal when gpipe has it (see
@@ -90,8 +110,7 @@ type Options struct {
 // lives until the last stage has been reaped: Pdeathsig is tied to the
 // thread that forked, and it makes the kernel kill every stage if gpipe
 // dies, even by SIGKILL.
-func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Result {
-	defer plan.Close()
+func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Pipeline {
 	s := &supervisor{
 		g:         g,
 		cmds:      cmds,
@@ -106,16 +125,16 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		left:      map[int]bool{},
 		stopped:   map[int]bool{},
 		stop:      plumbing.NewStop(),
+		ctl:       make(chan func()),
 	}
 	if s.tty != nil {
-		defer s.tty.close()
 		s.foreground = s.tty.ours()
 	}
 	if !signal.Ignored(syscall.SIGTSTP) {
 		s.tstp = make(chan os.Signal, 1)
 		signal.Notify(s.tstp, syscall.SIGTSTP)
-		defer signal.Stop(s.tstp)
 	}
+	p := &Pipeline{s: s, done: make(chan struct{})}
 	started, reaped := make(chan struct{}), make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
@@ -125,12 +144,54 @@ func Run(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Re
 		<-reaped
 	}()
 	<-started
-	s.supervise()
-	close(reaped)
-	if len(s.left) == 0 {
-		_ = s.stop.Release() // no builtin is left to watch it
+	go func() {
+		s.supervise()
+		close(reaped)
+		if len(s.left) == 0 {
+			_ = s.stop.Release() // no builtin is left to watch it
+		}
+		if s.tstp != nil {
+			signal.Stop(s.tstp)
+		}
+		if s.tty != nil {
+			s.tty.close()
+		}
+		_ = plan.Close()
+		close(p.done)
+	}()
+	return p
+}
+
+// Wait waits until every stage has ended and returns how the run ended.
+func (p *Pipeline) Wait() *Result {
+	<-p.done
+	return p.s.res
+}
+
+// Snapshot returns the pipeline as it stands: while it runs, taken by the
+// supervising goroutine between two events; once it has ended, the final
+// state.
+func (p *Pipeline) Snapshot() *Snapshot {
+	reply := make(chan *Snapshot, 1)
+	select {
+	case p.s.ctl <- func() { reply <- p.s.snapshot() }:
+		return <-reply
+	case <-p.done:
+		return p.s.snapshot()
 	}
-	return s.res
+}
+
+// Signal acts on sig as when gpipe receives it (Options.Signals): a
+// teardown signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) tears the pipeline
+// down, SIGUSR1 asks for a live status (Options.OnLive); any other signal
+// is sent to every process of the pipeline as it is, SIGSTOP and SIGCONT
+// to stop and continue them (builtins inside gpipe go on). It does nothing
+// once the pipeline has ended.
+func (p *Pipeline) Signal(sig syscall.Signal) {
+	select {
+	case p.s.ctl <- func() { p.s.onSignal(sig) }:
+	case <-p.done:
+	}
 }
 
 type supervisor struct {
@@ -157,8 +218,9 @@ type supervisor struct {
 	left    map[int]bool // in-process stages left running after the grace period
 	stopped map[int]bool // process stages stopped by a signal now
 
-	abandoned os.Signal // a teardown signal that came during the start
-	created   []string  // files that the stages' redirections created, for FailFast
+	ctl       chan func() // work for the supervising goroutine: Pipeline's methods
+	abandoned os.Signal   // a teardown signal that came during the start
+	created   []string    // files that the stages' redirections created, for FailFast
 }
 
 // exit is how one stage ended, or stopped or continued: a process (ws,
@@ -211,6 +273,9 @@ func (s *supervisor) startAll() {
 		_ = s.plan.Release(i)
 		if p != nil {
 			s.running[i] = p
+		}
+		if status.Started {
+			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
 	}
 	for i, p := range s.running {
@@ -368,6 +433,12 @@ func (s *supervisor) supervise() {
 		case e := <-s.exits:
 			if e.builtin == nil && e.err == nil {
 				s.stopped[e.stage] = e.ws.Stopped()
+				switch {
+				case e.ws.Stopped():
+					s.event(Event{Kind: StoppedBy, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Signal: e.ws.StopSignal()})
+				case e.ws.Continued():
+					s.event(Event{Kind: Continued, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid})
+				}
 			}
 			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
 				if p := s.running[e.stage]; s.tty != nil && p != nil && stopped(p.Pid) {
@@ -393,6 +464,12 @@ func (s *supervisor) supervise() {
 			delete(s.inproc, e.stage)
 			s.record(e)
 			s.plan.Exited(e.stage)
+			ev := Event{Kind: Exited, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Status: s.res.Statuses[e.stage]}
+			if e.builtin == nil && e.err == nil {
+				ru := e.usage
+				ev.Usage = &ru
+			}
+			s.event(ev)
 			if sig := s.res.Statuses[e.stage].Signal; s.gaveTTY && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
 				// Ctrl-C or Ctrl-\ on the terminal, which reached every
 				// process of the group once, not gpipe: the in-process
@@ -400,15 +477,9 @@ func (s *supervisor) supervise() {
 				s.teardown(sig)
 			}
 		case sig := <-s.opts.Signals:
-			if sig == syscall.SIGUSR1 {
-				if s.opts.OnLive != nil {
-					s.opts.OnLive(s.snapshot())
-				}
-				continue
-			}
-			s.teardown(sig)
-			s.signal(sig)
-			s.signal(syscall.SIGCONT)
+			s.onSignal(sig)
+		case f := <-s.ctl:
+			f()
 		case <-s.tstp:
 			s.jobStop(syscall.SIGTSTP, false)
 		case <-s.grace:
@@ -434,6 +505,22 @@ func (s *supervisor) supervise() {
 		if s.guard != nil {
 			s.guard.end()
 		}
+	}
+}
+
+// onSignal acts on a signal gpipe received, or Pipeline.Signal sends.
+func (s *supervisor) onSignal(sig os.Signal) {
+	switch sig {
+	case syscall.SIGUSR1:
+		if s.opts.OnLive != nil {
+			s.opts.OnLive(s.snapshot())
+		}
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+		s.teardown(sig)
+		s.signal(sig)
+		s.signal(syscall.SIGCONT)
+	default:
+		s.signal(sig)
 	}
 }
 

@@ -1,0 +1,108 @@
+package stage
+
+import (
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gpipe/gpipe/builtins"
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// TestStartObserveSteer starts a pipeline, watches it through its events
+// and snapshots, stops and continues its process, tears it down, and
+// reads the final snapshot with the bytes its ring carried.
+func TestStartObserveSteer(t *testing.T) {
+	g, err := parser.Parse("spec", "gen -n 5 | cat | sleep 100", parser.Config{Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := Resolve(g, os.Environ(), builtins.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Place(g, cmds, false, false)
+	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	var mu sync.Mutex
+	var events []Event
+	seen := func(kind EventKind, stage int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.Kind == kind && e.Stage == stage {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(kind EventKind, stage int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !seen(kind, stage); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %v event for stage %d within 10s", kind, stage+1)
+			}
+		}
+	}
+	p := Start(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: devnull, Grace: time.Second,
+		OnEvent: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+
+	snap := p.Snapshot()
+	if st := snap.Stages[2]; st.State != Running || st.Pid == 0 || st.InProcess {
+		t.Errorf("sleep: %v, pid %d, inside gpipe %v; want a running process", st.State, st.Pid, st.InProcess)
+	}
+	p.Signal(syscall.SIGSTOP)
+	waitFor(StoppedBy, 2)
+	if st := p.Snapshot().Stages[2]; st.State != Stopped {
+		t.Errorf("after SIGSTOP, sleep is %v", st.State)
+	}
+	p.Signal(syscall.SIGCONT)
+	waitFor(Continued, 2)
+	p.Signal(syscall.SIGTERM)
+	done := make(chan *Result, 1)
+	go func() { done <- p.Wait() }()
+	var r *Result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pipeline did not end within 10s of SIGTERM")
+	}
+	if r.ExitCode() != 143 || r.Statuses[2].Signal != syscall.SIGTERM {
+		t.Errorf("exit %d, sleep %v; want 143, killed by SIGTERM", r.ExitCode(), r.Statuses[2])
+	}
+	for i := range g.Stages {
+		if !seen(Started, i) || !seen(Exited, i) {
+			t.Errorf("stage %d: started event %v, exited event %v", i+1, seen(Started, i), seen(Exited, i))
+		}
+	}
+	mu.Lock()
+	for _, e := range events {
+		if e.Kind == Exited && (e.Stage == 2) != (e.Usage != nil) {
+			t.Errorf("stage %d exited with usage %v: want it for the process only", e.Stage+1, e.Usage)
+		}
+	}
+	mu.Unlock()
+	final := p.Snapshot()
+	for i, st := range final.Stages {
+		if st.State != Ended {
+			t.Errorf("final snapshot: stage %d %v", i+1, st.State)
+		}
+	}
+	// gen -n 5 writes "1\n" to "5\n", and cat read them all.
+	if c := final.Edges[0]; c != (plumbing.Count{Known: true, Written: 10, Read: 10}) {
+		t.Errorf("edge 1 carried %+v, want 10 bytes written and read", c)
+	}
+	if final.Edges[1].Known {
+		t.Errorf("edge 2, a pipe to a program, claims a count: %+v", final.Edges[1])
+	}
+}
