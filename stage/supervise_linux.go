@@ -57,6 +57,14 @@ type Options struct {
 	// stops the others, as in bash.
 	FailFast bool
 
+	// StopEarly sends SIGPIPE to a stage's process as soon as nothing
+	// reads its output any more, rather than at its next write, as bash
+	// does: `sh -c 'echo a; sleep 30; echo b' | head -1` ends at once.
+	// Off by default, because it changes what bash gives when such a
+	// stage would still have written to stderr or exited with a status of
+	// its own (`sh -c 'yes; exit 5' | head -1`). See stopEarly.
+	StopEarly bool
+
 	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
 	// at the cost of a few system calls each time one waits for another;
 	// without it their CPU is reported as zero. A process stage's CPU time
@@ -112,20 +120,21 @@ type Pipeline struct {
 // dies, even by SIGKILL.
 func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Pipeline {
 	s := &supervisor{
-		g:         g,
-		cmds:      cmds,
-		plan:      plan,
-		opts:      opts,
-		tty:       openTerminal(),
-		inherited: inheritedFDs(),
-		res:       newResult(g),
-		exits:     make(chan exit, 2*len(g.Stages)),
-		running:   map[int]*os.Process{},
-		inproc:    map[int]bool{},
-		left:      map[int]bool{},
-		stopped:   map[int]bool{},
-		stop:      plumbing.NewStop(),
-		ctl:       make(chan func()),
+		g:           g,
+		cmds:        cmds,
+		plan:        plan,
+		opts:        opts,
+		tty:         openTerminal(),
+		inherited:   inheritedFDs(),
+		res:         newResult(g),
+		exits:       make(chan exit, 2*len(g.Stages)),
+		running:     map[int]*os.Process{},
+		inproc:      map[int]bool{},
+		left:        map[int]bool{},
+		stopped:     map[int]bool{},
+		pipeStopped: map[int]bool{},
+		stop:        plumbing.NewStop(),
+		ctl:         make(chan func()),
 	}
 	if s.tty != nil {
 		s.foreground = s.tty.ours()
@@ -217,6 +226,8 @@ type supervisor struct {
 
 	left    map[int]bool // in-process stages left running after the grace period
 	stopped map[int]bool // process stages stopped by a signal now
+	// pipeStopped marks the stages sent SIGPIPE early (Options.StopEarly).
+	pipeStopped map[int]bool
 
 	ctl       chan func() // work for the supervising goroutine: Pipeline's methods
 	abandoned os.Signal   // a teardown signal that came during the start
@@ -464,6 +475,9 @@ func (s *supervisor) supervise() {
 			delete(s.inproc, e.stage)
 			s.record(e)
 			s.plan.Exited(e.stage)
+			if s.opts.StopEarly {
+				s.stopEarly()
+			}
 			ev := Event{Kind: Exited, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Status: s.res.Statuses[e.stage]}
 			if e.builtin == nil && e.err == nil {
 				ru := e.usage
@@ -506,6 +520,45 @@ func (s *supervisor) supervise() {
 			s.guard.end()
 		}
 	}
+}
+
+// stopEarly sends SIGPIPE to every running process stage that writes to a
+// pipe or FIFO which nothing reads any more: the stage would get it at
+// its next write, and gets it now. Whether a pipe has a reader, gpipe,
+// which holds none of its ends, asks the kernel: it opens the writer's
+// descriptor through /proc for writing, without blocking, and polls it,
+// which reports an error exactly when no process holds a reading end (a
+// reader's own child counts); a named FIFO without a reader already fails
+// the open, with ENXIO. A stage's descriptor that a redirection made a
+// file polls ready and is left alone.
+func (s *supervisor) stopEarly() {
+	for i, e := range s.g.Edges {
+		if t := s.plan.Choices[i].Transport; t != parser.TransportPipe && t != parser.TransportFIFO {
+			continue
+		}
+		p := s.running[e.From.Stage]
+		if p == nil || s.pipeStopped[e.From.Stage] {
+			continue
+		}
+		path := fmt.Sprintf("/proc/%d/fd/%d", p.Pid, e.From.FD)
+		if noReader(path) {
+			s.pipeStopped[e.From.Stage] = true
+			_ = unix.Kill(p.Pid, unix.SIGPIPE)
+		}
+	}
+}
+
+// noReader reports whether the pipe or FIFO at path (a /proc descriptor
+// link) has no reader left.
+func noReader(path string) bool {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err == unix.ENXIO
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&unix.POLLERR != 0
 }
 
 // onSignal acts on a signal gpipe received, or Pipeline.Signal sends.

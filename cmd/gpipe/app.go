@@ -180,6 +180,7 @@ func (a *app) newApp() *cli.App {
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "fail-fast", Value: true, Usage: "when a stage cannot start (127, 126, or 125 for gpipe's resources), start nothing more and kill what started; --fail-fast=false runs the rest, as bash does"},
+			&cli.BoolFlag{Name: "stop-early", Usage: "send SIGPIPE to a stage as soon as nothing reads its output, not at its next write as bash does (sh -c 'echo a; sleep 30; echo b' | head -1 ends at once)"},
 			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
 			&cli.StringFlag{Name: "ring-size", Value: "512KiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
 			&cli.StringFlag{Name: "buffer", Value: "64MiB", Usage: "memory each output of a tee that gpipe adds (a pipeline file's stage read in several places) holds before it spills to a temporary file"},
@@ -213,6 +214,7 @@ type settings struct {
 	status, explain bool
 	isolate         bool
 	failFast        bool
+	stopEarly       bool
 	grace           time.Duration
 	transport       parser.Transport
 	ringSize        int
@@ -220,7 +222,7 @@ type settings struct {
 }
 
 func settingsFrom(c *cli.Context) (settings, error) {
-	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), grace: c.Duration("grace")}
+	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
 	var err error
 	if s.transport, err = parseTransport(c.String("transport")); err != nil {
 		return s, err
@@ -309,11 +311,12 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	}
 	res := stage.Run(g, p.cmds, plan, stage.Options{
 		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
-		Grace:    s.grace,
-		FailFast: s.failFast,
-		Signals:  a.sigs,
-		OnError:  func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
-		OnLive:   func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
+		Grace:     s.grace,
+		FailFast:  s.failFast,
+		StopEarly: s.stopEarly,
+		Signals:   a.sigs,
+		OnError:   func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
+		OnLive:    func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
 	})
 	if s.status {
 		printStatus(a.stderr, res)
