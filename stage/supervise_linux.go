@@ -318,12 +318,16 @@ func (s *supervisor) teardownPending() os.Signal {
 // wait reports every change of stage i's process, its stops and
 // continues included, until it has ended. The process is reaped here, by
 // its pid (which cannot be reused before that), not through os.Process,
-// whose Wait reports no stops.
+// whose Wait reports no stops. Once reaped, its pid may be another
+// process's: the supervisor signals a stage through os.Process, whose
+// pidfd names that process only, and releases it once it has seen the
+// exit.
 func (s *supervisor) wait(i int, p *os.Process) {
+	pid := p.Pid
 	for {
 		var e exit
 		e.stage = i
-		_, err := unix.Wait4(p.Pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
+		_, err := unix.Wait4(pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
 		if err == unix.EINTR {
 			continue
 		}
@@ -332,7 +336,6 @@ func (s *supervisor) wait(i int, p *os.Process) {
 			s.exits <- e
 			continue
 		}
-		_ = p.Release()
 		s.exits <- e
 		return
 	}
@@ -452,7 +455,7 @@ func (s *supervisor) supervise() {
 				}
 			}
 			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
-				if p := s.running[e.stage]; s.tty != nil && p != nil && stopped(p.Pid) {
+				if _, ok := s.running[e.stage]; s.tty != nil && ok && stopped(s.res.Statuses[e.stage].Pid) {
 					// Without a terminal nobody can "fg" the job, and a
 					// stopped stage is left to whoever stopped it, as a
 					// shell without job control does. A stop already
@@ -470,6 +473,9 @@ func (s *supervisor) supervise() {
 				// ended after all (its write broke when the others were
 				// killed) changes nothing.
 				continue
+			}
+			if p := s.running[e.stage]; p != nil {
+				_ = p.Release()
 			}
 			delete(s.running, e.stage)
 			delete(s.inproc, e.stage)
@@ -540,10 +546,10 @@ func (s *supervisor) stopEarly() {
 		if p == nil || s.pipeStopped[e.From.Stage] {
 			continue
 		}
-		path := fmt.Sprintf("/proc/%d/fd/%d", p.Pid, e.From.FD)
+		path := fmt.Sprintf("/proc/%d/fd/%d", s.res.Statuses[e.From.Stage].Pid, e.From.FD)
 		if noReader(path) {
 			s.pipeStopped[e.From.Stage] = true
-			_ = unix.Kill(p.Pid, unix.SIGPIPE)
+			_ = p.Signal(syscall.SIGPIPE) // by pidfd: never another process
 		}
 	}
 }
