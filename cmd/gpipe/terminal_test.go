@@ -81,6 +81,13 @@ func startShell(t *testing.T, gpipe string, files map[string]string) *shell {
 	return sh
 }
 
+// shown is everything the terminal showed so far.
+func (sh *shell) shown() string {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.out.String()
+}
+
 // send types text on the terminal.
 func (sh *shell) send(text string) {
 	sh.t.Helper()
@@ -204,7 +211,7 @@ func TestTerminalCtrlC(t *testing.T) {
 	sh.expect(`\$ $`)
 	sh.send("echo status=$?\n")
 	sh.expect(`status=130`)
-	if out := sh.out.String(); strings.Contains(out, "after 1") || strings.Contains(out, "loop ended\r\n") {
+	if out := sh.shown(); strings.Contains(out, "after 1") || strings.Contains(out, "loop ended\r\n") {
 		t.Errorf("the loop went on after Ctrl-C:\n%q", out)
 	}
 	pids := sh.pids("pids")
