@@ -148,10 +148,13 @@ func exitCode(err error) int {
 		pe *parser.Error
 		le *stage.LookupError
 		be *stage.BuiltinError
+		xe *exitError
 	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &st):
 		return int(st)
 	case errors.As(err, &le):
@@ -178,6 +181,8 @@ func (a *app) newApp() *cli.App {
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
+			&cli.BoolFlag{Name: "dot", Usage: "print the plan as a Graphviz DOT graph and run nothing"},
+			&cli.BoolFlag{Name: "svg", Usage: "print the plan as an SVG picture, drawn by Graphviz's dot, and run nothing"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "fail-fast", Value: true, Usage: "when a stage cannot start (127, 126, or 125 for gpipe's resources), start nothing more and kill what started; --fail-fast=false runs the rest, as bash does"},
 			&cli.BoolFlag{Name: "stop-early", Usage: "send SIGPIPE to a stage as soon as nothing reads its output, not at its next write as bash does (sh -c 'echo a; sleep 30; echo b' | head -1 ends at once)"},
@@ -212,6 +217,7 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 // filled in those the command line leaves unset.
 type settings struct {
 	status, explain bool
+	dot, svg        bool // the plan as a picture, instead of running
 	isolate         bool
 	failFast        bool
 	stopEarly       bool
@@ -222,7 +228,7 @@ type settings struct {
 }
 
 func settingsFrom(c *cli.Context) (settings, error) {
-	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
+	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
 	var err error
 	if s.transport, err = parseTransport(c.String("transport")); err != nil {
 		return s, err
@@ -301,9 +307,15 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if err != nil {
 		return err
 	}
-	if s.explain {
+	switch {
+	case s.explain:
 		explain(a.stdout, g, p.cmds, p.choices)
 		return nil
+	case s.dot:
+		writeDot(a.stdout, g, p.cmds, p.choices)
+		return nil
+	case s.svg:
+		return writeSVG(a.stdout, g, p.cmds, p.choices, pathOf(a.env))
 	}
 	plan, err := plumbing.New(g, p.infos, plumbing.Options{Transport: s.transport, RingSize: s.ringSize})
 	if err != nil {

@@ -120,7 +120,7 @@ func (a *app) loadFile(c *cli.Context, path string, params []string, s settings)
 	if cfg, err = a.fileConfig(s); err != nil {
 		return nil, s, err
 	}
-	if s.explain {
+	if s.explain || s.dot || s.svg {
 		params = withPlaceholders(h.Params, params)
 	}
 	f, err := parser.ParseFile(name, src, params, cfg)

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/stage"
+)
+
+// writeDot writes the plan as a Graphviz DOT graph, what --explain says as
+// a picture: a node per stage, labelled with its number and words, shaped
+// by what runs it (a box for a program, a rounded box for a builtin, a
+// dashed one for a stage gpipe added, grey for a process substitution's
+// stage, which also shows its place in the spec); an edge per edge, left
+// to right as data flows, labelled with its ports where they are not the
+// usual ones and its transport.
+func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
+	var b strings.Builder
+	b.WriteString("digraph gpipe {\n")
+	b.WriteString("\trankdir=LR;\n")
+	b.WriteString("\tnode [shape=box, fontname=\"monospace\"];\n")
+	b.WriteString("\tedge [fontname=\"monospace\", fontsize=10];\n")
+	for i, st := range g.Stages {
+		c := cmds[i]
+		words := make([]string, len(st.Args))
+		for j, a := range st.Args {
+			words[j] = shellQuote(a)
+		}
+		label := fmt.Sprintf("%d: %s", i+1, strings.Join(words, " "))
+		if len(st.Args) == 0 {
+			label = fmt.Sprintf("%d: (no command)", i+1)
+		}
+		var style []string
+		switch {
+		case c.Builtin != "" && c.InProcess:
+			label += "\nbuiltin, inside gpipe"
+			style = append(style, "rounded")
+		case c.Builtin != "":
+			label += "\nbuiltin, own process"
+			style = append(style, "rounded")
+		case c.Path != "":
+			label += "\n" + c.Path
+		}
+		attrs := []string{""}
+		switch {
+		case st.Added != "":
+			label += "\nadded by gpipe"
+			style = append(style, "dashed")
+		case st.Parent != nil:
+			label += fmt.Sprintf("\nat %s, in stage %d", st.Pos, st.Parent.ID+1)
+			attrs = append(attrs, `color="gray40"`)
+		}
+		attrs[0] = "label=" + dotQuote(label)
+		if len(style) > 0 {
+			attrs = append(attrs[:1], append([]string{"style=" + dotQuote(strings.Join(style, ","))}, attrs[1:]...)...)
+		}
+		fmt.Fprintf(&b, "\ts%d [%s];\n", i+1, strings.Join(attrs, ", "))
+	}
+	for i, e := range g.Edges {
+		var label []string
+		if e.From.FD != 1 || e.From.Name != "" {
+			label = append(label, "from "+e.From.String())
+		}
+		if e.To.FD != 0 || e.To.Name != "" {
+			label = append(label, "to "+e.To.String())
+		}
+		label = append(label, choices[i].Transport.String())
+		attrs := "label=" + dotQuote(strings.Join(label, "\n"))
+		if g.Stages[e.From.Stage].Parent != nil || g.Stages[e.To.Stage].Parent != nil {
+			attrs += `, style="dashed"`
+		}
+		fmt.Fprintf(&b, "\ts%d -> s%d [%s];\n", e.From.Stage+1, e.To.Stage+1, attrs)
+	}
+	b.WriteString("}\n")
+	io.WriteString(w, b.String())
+}
+
+// dotQuote is s as a DOT string: quoted, with backslashes and quotes
+// escaped and newlines as DOT's own line breaks.
+func dotQuote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	s = strings.ReplaceAll(s, "\n", `\n`)
+	return `"` + s + `"`
+}
+
+// exitError is a failure with its own exit code and message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// errNoDot is --svg without Graphviz: exit 127, as for a command not
+// found, with the Debian package to install.
+var errNoDot = &exitError{code: 127, msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
+
+// writeSVG renders the plan through Graphviz's dot.
+func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, path string) error {
+	dot, err := lookDot(path)
+	if err != nil {
+		return errNoDot
+	}
+	var src, errBuf bytes.Buffer
+	writeDot(&src, g, cmds, choices)
+	cmd := exec.Command(dot, "-Tsvg")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = &src, w, &errBuf
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &exitError{code: 125, msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
+		}
+		return &exitError{code: 125, msg: fmt.Sprintf("--svg: %v", err)}
+	}
+	return nil
+}
+
+// lookDot finds dot in path (gpipe's PATH).
+func lookDot(path string) (string, error) {
+	for _, dir := range strings.Split(path, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/dot"
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// pathOf is the PATH in env.
+func pathOf(env []string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			return v
+		}
+	}
+	return ""
+}
