@@ -224,8 +224,9 @@ const aheadOfFastest = 4 * blockSize
 
 func teeBuiltin() *Builtin {
 	b := &Builtin{
-		Name:     "tee",
-		Synopsis: "tee [-a] [-p] [--copy] [--buffer SIZE] [FILE]...",
+		Name:           "tee",
+		WritesOperands: true,
+		Synopsis:       "tee [-a] [-p] [--copy] [--buffer SIZE] [FILE]...",
 		Summary: "Copy the input to stdout and to every FILE (a >(…) included). An output whose reader has gone is dropped " +
 			"and the others go on (GNU tee -p); one that reads slowly never stalls the others: it queues up to SIZE " +
 			"(default 64MiB) in memory, the rest in a temporary file.",
@@ -315,8 +316,9 @@ func parseBuffer(name, s string) (int, error) {
 
 func splitBuiltin() *Builtin {
 	b := &Builtin{
-		Name:     "split",
-		Synopsis: "split [-n K] [--bytes SIZE] [--buffer SIZE] OUTPUT...",
+		Name:           "split",
+		WritesOperands: true,
+		Synopsis:       "split [-n K] [--bytes SIZE] [--buffer SIZE] OUTPUT...",
 		Summary: "Deal the input round-robin to the OUTPUTs (>(…) ports, files, - for stdout): K whole lines " +
 			"(default 1) to each in turn, or blocks of SIZE bytes. A slow output never stalls the others (see tee).",
 	}

@@ -66,6 +66,12 @@ type Builtin struct {
 	// may run inside gpipe even when that input is a terminal.
 	NoInput bool
 
+	// WritesOperands says the builtin's operands are files it writes
+	// (tee's and split's outputs, >(…) ports among them): gpipe stops such
+	// a stage early (--stop-early) only when every operand is a port whose
+	// reader has gone, never while it may still be writing to a file.
+	WritesOperands bool
+
 	// Parse checks args (without the name) and returns the stage to run.
 	// A bad argument is a *UsageError. gpipe parses every builtin before
 	// starting anything, so a usage error starts nothing.

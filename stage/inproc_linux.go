@@ -40,7 +40,12 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	var in plumbing.Source
 	var out plumbing.Sink
 	var stderr io.WriteCloser
-	files := newPortFiles(s.stop)
+	stop := s.builtinStop(st.ID)
+	files := newPortFiles(stop)
+	if s.opts.StopEarly {
+		files.fifoCopies = map[string]*os.File{}
+		s.ports[st.ID] = files
+	}
 	// Until the goroutine owns them, a failure closes what was made.
 	owned := []io.Closer{}
 	fail := func(code int, err error) Status {
@@ -115,9 +120,11 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		in = closedEnd{"standard input"}
 		if f != nil {
 			fs := plumbing.NewFileSource(f)
-			if !fromEdge(t, ends, 0) {
+			if !fromEdge(t, ends, 0) || s.opts.StopEarly {
 				// gpipe's own stdin or a redirection: no teardown ends its
-				// writer, so a wait in a read must heed the stop.
+				// writer, so a wait in a read must heed the stop. So must
+				// a read of an edge when the stage may be stopped early,
+				// while its writer runs on.
 				fs.WatchReads()
 			}
 			in = fs
@@ -143,10 +150,13 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	}
 	for _, end := range []any{in, out} {
 		if e, ok := end.(plumbing.Stoppable); ok {
-			e.SetStop(s.stop)
+			e.SetStop(stop)
 		}
 	}
 	plumbing.FlushBeforeWait(in, out)
+	if s.opts.StopEarly {
+		s.keepOutCopies(st.ID, ends)
+	}
 	go s.runBuiltin(st, cmd, in, out, stderr, files)
 	status.Started, status.Began = true, time.Now()
 	return status

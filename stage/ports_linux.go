@@ -82,6 +82,23 @@ type portFiles struct {
 	files   map[int]*os.File // copies of the stage's descriptors, by number
 	stop    *plumbing.Stop
 	opened  []io.Closer // handed out: closed at the end if the builtin did not
+
+	// fifoCopies, when not nil, keeps a copy of each named FIFO the
+	// builtin opened for writing, by path, for noReader (--stop-early).
+	fifoCopies map[string]*os.File
+}
+
+// noReader reports whether the named FIFO at path, which the builtin
+// opened for writing, has no reader left; known is false if the builtin
+// has not opened it (or ended).
+func (p *portFiles) noReader(path string) (gone, known bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.fifoCopies[path]
+	if f == nil {
+		return false, false
+	}
+	return pollNoReader(int(f.Fd())), true
 }
 
 func newPortFiles(stop *plumbing.Stop) *portFiles {
@@ -225,6 +242,7 @@ func (p *portFiles) openFIFO(name string, flag int) (*os.File, error) {
 	for {
 		f, err := os.OpenFile(name, flag|unix.O_NONBLOCK, 0o666)
 		if err == nil {
+			p.keepFIFO(name, f, flag)
 			return f, nil // os.File waits in the runtime's poller, which a Close ends
 		}
 		if !errors.Is(err, syscall.ENXIO) || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
@@ -234,6 +252,21 @@ func (p *portFiles) openFIFO(name string, flag int) (*os.File, error) {
 			return nil, plumbing.ErrStopped
 		}
 		time.Sleep(fifoRetry)
+	}
+}
+
+// keepFIFO keeps a copy of a FIFO opened for writing, when asked to.
+func (p *portFiles) keepFIFO(name string, f *os.File, flag int) {
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fifoCopies == nil || p.fifoCopies[name] != nil {
+		return
+	}
+	if n, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3); err == nil {
+		p.fifoCopies[name] = os.NewFile(uintptr(n), name)
 	}
 }
 
@@ -258,5 +291,8 @@ func (p *portFiles) close() {
 	for _, c := range p.opened {
 		c.Close()
 	}
-	p.sources, p.sinks, p.files, p.opened = nil, nil, nil, nil
+	for _, f := range p.fifoCopies {
+		f.Close()
+	}
+	p.sources, p.sinks, p.files, p.opened, p.fifoCopies = nil, nil, nil, nil, nil
 }

@@ -39,6 +39,10 @@ type Command struct {
 	// NoInput says the builtin never reads its standard input.
 	NoInput bool
 
+	// WritesOperands says the builtin writes files its operands name
+	// (builtins.Builtin.WritesOperands).
+	WritesOperands bool
+
 	run builtins.Run // the builtin, parsed; nil for a program
 
 	// Note says why a builtin's name runs the program of that name
@@ -97,7 +101,7 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 		if b := reg[name]; b != nil && !forceExternal {
 			cmd.run, usage = b.Parse(cmd.Args[1:])
 			if usage == nil {
-				cmd.Builtin, cmd.NoInput = name, b.NoInput
+				cmd.Builtin, cmd.NoInput, cmd.WritesOperands = name, b.NoInput, b.WritesOperands
 				cmds[i] = cmd
 				continue
 			}

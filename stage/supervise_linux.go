@@ -57,12 +57,15 @@ type Options struct {
 	// stops the others, as in bash.
 	FailFast bool
 
-	// StopEarly sends SIGPIPE to a stage's process as soon as nothing
-	// reads its output any more, rather than at its next write, as bash
-	// does: `sh -c 'echo a; sleep 30; echo b' | head -1` ends at once.
-	// Off by default, because it changes what bash gives when such a
-	// stage would still have written to stderr or exited with a status of
-	// its own (`sh -c 'yes; exit 5' | head -1`). See stopEarly.
+	// StopEarly stops a stage as soon as nothing reads its output any
+	// more, rather than at its next write, as bash does: a program gets
+	// SIGPIPE, so `sh -c 'echo a; sleep 30; echo b' | head -1` ends at
+	// once; a builtin, whose every output has lost its reader, stops as if
+	// by SIGPIPE, which frees its own writer in turn, through rings and
+	// fan-outs (see early_linux.go). Off by default, because it changes
+	// what bash gives when such a stage would still have written to
+	// stderr or exited with a status of its own (`sh -c 'yes; exit 5' |
+	// head -1`).
 	StopEarly bool
 
 	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
@@ -133,7 +136,9 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		left:        map[int]bool{},
 		stopped:     map[int]bool{},
 		pipeStopped: map[int]bool{},
-		stop:        plumbing.NewStop(),
+		stops:       map[int]*plumbing.Stop{},
+		outCopies:   map[int]*os.File{},
+		ports:       map[int]*portFiles{},
 		ctl:         make(chan func()),
 	}
 	if s.tty != nil {
@@ -156,8 +161,13 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 	go func() {
 		s.supervise()
 		close(reaped)
-		if len(s.left) == 0 {
-			_ = s.stop.Release() // no builtin is left to watch it
+		for i, st := range s.stops {
+			if !s.left[i] {
+				_ = st.Release() // no builtin is left to watch it
+			}
+		}
+		for _, f := range s.outCopies {
+			f.Close()
 		}
 		if s.tstp != nil {
 			signal.Stop(s.tstp)
@@ -220,14 +230,22 @@ type supervisor struct {
 	grace      <-chan time.Time
 
 	exits   chan exit
-	running map[int]*os.Process // by stage index; only touched by supervise after startAll
-	inproc  map[int]bool        // in-process stages still running, by stage index
-	stop    *plumbing.Stop      // closed at a teardown signal: stops the in-process stages
+	running map[int]*os.Process    // by stage index; only touched by supervise after startAll
+	inproc  map[int]bool           // in-process stages still running, by stage index
+	stops   map[int]*plumbing.Stop // each in-process stage's own, by stage index (see stopBuiltins)
 
 	left    map[int]bool // in-process stages left running after the grace period
 	stopped map[int]bool // process stages stopped by a signal now
-	// pipeStopped marks the stages sent SIGPIPE early (Options.StopEarly).
+	// pipeStopped marks the stages sent SIGPIPE early (Options.StopEarly),
+	// or stopped early if in-process.
 	pipeStopped map[int]bool
+	// outCopies holds, under Options.StopEarly, a copy of each pipe or
+	// FIFO end an in-process stage writes to, by edge index, to ask the
+	// kernel whether the edge still has a reader (see stopEarly).
+	outCopies map[int]*os.File
+	// ports holds, under Options.StopEarly, each in-process stage's
+	// port files, which keep copies of the FIFOs it opens to write.
+	ports map[int]*portFiles
 
 	ctl       chan func() // work for the supervising goroutine: Pipeline's methods
 	abandoned os.Signal   // a teardown signal that came during the start
@@ -436,7 +454,7 @@ func (s *supervisor) supervise() {
 	case s.res.FailedStart >= 0:
 		// A start failed: what started goes at once, and so do the
 		// files the redirections created.
-		s.stop.Close()
+		s.stopBuiltins()
 		s.signal(syscall.SIGKILL)
 		for _, path := range s.created {
 			_ = os.Remove(path)
@@ -479,6 +497,7 @@ func (s *supervisor) supervise() {
 			}
 			delete(s.running, e.stage)
 			delete(s.inproc, e.stage)
+			s.dropOutCopies(e.stage)
 			s.record(e)
 			s.plan.Exited(e.stage)
 			if s.opts.StopEarly {
@@ -508,6 +527,7 @@ func (s *supervisor) supervise() {
 			for i := range s.inproc {
 				// Blocked where no stop reaches it: left to end with gpipe.
 				s.left[i] = true
+				s.dropOutCopies(i)
 				st := &s.res.Statuses[i]
 				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
 				delete(s.inproc, i)
@@ -526,45 +546,6 @@ func (s *supervisor) supervise() {
 			s.guard.end()
 		}
 	}
-}
-
-// stopEarly sends SIGPIPE to every running process stage that writes to a
-// pipe or FIFO which nothing reads any more: the stage would get it at
-// its next write, and gets it now. Whether a pipe has a reader, gpipe,
-// which holds none of its ends, asks the kernel: it opens the writer's
-// descriptor through /proc for writing, without blocking, and polls it,
-// which reports an error exactly when no process holds a reading end (a
-// reader's own child counts); a named FIFO without a reader already fails
-// the open, with ENXIO. A stage's descriptor that a redirection made a
-// file polls ready and is left alone.
-func (s *supervisor) stopEarly() {
-	for i, e := range s.g.Edges {
-		if t := s.plan.Choices[i].Transport; t != parser.TransportPipe && t != parser.TransportFIFO {
-			continue
-		}
-		p := s.running[e.From.Stage]
-		if p == nil || s.pipeStopped[e.From.Stage] {
-			continue
-		}
-		path := fmt.Sprintf("/proc/%d/fd/%d", s.res.Statuses[e.From.Stage].Pid, e.From.FD)
-		if noReader(path) {
-			s.pipeStopped[e.From.Stage] = true
-			_ = p.Signal(syscall.SIGPIPE) // by pidfd: never another process
-		}
-	}
-}
-
-// noReader reports whether the pipe or FIFO at path (a /proc descriptor
-// link) has no reader left.
-func noReader(path string) bool {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err == unix.ENXIO
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 1 && fds[0].Revents&unix.POLLERR != 0
 }
 
 // onSignal acts on a signal gpipe received, or Pipeline.Signal sends.
@@ -587,7 +568,7 @@ func (s *supervisor) onSignal(sig os.Signal) {
 // builtins stop, and the grace period starts, after which the survivors
 // are killed.
 func (s *supervisor) teardown(sig os.Signal) {
-	s.stop.Close()
+	s.stopBuiltins()
 	if s.res.Signal != nil {
 		return
 	}
@@ -653,7 +634,10 @@ func (s *supervisor) record(e exit) {
 	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
 		st.Code, st.CPU = b.code, b.cpu
-		if b.stopped {
+		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
+			// Stopped early: as a program killed by SIGPIPE.
+			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)
+		} else if b.stopped {
 			sig, _ := s.res.Signal.(syscall.Signal)
 			st.Signal, st.Code = sig, 128+int(sig)
 		}
@@ -667,6 +651,9 @@ func (s *supervisor) record(e exit) {
 	st.CPU = time.Duration(e.usage.Utime.Nano() + e.usage.Stime.Nano())
 	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
+		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {
+			st.Signal = syscall.SIGPIPE // a helper stopped early (see stopEarly)
+		}
 		st.Code = 128 + int(st.Signal)
 		return
 	}
