@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,10 +21,11 @@ import (
 // can read without sitting in the data path: its meter is nil, and its
 // Count unknown.
 type Meter struct {
-	mu         sync.Mutex
-	head, tail *atomic.Uint64 // in the ring's header; nil once closed
-	last       Count
-	release    func() error
+	mu              sync.Mutex
+	head, tail      *atomic.Uint64 // in the ring's header; nil once closed
+	blocked, starve *atomic.Uint64 // the sides' sleeps, in the header
+	last            Count
+	release         func() error
 }
 
 // Count is what an edge carried so far.
@@ -31,6 +33,10 @@ type Count struct {
 	Known   bool   // false for an edge gpipe cannot see into
 	Written uint64 // bytes its writer committed
 	Read    uint64 // bytes its reader consumed
+
+	// Blocked is how long the writer slept on a full ring, Starved how
+	// long the reader slept on an empty one (zero where unknown).
+	Blocked, Starved time.Duration
 }
 
 // Queued is how many bytes wait in the edge: written and not yet read.
@@ -46,7 +52,14 @@ func (m *Meter) Count() Count {
 	if m.head == nil {
 		return m.last
 	}
-	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
+	return m.read()
+}
+
+// read reads the counters in the header; m.mu is held and the header
+// mapped.
+func (m *Meter) read() Count {
+	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load(),
+		Blocked: time.Duration(m.blocked.Load()), Starved: time.Duration(m.starve.Load())}
 }
 
 // close keeps the last counts and lets go of the ring's memory.
@@ -59,8 +72,8 @@ func (m *Meter) close() error {
 	if m.head == nil {
 		return nil
 	}
-	m.last = Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
-	m.head, m.tail = nil, nil
+	m.last = m.read()
+	m.head, m.tail, m.blocked, m.starve = nil, nil, nil, nil
 	return m.release()
 }
 
@@ -69,6 +82,8 @@ func headerMeter(base unsafe.Pointer, release func() error) *Meter {
 	return &Meter{
 		head:    (*atomic.Uint64)(unsafe.Add(base, offHead)),
 		tail:    (*atomic.Uint64)(unsafe.Add(base, offTail)),
+		blocked: (*atomic.Uint64)(unsafe.Add(base, offWriterBlocked)),
+		starve:  (*atomic.Uint64)(unsafe.Add(base, offReaderStarved)),
 		release: release,
 	}
 }

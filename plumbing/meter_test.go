@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"testing"
+	"time"
 )
 
 // TestMeterCountsRingBytes writes through a mem ring and a shm ring and
@@ -71,5 +72,79 @@ func TestMeterCountsRingBytes(t *testing.T) {
 	var none *Meter
 	if got := none.Count(); got.Known {
 		t.Errorf("a nil meter knows %+v", got)
+	}
+}
+
+// TestMeterCountsWaits has a reader wait on an empty mem ring until a
+// writer comes, then a writer wait on a full one until the reader drains
+// it: the meter counts the reader's sleep as starved and the writer's as
+// blocked, and neither side's time as the other's.
+func TestMeterCountsWaits(t *testing.T) {
+	w, r, m, err := newMemRing(MinRingSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 10)
+		n, _ := r.Read(buf)
+		got <- buf[:n]
+	}()
+	// The reader sleeps only once it has announced its need; wait for
+	// that (a deadline catches a hang), then keep it asleep a moment.
+	waitFor(t, func() bool { return r.r.readerWaiting.Load() != 0 })
+	time.Sleep(20 * time.Millisecond)
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		if string(b) != "x" {
+			t.Fatalf("read %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reader never woke")
+	}
+	c := m.Count()
+	if c.Starved <= 0 || c.Blocked != 0 {
+		t.Errorf("after the reader's wait: starved %v, blocked %v; want starved > 0, blocked 0", c.Starved, c.Blocked)
+	}
+	// Fill the ring; the next write waits for room.
+	full := make([]byte, MinRingSize)
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Write(append(full, 'y'))
+		if err == nil {
+			err = w.Flush()
+		}
+		done <- err
+	}()
+	waitFor(t, func() bool { return r.r.writerWaiting.Load() != 0 })
+	time.Sleep(20 * time.Millisecond)
+	if _, err := io.ReadFull(r, make([]byte, MinRingSize+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Count(); c.Blocked <= 0 {
+		t.Errorf("after the writer's wait: blocked %v, want > 0", c.Blocked)
+	}
+}
+
+// waitFor polls cond until it holds, failing after a deadline that only a
+// hang reaches.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -29,6 +29,8 @@ import (
 //	       │   +128 tail: bytes ever read   (reader's)   │
 //	       │   +192 readerWaiting  +196 writerWaiting     │
 //	       │   +256 writerClosed   +260 readerClosed      │
+//	       │   +320 writerBlocked: ns the writer slept     │
+//	       │   +384 readerStarved: ns the reader slept     │
 //	4096   ├──────────────────────────────────────────────┤
 //	       │ data: size bytes, a power of two, page-sized │
 //	       ├──────────────────────────────────────────────┤
@@ -69,6 +71,8 @@ const (
 	offWriterWaiting = 196
 	offWriterClosed  = 256
 	offReaderClosed  = 260
+	offWriterBlocked = 320
+	offReaderStarved = 384
 )
 
 // DefaultRingSize is the data capacity of a ring when none is asked for.
@@ -122,6 +126,7 @@ type ring struct {
 	head, tail                   *atomic.Uint64
 	readerWaiting, writerWaiting *atomic.Uint32
 	writerClosed, readerClosed   *atomic.Uint32
+	writerBlocked, readerStarved *atomic.Uint64 // nanoseconds each side slept
 
 	w        waker
 	peer     bool      // false once the peer is known gone
@@ -151,6 +156,8 @@ func newRing(base unsafe.Pointer, size uint64, w waker, unmap func() error) *rin
 		writerWaiting: (*atomic.Uint32)(at(offWriterWaiting)),
 		writerClosed:  (*atomic.Uint32)(at(offWriterClosed)),
 		readerClosed:  (*atomic.Uint32)(at(offReaderClosed)),
+		writerBlocked: (*atomic.Uint64)(at(offWriterBlocked)),
+		readerStarved: (*atomic.Uint64)(at(offReaderStarved)),
 		w:             w,
 		peer:          true,
 		unmap:         unmap,
@@ -217,7 +224,16 @@ func (r *ring) sleep(waiting *atomic.Uint32, need uint32, ready func() bool) err
 	if r.park != nil {
 		r.park()
 	}
+	// The time asleep is this side's wait on the slow path, which --stats
+	// reports (the writer blocked on a full ring, the reader starved on an
+	// empty one): two clock reads per sleep, none on the fast path.
+	slept := r.readerStarved
+	if waiting == r.writerWaiting {
+		slept = r.writerBlocked
+	}
+	t0 := time.Now()
 	peer, err := r.w.sleep(r.stop, r.deadline)
+	slept.Add(uint64(time.Since(t0)))
 	if r.unpark != nil {
 		r.unpark()
 	}

@@ -27,6 +27,11 @@ type Status struct {
 	// its process or, for an in-process builtin with Options.MeasureCPU,
 	// the CPU clock of the threads it ran on (zero without).
 	CPU time.Duration
+	// User and System split a process stage's CPU time (zero for a
+	// builtin inside gpipe, whose threads it shares), and MaxRSS is the
+	// largest resident set it reached, in bytes (from wait4's rusage).
+	User, System time.Duration
+	MaxRSS       int64
 
 	// Skipped says the stage was never started: the start was abandoned
 	// before its turn (another stage failed to start, or a teardown

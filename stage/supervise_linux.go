@@ -648,7 +648,9 @@ func (s *supervisor) record(e exit) {
 		st.Code, st.Err = 125, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
 		return
 	}
-	st.CPU = time.Duration(e.usage.Utime.Nano() + e.usage.Stime.Nano())
+	st.User, st.System = time.Duration(e.usage.Utime.Nano()), time.Duration(e.usage.Stime.Nano())
+	st.CPU = st.User + st.System
+	st.MaxRSS = e.usage.Maxrss * 1024 // kilobytes on Linux
 	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
 		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {

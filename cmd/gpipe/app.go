@@ -181,8 +181,9 @@ func (a *app) newApp() *cli.App {
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
-			&cli.BoolFlag{Name: "dot", Usage: "print the plan as a Graphviz DOT graph and run nothing"},
-			&cli.BoolFlag{Name: "svg", Usage: "print the plan as an SVG picture, drawn by Graphviz's dot, and run nothing"},
+			&cli.BoolFlag{Name: "dot", Usage: "print the plan as a Graphviz DOT graph and run nothing (with --stats: run, then print it with each edge's bytes)"},
+			&cli.BoolFlag{Name: "svg", Usage: "print the plan as an SVG picture, drawn by Graphviz's dot, and run nothing (with --stats: run first, as --dot)"},
+			&cli.GenericFlag{Name: "stats", Value: new(statsFormat), Usage: "after the run, print per stage (status, times, CPU, memory) and per edge (bytes, rate, waits) to stderr: --stats for a table, --stats=json for JSON (docs/stats.schema.json)"},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "fail-fast", Value: true, Usage: "when a stage cannot start (127, 126, or 125 for gpipe's resources), start nothing more and kill what started; --fail-fast=false runs the rest, as bash does"},
 			&cli.BoolFlag{Name: "stop-early", Usage: "send SIGPIPE to a stage as soon as nothing reads its output, not at its next write as bash does (sh -c 'echo a; sleep 30; echo b' | head -1 ends at once)"},
@@ -207,6 +208,10 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			if _, why, ok := strings.Cut(err.Error(), " for -stats: "); ok {
+				// The flag package calls it a bad boolean: it is not.
+				return &usageError{msg: "--stats: " + why}
+			}
 			return &usageError{msg: err.Error()}
 		},
 		Action: func(c *cli.Context) error { return a.action(c) },
@@ -217,7 +222,8 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 // filled in those the command line leaves unset.
 type settings struct {
 	status, explain bool
-	dot, svg        bool // the plan as a picture, instead of running
+	dot, svg        bool // the plan as a picture, instead of running (after it, with stats)
+	stats           statsFormat
 	isolate         bool
 	failFast        bool
 	stopEarly       bool
@@ -229,6 +235,9 @@ type settings struct {
 
 func settingsFrom(c *cli.Context) (settings, error) {
 	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
+	if f, ok := c.Generic("stats").(*statsFormat); ok && f != nil {
+		s.stats = *f
+	}
 	var err error
 	if s.transport, err = parseTransport(c.String("transport")); err != nil {
 		return s, err
@@ -307,31 +316,65 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if err != nil {
 		return err
 	}
+	picture := s.dot || s.svg
 	switch {
 	case s.explain:
 		explain(a.stdout, g, p.cmds, p.choices)
 		return nil
-	case s.dot:
-		writeDot(a.stdout, g, p.cmds, p.choices)
+	case s.dot && s.stats == statsOff:
+		writeDot(a.stdout, g, p.cmds, p.choices, nil)
 		return nil
+	case s.svg && s.stats == statsOff:
+		return writeSVG(a.stdout, g, p.cmds, p.choices, nil, pathOf(a.env))
 	case s.svg:
-		return writeSVG(a.stdout, g, p.cmds, p.choices, pathOf(a.env))
+		// Found before the run, so that a missing dot starts nothing.
+		if _, err := lookDot(pathOf(a.env)); err != nil {
+			return err
+		}
 	}
 	plan, err := plumbing.New(g, p.infos, plumbing.Options{Transport: s.transport, RingSize: s.ringSize})
 	if err != nil {
 		return transportError(g, err)
 	}
-	res := stage.Run(g, p.cmds, plan, stage.Options{
-		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
-		Grace:     s.grace,
-		FailFast:  s.failFast,
-		StopEarly: s.stopEarly,
-		Signals:   a.sigs,
-		OnError:   func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
-		OnLive:    func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
+	stdout := a.stdout
+	if picture {
+		// The picture is gpipe's output: the pipeline's own goes to
+		// stderr, so that "> g.dot" holds a graph and nothing else.
+		stdout = a.stderr
+	}
+	began := time.Now()
+	run := stage.Start(g, p.cmds, plan, stage.Options{
+		Stdin: a.stdin, Stdout: stdout, Stderr: a.stderr,
+		Grace:      s.grace,
+		FailFast:   s.failFast,
+		StopEarly:  s.stopEarly,
+		MeasureCPU: s.stats != statsOff,
+		Signals:    a.sigs,
+		OnError:    func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
+		OnLive:     func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
 	})
+	res := run.Wait()
+	wall := time.Since(began)
 	if s.status {
 		printStatus(a.stderr, res)
+	}
+	if s.stats != statsOff {
+		rs := collectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall)
+		var err error
+		switch {
+		case s.dot:
+			writeDot(a.stdout, g, p.cmds, p.choices, rs)
+		case s.svg:
+			err = writeSVG(a.stdout, g, p.cmds, p.choices, rs, pathOf(a.env))
+		}
+		if s.stats == statsJSON {
+			err = errors.Join(err, writeStatsJSON(a.stderr, rs))
+		} else {
+			err = errors.Join(err, writeStatsText(a.stderr, rs))
+		}
+		if err != nil {
+			fmt.Fprintf(a.stderr, "gpipe: --stats: %v\n", err)
+		}
 	}
 	a.tornDownBy = res.Signal
 	if code := res.ExitCode(); code != 0 {

@@ -282,3 +282,18 @@ func BenchmarkTee2GSplice(b *testing.B) {
 	const copied = "head -c 2G /dev/zero | tee --copy >(wc -c) >(wc -c) > /dev/null"
 	benchCompare(b, benchSpec{spec: spec, gpipeOther: []string{copied}, name: "copy", bytes: teeBytes})
 }
+
+// BenchmarkStatsOverhead is the cost of --stats on 4 GiB through two
+// pipes between external programs: gpipe is not in their data path, so
+// it should cost nothing per byte. The other side is gpipe without it.
+func BenchmarkStatsOverhead(b *testing.B) {
+	const spec = "head -c 4G /dev/zero | command cat | command cat > /dev/null"
+	benchCompare(b, benchSpec{spec: spec, gpipeArgs: []string{"--stats"}, gpipeOther: []string{spec}, name: "plain", bytes: throughputBytes})
+}
+
+// BenchmarkStatsOverheadBuiltins is the same for builtins on rings, whose
+// counters --stats reads, and whose CPU time it measures.
+func BenchmarkStatsOverheadBuiltins(b *testing.B) {
+	const spec = "gen --bytes 4G | cat | count -l"
+	benchCompare(b, benchSpec{spec: spec, gpipeArgs: []string{"--stats"}, gpipeOther: []string{spec}, name: "plain", bytes: throughputBytes})
+}

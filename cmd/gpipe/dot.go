@@ -20,8 +20,10 @@ import (
 // dashed one for a stage gpipe added, grey for a process substitution's
 // stage, which also shows its place in the spec); an edge per edge, left
 // to right as data flows, labelled with its ports where they are not the
-// usual ones and its transport.
-func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
+// usual ones and its transport. After a run (rs not nil, --stats), each
+// stage also shows how it ended and each edge the bytes it carried, or
+// that gpipe could not count them.
+func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *runStats) {
 	var b strings.Builder
 	b.WriteString("digraph gpipe {\n")
 	b.WriteString("\trankdir=LR;\n")
@@ -48,6 +50,13 @@ func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 		case c.Path != "":
 			label += "\n" + c.Path
 		}
+		if rs != nil {
+			st := rs.Stages[i]
+			label += "\n" + st.Reason
+			if st.Wall != nil {
+				label += ", " + secs(st.Wall)
+			}
+		}
 		attrs := []string{""}
 		switch {
 		case st.Added != "":
@@ -72,6 +81,13 @@ func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 			label = append(label, "to "+e.To.String())
 		}
 		label = append(label, choices[i].Transport.String())
+		if rs != nil {
+			if b := rs.Edges[i].Bytes; b != nil {
+				label = append(label, humanBytes(*b))
+			} else {
+				label = append(label, "bytes not counted")
+			}
+		}
 		attrs := "label=" + dotQuote(strings.Join(label, "\n"))
 		if g.Stages[e.From.Stage].Parent != nil || g.Stages[e.To.Stage].Parent != nil {
 			attrs += `, style="dashed"`
@@ -103,14 +119,14 @@ func (e *exitError) Error() string { return e.msg }
 // found, with the Debian package to install.
 var errNoDot = &exitError{code: 127, msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
 
-// writeSVG renders the plan through Graphviz's dot.
-func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, path string) error {
+// writeSVG renders the plan (after a run, with rs) through Graphviz's dot.
+func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *runStats, path string) error {
 	dot, err := lookDot(path)
 	if err != nil {
 		return errNoDot
 	}
 	var src, errBuf bytes.Buffer
-	writeDot(&src, g, cmds, choices)
+	writeDot(&src, g, cmds, choices, rs)
 	cmd := exec.Command(dot, "-Tsvg")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &src, w, &errBuf
 	if err := cmd.Run(); err != nil {

@@ -309,7 +309,7 @@ func shellQuote(s string) string {
 
 // headerFlags are the flags a file's "option" lines may set: what a
 // command line would say about how to run it, not what to do instead.
-var headerFlags = []string{"buffer", "fail-fast", "grace", "isolate", "ring-size", "status", "stop-early", "transport"}
+var headerFlags = []string{"buffer", "fail-fast", "grace", "isolate", "ring-size", "stats", "status", "stop-early", "transport"}
 
 // applyOptions sets, from a file's "option" words, the flags the command
 // line leaves unset: the command line wins.
@@ -326,7 +326,7 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 		if i := sort.SearchStrings(headerFlags, flag); i == len(headerFlags) || headerFlags[i] != flag {
 			return s, errf("a file's header may set --%s only", strings.Join(headerFlags, ", --"))
 		}
-		boolean := flag == "status" || flag == "isolate" || flag == "fail-fast" || flag == "stop-early"
+		boolean := flag == "status" || flag == "isolate" || flag == "fail-fast" || flag == "stop-early" || flag == "stats"
 		if !boolean && !hasValue {
 			if i+1 == len(opts) {
 				return s, errf("needs a value: --%s=VALUE", flag)
@@ -360,6 +360,14 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 			default:
 				s.failFast = on
 			}
+		case "stats":
+			f := statsText
+			if hasValue {
+				if err := f.Set(value); err != nil {
+					return s, errf("want text or json")
+				}
+			}
+			s.stats = f
 		case "grace":
 			if s.grace, err = time.ParseDuration(value); err != nil || s.grace < 0 {
 				return s, errf("%q is not a duration (5s, 500ms)", value)
