@@ -439,8 +439,9 @@ func printStatus(w io.Writer, res *stage.Result) {
 }
 
 // printLive prints what SIGUSR1 asks for: one line per stage (state, pid,
-// time since it began, CPU so far) and one per edge (bytes so far, where
-// gpipe can see them), in one write so that the lines come out together.
+// time since it began, CPU so far) and one per edge (bytes so far and the
+// sides' waits, where gpipe can see them: the figures of --stats so far),
+// in one write so that the lines come out together.
 func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Snapshot) {
 	var b strings.Builder
 	for _, st := range snap.Stages {
@@ -464,7 +465,8 @@ func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Sn
 	for i, e := range g.Edges {
 		fmt.Fprintf(&b, "gpipe: live: edge %d: %s → %s: %s: ", i+1, portName(g, e.From, 1), portName(g, e.To, 0), plan.Choices[i].Transport)
 		if c := snap.Edges[i]; c.Known {
-			fmt.Fprintf(&b, "%d bytes written, %d read, %d queued\n", c.Written, c.Read, c.Queued())
+			fmt.Fprintf(&b, "%d bytes written, %d read, %d queued, writer blocked %s, reader starved %s\n",
+				c.Written, c.Read, c.Queued(), seconds(c.Blocked), seconds(c.Starved))
 		} else {
 			b.WriteString("bytes not visible to gpipe (it is not in the data path)\n")
 		}
