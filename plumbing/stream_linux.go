@@ -90,6 +90,26 @@ type FileSource struct {
 	stop       *Stop
 	watchReads bool // poll the file and the stop before each read
 	onWait     func()
+	parked     parkHooks
+}
+
+// parkHooks are a stream end's OnPark hooks: called around each read or
+// write of its file, which may wait in the runtime's poller, so that an
+// in-process stage keeps its CPU account there as it does on a ring.
+type parkHooks struct{ park, unpark func() }
+
+// OnPark sets the hooks.
+func (h *parkHooks) OnPark(park, unpark func()) { h.park, h.unpark = park, unpark }
+
+// around calls f between the hooks, when set.
+func (h *parkHooks) around(f func()) {
+	if h.park == nil {
+		f()
+		return
+	}
+	h.park()
+	f()
+	h.unpark()
 }
 
 // NewFileSource reads f, which the source owns and closes.
@@ -132,7 +152,9 @@ func (s *FileSource) Peek(atLeast int) ([]byte, error) {
 				return nil, err
 			}
 		}
-		n, err := s.f.Read(s.buf[s.end:])
+		var n int
+		var err error
+		s.parked.around(func() { n, err = s.f.Read(s.buf[s.end:]) })
 		s.end += n
 		if err != nil {
 			s.err = err
@@ -166,12 +188,17 @@ func (s *FileSource) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := s.f.Read(p)
+	var n int
+	var err error
+	s.parked.around(func() { n, err = s.f.Read(p) })
 	if err != nil {
 		s.err = err
 	}
 	return n, err
 }
+
+// OnPark sets hooks called around each read of the file (Parkable).
+func (s *FileSource) OnPark(park, unpark func()) { s.parked.OnPark(park, unpark) }
 
 func (s *FileSource) Release(n int) {
 	s.start += n
@@ -200,12 +227,16 @@ func (s *FileSource) Close() error {
 
 // FileSink writes a pipe or file through a large buffer.
 type FileSink struct {
-	f    *os.File
-	buf  []byte
-	n    int   // committed, not yet written
-	err  error // the first write error, returned from then on
-	stop *Stop
+	f      *os.File
+	buf    []byte
+	n      int   // committed, not yet written
+	err    error // the first write error, returned from then on
+	stop   *Stop
+	parked parkHooks
 }
+
+// OnPark sets hooks called around each write of the file (Parkable).
+func (s *FileSink) OnPark(park, unpark func()) { s.parked.OnPark(park, unpark) }
 
 // NewFileSink writes to f, which the sink owns and closes.
 func NewFileSink(f *os.File) *FileSink {
@@ -241,7 +272,7 @@ func (s *FileSink) Flush() error {
 		if s.f == nil {
 			s.err = os.ErrClosed
 		} else {
-			_, s.err = s.f.Write(s.buf[:s.n])
+			s.parked.around(func() { _, s.err = s.f.Write(s.buf[:s.n]) })
 			s.err = s.stoppedIf(s.err)
 		}
 	}
@@ -280,7 +311,9 @@ func (s *FileSink) Write(p []byte) (int, error) {
 		s.err = os.ErrClosed
 		return 0, s.err
 	}
-	n, err := s.f.Write(p)
+	var n int
+	var err error
+	s.parked.around(func() { n, err = s.f.Write(p) })
 	if err != nil {
 		err = s.stoppedIf(err)
 		s.err = err

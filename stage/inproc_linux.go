@@ -208,17 +208,23 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 // builtins three times slower on a 4 GiB stream). Between a resume and the
 // next pause the goroutine runs on one thread unless the scheduler
 // preempted and moved it; the stretch then counts that thread's CPU clock,
-// or, when the thread changed, its wall time (an upper bound). A blocking
-// system call keeps the goroutine on its thread, whose clock does not run
-// meanwhile. The four system calls per park cost up to a third of a
-// builtin's time on a fast stream, so the meter is off (off: no figures)
-// unless asked for.
+// or, when the thread changed, its wall time (an upper bound). A pause
+// comes before each wait on a ring and each read or write of a pipe or
+// file, which may park the goroutine in the runtime's poller while its
+// thread runs others; when it resumes on the thread it paused on, the
+// wait kept that thread (a system call, a futex), and what the thread's
+// clock moved meanwhile is the call's own work, which counts too. The
+// system calls per park cost up to a third of a builtin's time on a fast
+// stream, so the meter is off (off: no figures) unless asked for.
 type cpuMeter struct {
 	off   bool
 	total time.Duration
 	tid   int
 	clock time.Duration
 	wall  time.Time
+
+	pausedTid   int           // the thread of the last pause, if it ran there
+	pausedClock time.Duration // and its clock then
 }
 
 func (m *cpuMeter) resume() {
@@ -226,14 +232,20 @@ func (m *cpuMeter) resume() {
 		return
 	}
 	m.tid, m.clock, m.wall = unix.Gettid(), threadCPU(), time.Now()
+	if m.tid == m.pausedTid {
+		m.total += m.clock - m.pausedClock
+	}
 }
 
 func (m *cpuMeter) pause() {
 	if m.off {
 		return
 	}
-	if unix.Gettid() == m.tid {
-		m.total += threadCPU() - m.clock
+	m.pausedTid = 0
+	if tid := unix.Gettid(); tid == m.tid {
+		now := threadCPU()
+		m.total += now - m.clock
+		m.pausedTid, m.pausedClock = tid, now
 	} else {
 		m.total += time.Since(m.wall)
 	}

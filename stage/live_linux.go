@@ -137,3 +137,67 @@ func processCPU(pid int) (time.Duration, bool) {
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
+
+// ProcessIO is what a process read and wrote through system calls, from
+// /proc/PID/io: every descriptor together (a stage's stdin and stdout,
+// and its files and stderr too), counted by the kernel whether the bytes
+// went to a disk or a pipe.
+type ProcessIO struct {
+	Read, Written uint64 // rchar and wchar
+}
+
+// ReadProcessIO reads /proc/PID/io; ok is false when it cannot (the
+// process is gone, or not gpipe's to read).
+func ReadProcessIO(pid int) (io ProcessIO, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return io, false
+	}
+	var seen int
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		name, value, found := bytes.Cut(line, []byte(": "))
+		if !found {
+			continue
+		}
+		n, err := strconv.ParseUint(string(value), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch string(name) {
+		case "rchar":
+			io.Read, seen = n, seen+1
+		case "wchar":
+			io.Written, seen = n, seen+1
+		}
+	}
+	return io, seen == 2
+}
+
+// Codes of a child's waitid event (si_code, CLD_* in <signal.h>).
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
+
+// ioAtExit waits for the next change of process pid without reaping it
+// (WNOWAIT) and, if the process has ended, reads its I/O counters while
+// its /proc entry is still there; nil for a stop or continue, or if the
+// counters cannot be read. The caller then reaps, or takes the stop, with
+// wait4, which returns at once.
+func ioAtExit(pid int) *ProcessIO {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || (info.Code != cldExited && info.Code != cldKilled && info.Code != cldDumped) {
+			return nil
+		}
+		if io, ok := ReadProcessIO(pid); ok {
+			return &io
+		}
+		return nil
+	}
+}

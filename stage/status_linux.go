@@ -32,6 +32,10 @@ type Status struct {
 	// largest resident set it reached, in bytes (from wait4's rusage).
 	User, System time.Duration
 	MaxRSS       int64
+	// IO is what a process stage read and wrote, all descriptors
+	// together, with Options.MeasureIO; nil otherwise, and for a builtin
+	// inside gpipe.
+	IO *ProcessIO
 
 	// Skipped says the stage was never started: the start was abandoned
 	// before its turn (another stage failed to start, or a teardown

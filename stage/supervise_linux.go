@@ -68,6 +68,11 @@ type Options struct {
 	// head -1`).
 	StopEarly bool
 
+	// MeasureIO reads how many bytes each process stage read and wrote
+	// (Status.IO), from /proc/PID/io as it ends: it is waited for without
+	// being reaped first, then reaped.
+	MeasureIO bool
+
 	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
 	// at the cost of a few system calls each time one waits for another;
 	// without it their CPU is reported as zero. A process stage's CPU time
@@ -260,6 +265,7 @@ type exit struct {
 	usage   unix.Rusage
 	err     error
 	builtin *builtinExit
+	io      *ProcessIO // at the exit, with Options.MeasureIO; nil otherwise
 }
 
 // startAll starts the stages in order, each with its descriptors, and
@@ -345,6 +351,9 @@ func (s *supervisor) wait(i int, p *os.Process) {
 	for {
 		var e exit
 		e.stage = i
+		if s.opts.MeasureIO {
+			e.io = ioAtExit(pid)
+		}
 		_, err := unix.Wait4(pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
 		if err == unix.EINTR {
 			continue
@@ -651,6 +660,7 @@ func (s *supervisor) record(e exit) {
 	st.User, st.System = time.Duration(e.usage.Utime.Nano()), time.Duration(e.usage.Stime.Nano())
 	st.CPU = st.User + st.System
 	st.MaxRSS = e.usage.Maxrss * 1024 // kilobytes on Linux
+	st.IO = e.io
 	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
 		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {

@@ -349,6 +349,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		FailFast:   s.failFast,
 		StopEarly:  s.stopEarly,
 		MeasureCPU: s.stats != statsOff,
+		MeasureIO:  s.stats != statsOff,
 		Signals:    a.sigs,
 		OnError:    func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
 		OnLive:     func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },

@@ -87,6 +87,11 @@ type stageStats struct {
 	User   *float64 `json:"user_seconds"`
 	System *float64 `json:"system_seconds"`
 	MaxRSS *int64   `json:"max_rss_bytes"`
+	// IORead and IOWritten are what the stage's process read and wrote,
+	// all its descriptors together (rchar and wchar of /proc/PID/io);
+	// null for a builtin inside gpipe.
+	IORead    *uint64 `json:"io_read_bytes"`
+	IOWritten *uint64 `json:"io_written_bytes"`
 	// Busiest marks the stage that used the most CPU: in a pipeline that
 	// is not waiting on I/O, the one that sets the pace.
 	Busiest bool `json:"busiest"`
@@ -152,6 +157,9 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			ss.User, ss.System = ptr(st.User.Seconds()), ptr(st.System.Seconds())
 			ss.MaxRSS = ptr(st.MaxRSS)
 		}
+		if st.IO != nil {
+			ss.IORead, ss.IOWritten = ptr(st.IO.Read), ptr(st.IO.Written)
+		}
 		rs.Stages = append(rs.Stages, ss)
 	}
 	if busiest >= 0 {
@@ -179,6 +187,9 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			}
 		} else {
 			es.Note = "not counted: gpipe counts the bytes of rings only, and this edge is a " + es.Transport
+			if w := res.Statuses[e.From.Stage].IO; w != nil {
+				es.Note += fmt.Sprintf("; its writer wrote %d bytes in all (/proc/PID/io)", w.Written)
+			}
 		}
 		rs.Edges = append(rs.Edges, es)
 	}
@@ -272,7 +283,7 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 	}
 	fmt.Fprintf(&b, ", %s\n", secs(&rs.Wall))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  stage\tat\tpid\tstatus\twall\tcpu\tuser\tsys\tmax rss\t")
+	fmt.Fprintln(tw, "  stage\tat\tpid\tstatus\twall\tcpu\tuser\tsys\tmax rss\tread\twritten\t")
 	for _, s := range rs.Stages {
 		mark := ""
 		if s.Busiest {
@@ -295,8 +306,12 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 		if s.MaxRSS != nil {
 			rss = humanBytes(uint64(*s.MaxRSS))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.shortName(), s.Position, pid, status,
-			secs(s.Wall), secs(s.CPU), secs(s.User), secs(s.System), rss, mark)
+		read, written := "-", "-"
+		if s.IORead != nil {
+			read, written = humanBytes(*s.IORead), humanBytes(*s.IOWritten)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.shortName(), s.Position, pid, status,
+			secs(s.Wall), secs(s.CPU), secs(s.User), secs(s.System), rss, read, written, mark)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
