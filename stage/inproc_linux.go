@@ -18,6 +18,7 @@ type builtinExit struct {
 	code    int
 	stopped bool // it ended because the pipeline was torn down
 	cpu     time.Duration
+	busy    time.Duration
 }
 
 // startBuiltin starts an in-process builtin stage: its ends are taken from
@@ -166,9 +167,9 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 // Options.MeasureCPU, its CPU time is kept by a cpuMeter over the
 // stretches it runs between its parks.
 func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Source, out plumbing.Sink, stderr io.WriteCloser, files *portFiles) {
-	cpu := cpuMeter{off: !s.opts.MeasureCPU}
+	cpu := cpuMeter{off: !s.opts.MeasureCPU, busyOn: s.opts.MeasureBusy}
 	for _, end := range []any{in, out} {
-		if e, ok := end.(plumbing.Parkable); ok && !cpu.off {
+		if e, ok := end.(plumbing.Parkable); ok && (!cpu.off || cpu.busyOn) {
 			e.OnPark(cpu.pause, cpu.resume)
 		}
 	}
@@ -176,7 +177,7 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 	res := &builtinExit{}
 	defer func() {
 		cpu.pause()
-		res.cpu = cpu.total
+		res.cpu, res.busy = cpu.total, cpu.busy
 		files.close()
 		stderr.Close()
 		s.exits <- exit{stage: st.ID, builtin: res}
@@ -216,9 +217,18 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 // clock moved meanwhile is the call's own work, which counts too. The
 // system calls per park cost up to a third of a builtin's time on a fast
 // stream, so the meter is off (off: no figures) unless asked for.
+//
+// Without it, busyOn keeps the builtin's busy time alone, the wall time
+// between its resumes and pauses, for a clock read each (no system call):
+// what Options.MeasureBusy asks for.
 type cpuMeter struct {
 	off   bool
 	total time.Duration
+
+	busyOn  bool
+	busy    time.Duration
+	resumed time.Time
+
 	tid   int
 	clock time.Duration
 	wall  time.Time
@@ -228,6 +238,9 @@ type cpuMeter struct {
 }
 
 func (m *cpuMeter) resume() {
+	if m.busyOn {
+		m.resumed = time.Now()
+	}
 	if m.off {
 		return
 	}
@@ -238,6 +251,9 @@ func (m *cpuMeter) resume() {
 }
 
 func (m *cpuMeter) pause() {
+	if m.busyOn {
+		m.busy += time.Since(m.resumed)
+	}
 	if m.off {
 		return
 	}

@@ -99,7 +99,8 @@ func TestStartObserveSteer(t *testing.T) {
 		}
 	}
 	// gen -n 5 writes "1\n" to "5\n", and cat read them all.
-	if c := final.Edges[0]; c != (plumbing.Count{Known: true, Written: 10, Read: 10}) {
+	// (How long either side waited depends on the scheduler.)
+	if c := final.Edges[0]; !c.Known || c.Written != 10 || c.Read != 10 {
 		t.Errorf("edge 1 carried %+v, want 10 bytes written and read", c)
 	}
 	if final.Edges[1].Known {

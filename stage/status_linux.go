@@ -36,6 +36,9 @@ type Status struct {
 	// together, with Options.MeasureIO; nil otherwise, and for a builtin
 	// inside gpipe.
 	IO *ProcessIO
+	// Busy is the wall time an in-process builtin spent running rather
+	// than waiting for its input or output, with Options.MeasureBusy.
+	Busy time.Duration
 
 	// Skipped says the stage was never started: the start was abandoned
 	// before its turn (another stage failed to start, or a teardown

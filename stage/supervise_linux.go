@@ -73,6 +73,11 @@ type Options struct {
 	// being reaped first, then reaped.
 	MeasureIO bool
 
+	// MeasureBusy keeps the busy time of the in-process builtins
+	// (Status.Busy): the wall time each ran between its waits, for two
+	// clock reads per wait, without MeasureCPU's system calls.
+	MeasureBusy bool
+
 	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
 	// at the cost of a few system calls each time one waits for another;
 	// without it their CPU is reported as zero. A process stage's CPU time
@@ -642,7 +647,7 @@ func (s *supervisor) record(e exit) {
 	st := &s.res.Statuses[e.stage]
 	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
-		st.Code, st.CPU = b.code, b.cpu
+		st.Code, st.CPU, st.Busy = b.code, b.cpu, b.busy
 		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
 			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)

@@ -345,14 +345,14 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	began := time.Now()
 	run := stage.Start(g, p.cmds, plan, stage.Options{
 		Stdin: a.stdin, Stdout: stdout, Stderr: a.stderr,
-		Grace:      s.grace,
-		FailFast:   s.failFast,
-		StopEarly:  s.stopEarly,
-		MeasureCPU: s.stats != statsOff,
-		MeasureIO:  s.stats != statsOff,
-		Signals:    a.sigs,
-		OnError:    func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
-		OnLive:     func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
+		Grace:       s.grace,
+		FailFast:    s.failFast,
+		StopEarly:   s.stopEarly,
+		MeasureBusy: s.stats != statsOff,
+		MeasureIO:   s.stats != statsOff,
+		Signals:     a.sigs,
+		OnError:     func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
+		OnLive:      func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
 	})
 	res := run.Wait()
 	wall := time.Since(began)
@@ -360,7 +360,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		printStatus(a.stderr, res)
 	}
 	if s.stats != statsOff {
-		rs := collectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall)
+		rs := collectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall, selfCPU())
 		var err error
 		switch {
 		case s.dot:
