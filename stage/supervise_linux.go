@@ -652,7 +652,12 @@ func (s *supervisor) record(e exit) {
 			// Stopped early: as a program killed by SIGPIPE.
 			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)
 		} else if b.stopped {
-			sig, _ := s.res.Signal.(syscall.Signal)
+			sig, ok := s.res.Signal.(syscall.Signal)
+			if !ok {
+				// Stopped by a failed start (FailFast), which kills
+				// the processes with SIGKILL: so it reads the same.
+				sig = syscall.SIGKILL
+			}
 			st.Signal, st.Code = sig, 128+int(sig)
 		}
 		st.InputBroken = st.Code == ExitInputBroken
