@@ -304,7 +304,7 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 	}
 	fmt.Fprintf(&b, ", %s\n", secs(&rs.Wall))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  stage\tat\tpid\tstatus\twall\tcpu\tuser\tsys\tmax rss\tread\twritten\t")
+	fmt.Fprintln(tw, "  stage\tat\tpid\tstatus\twall\tcpu\tuser\tsys\tmax rss\tread\twritten\tcommand\t")
 	for _, s := range rs.Stages {
 		mark := ""
 		if s.Busiest {
@@ -331,8 +331,15 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 		if s.IORead != nil {
 			read, written = humanBytes(*s.IORead), humanBytes(*s.IOWritten)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.shortName(), s.Position, pid, status,
-			secs(s.Wall), secs(s.CPU), secs(s.User), secs(s.System), rss, read, written, mark)
+		command := s.Command
+		if len(command) > 40 {
+			command = command[:39] + "…"
+		}
+		if mark != "" {
+			command += "  " + mark
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.shortName(), s.Position, pid, status,
+			secs(s.Wall), secs(s.CPU), secs(s.User), secs(s.System), rss, read, written, command)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
