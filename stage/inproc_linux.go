@@ -29,7 +29,7 @@ type builtinExit struct {
 func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	status := Status{Stage: st}
 	ends := s.plan.Take(st.ID)
-	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, ends, nil)
+	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), ends, nil)
 	defer t.close()
 	defer func() {
 		for _, e := range ends {

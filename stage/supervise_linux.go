@@ -23,6 +23,17 @@ type Options struct {
 	// copying) and are not closed. None may be nil.
 	Stdin, Stdout, Stderr *os.File
 
+	// Stderrs, when not nil, gives each stage a standard error of its
+	// own: stage i of Graph.Stages starts with Stderrs[i] as its
+	// descriptor 2 in place of Stderr, before its redirections are
+	// applied, so that "2>/dev/null" and "2>&1" mean what they mean in
+	// bash. A nil entry, or a stage past the end of the slice, gets
+	// Stderr. A stage's process substitutions are stages of their own
+	// and get their own entries. The files are handed on as they are
+	// (an in-process builtin writes to a copy of its file) and are not
+	// closed: the caller may close its copies once Start has returned.
+	Stderrs []*os.File
+
 	// Grace is how long the stages get, after a teardown signal was passed
 	// on to them, before the survivors are killed with SIGKILL. Zero kills
 	// at once.
@@ -379,7 +390,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
 		return nil, status
 	}
-	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.plan.Ends(st.ID), s.inherited)
+	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
 	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin, Parent: os.Getpid()}
 	if fifos := s.plan.FIFORedirects(st.ID); len(fifos) > 0 || blockingRedirect(st) {
@@ -435,6 +446,15 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	return p, status
+}
+
+// stderr is the standard error stage i starts with, before its
+// redirections: its own (Options.Stderrs) or gpipe's.
+func (s *supervisor) stderr(i int) *os.File {
+	if i < len(s.opts.Stderrs) && s.opts.Stderrs[i] != nil {
+		return s.opts.Stderrs[i]
+	}
+	return s.opts.Stderr
 }
 
 // group makes the pipeline's process group before the first process

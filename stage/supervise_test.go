@@ -286,3 +286,37 @@ func TestInProcessCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStderrs gives stages standard errors of their own: a nil entry
+// writes Options.Stderr; a redirection of fd 2 wins over the stage's own,
+// as in bash; an in-process builtin writes its message to its own.
+func TestRunStderrs(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) *os.File {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	common, first, third, fourth, fifth := file("common"), file("first"), file("third"), file("fourth"), file("fifth")
+	spec := `sh -c "echo one >&2; echo x" | sh -c "cat; echo two >&2" | sh -c "echo three >&2" 2>/dev/null | sh -c "echo four >&2" | sink nodir/out`
+	opts := Options{Grace: time.Second, Stderrs: []*os.File{first, nil, third, fourth, fifth}}
+	runFull(t, spec, builtins.Default(), common, opts, 20*time.Second)
+	for _, c := range []struct{ name, want string }{
+		{"common", "two\n"},
+		{"first", "one\n"},
+		{"third", ""},
+		{"fourth", "four\n"},
+		{"fifth", "gpipe: stage 5 (sink): open nodir/out: no such file or directory\n"},
+	} {
+		got, err := os.ReadFile(filepath.Join(dir, c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

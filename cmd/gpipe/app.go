@@ -187,6 +187,7 @@ func (a *app) newApp() *cli.App {
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "transport of every edge: auto, pipe, fifo, mem or shm (mem and shm need builtins at both ends; shm implies --isolate)"},
 			&cli.BoolFlag{Name: "fail-fast", Value: true, Usage: "when a stage cannot start (127, 126, or 125 for gpipe's resources), start nothing more and kill what started; --fail-fast=false runs the rest, as bash does"},
 			&cli.BoolFlag{Name: "stop-early", Usage: "send SIGPIPE to a stage as soon as nothing reads its output, not at its next write as bash does (sh -c 'echo a; sleep 30; echo b' | head -1 ends at once)"},
+			&cli.BoolFlag{Name: "label-stderr", Usage: "prefix every line a stage writes to stderr with the stage's number and name, \"[2 grep] \", whole lines only: gpipe relays each stage's stderr through a pipe of its own"},
 			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
 			&cli.StringFlag{Name: "ring-size", Value: "512KiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
 			&cli.StringFlag{Name: "buffer", Value: "64MiB", Usage: "memory each output of a tee that gpipe adds (a pipeline file's stage read in several places) holds before it spills to a temporary file"},
@@ -227,6 +228,7 @@ type settings struct {
 	isolate         bool
 	failFast        bool
 	stopEarly       bool
+	labelStderr     bool // every stage's stderr relayed, labelled (labels.go)
 	grace           time.Duration
 	transport       parser.Transport
 	ringSize        int
@@ -234,7 +236,7 @@ type settings struct {
 }
 
 func settingsFrom(c *cli.Context) (settings, error) {
-	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
+	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), labelStderr: c.Bool("label-stderr"), grace: c.Duration("grace")}
 	if f, ok := c.Generic("stats").(*statsFormat); ok && f != nil {
 		s.stats = *f
 	}
@@ -336,14 +338,24 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if err != nil {
 		return transportError(g, err)
 	}
+	// gpipe's own messages while the stages run: with labels, under the
+	// relays' lock, so that none lands inside a stage's line.
+	var msgs io.Writer = a.stderr
+	var labels *labeller
+	if s.labelStderr {
+		if labels, err = newLabeller(a.stderr, g); err != nil {
+			_ = plan.Close()
+			return err
+		}
+		msgs = labels.out
+	}
 	stdout := a.stdout
 	if picture {
 		// The picture is gpipe's output: the pipeline's own goes to
 		// stderr, so that "> g.dot" holds a graph and nothing else.
 		stdout = a.stderr
 	}
-	began := time.Now()
-	run := stage.Start(g, p.cmds, plan, stage.Options{
+	opts := stage.Options{
 		Stdin: a.stdin, Stdout: stdout, Stderr: a.stderr,
 		Grace:       s.grace,
 		FailFast:    s.failFast,
@@ -351,11 +363,22 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		MeasureBusy: s.stats != statsOff,
 		MeasureIO:   s.stats != statsOff,
 		Signals:     a.sigs,
-		OnError:     func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
-		OnLive:      func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
-	})
+		OnError:     func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) },
+		OnLive:      func(snap *stage.Snapshot) { printLive(msgs, g, plan, snap) },
+	}
+	if labels != nil {
+		opts.Stderrs = labels.writers
+	}
+	began := time.Now()
+	run := stage.Start(g, p.cmds, plan, opts)
+	if labels != nil {
+		labels.closeWriters() // every stage holds its own copy now
+	}
 	res := run.Wait()
 	wall := time.Since(began)
+	if labels != nil {
+		labels.finish(labelDrain)
+	}
 	if s.status {
 		printStatus(a.stderr, res)
 	}
