@@ -22,8 +22,12 @@ import (
 type Meter struct {
 	mu         sync.Mutex
 	head, tail *atomic.Uint64 // in the ring's header; nil once closed
-	last       Count
-	release    func() error
+	// writerWaiting and readerWaiting are the sides' waiting words in
+	// the header: non-zero while that side sleeps (see ring_linux.go).
+	writerWaiting, readerWaiting *atomic.Uint32
+	size                         uint64 // the ring's data capacity, read once at the start
+	last                         Count
+	release                      func() error
 }
 
 // Count is what an edge carried so far.
@@ -31,6 +35,12 @@ type Count struct {
 	Known   bool   // false for an edge gpipe cannot see into
 	Written uint64 // bytes its writer committed
 	Read    uint64 // bytes its reader consumed
+
+	// WriterWaits says the writer sleeps now until the reader makes room:
+	// the ring is full for it. ReaderWaits says the reader sleeps now
+	// until the writer commits more: the ring is empty for it. Both are
+	// false once the ring is let go (the last counts).
+	WriterWaits, ReaderWaits bool
 }
 
 // Queued is how many bytes wait in the edge: written and not yet read.
@@ -46,7 +56,18 @@ func (m *Meter) Count() Count {
 	if m.head == nil {
 		return m.last
 	}
-	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
+	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load(),
+		WriterWaits: m.writerWaiting.Load() != 0, ReaderWaits: m.readerWaiting.Load() != 0}
+}
+
+// Size is the data capacity of the edge's ring, which Count.Queued never
+// exceeds; 0 for a nil meter (a pipe or FIFO). It is read once, when the
+// ring is made, before any stage could write to its header.
+func (m *Meter) Size() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.size
 }
 
 // close keeps the last counts and lets go of the ring's memory.
@@ -60,16 +81,20 @@ func (m *Meter) close() error {
 		return nil
 	}
 	m.last = Count{Known: true, Written: m.head.Load(), Read: m.tail.Load()}
-	m.head, m.tail = nil, nil
+	m.head, m.tail, m.writerWaiting, m.readerWaiting = nil, nil, nil, nil
 	return m.release()
 }
 
 // headerMeter is a meter over a ring header at base, released by release.
+// The header's size must be written already.
 func headerMeter(base unsafe.Pointer, release func() error) *Meter {
 	return &Meter{
-		head:    (*atomic.Uint64)(unsafe.Add(base, offHead)),
-		tail:    (*atomic.Uint64)(unsafe.Add(base, offTail)),
-		release: release,
+		head:          (*atomic.Uint64)(unsafe.Add(base, offHead)),
+		tail:          (*atomic.Uint64)(unsafe.Add(base, offTail)),
+		writerWaiting: (*atomic.Uint32)(unsafe.Add(base, offWriterWaiting)),
+		readerWaiting: (*atomic.Uint32)(unsafe.Add(base, offReaderWaiting)),
+		size:          *(*uint64)(unsafe.Add(base, offSize)),
+		release:       release,
 	}
 }
 
