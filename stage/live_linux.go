@@ -28,6 +28,23 @@ type StageState struct {
 	Status
 	State     State
 	InProcess bool // a builtin running inside gpipe
+
+	// Wchan is the kernel function a running process sleeps in, from
+	// /proc/PID/wchan, with Options.MeasureIO: "pipe_write" (or
+	// "anon_pipe_write", as kernels name it) is a writer waiting for room
+	// in a pipe, "pipe_read" a reader waiting for data. Empty while it
+	// runs on a processor, for an in-process builtin, or when unknown.
+	Wchan string
+}
+
+// IO is what a process passed through read and write system calls so
+// far, from /proc/PID/io: every byte, to and from pipes, files and
+// terminals alike, its own children's included once they have ended and
+// been waited for.
+type IO struct {
+	Known bool   // false: no reading (a builtin inside gpipe, or not measured)
+	Rchar uint64 // bytes it read
+	Wchar uint64 // bytes it wrote
 }
 
 // State is where a stage is in its life.
@@ -104,6 +121,12 @@ func (s *supervisor) snapshot() *Snapshot {
 			if cpu, ok := processCPU(st.Pid); ok {
 				ss.CPU = cpu
 			}
+			if s.opts.MeasureIO {
+				if got := processIO(st.Pid); got.Known {
+					s.res.Statuses[i].IO, ss.IO = got, got // kept once it is gone
+				}
+				ss.Wchan = processWchan(st.Pid)
+			}
 		}
 		snap.Stages[i] = ss
 	}
@@ -136,4 +159,70 @@ func processCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+// processIO reads what a process read and wrote so far from
+// /proc/PID/io; unknown if it cannot be read (the process is gone).
+func processIO(pid int) IO {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return IO{}
+	}
+	var got IO
+	seen := 0
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		name, value, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			continue
+		}
+		var to *uint64
+		switch string(name) {
+		case "rchar":
+			to = &got.Rchar
+		case "wchar":
+			to = &got.Wchar
+		default:
+			continue
+		}
+		n, err := strconv.ParseUint(string(value), 10, 64)
+		if err != nil {
+			return IO{}
+		}
+		*to = n
+		seen++
+	}
+	got.Known = seen == 2
+	return got
+}
+
+// processWchan reads where a process sleeps in the kernel, from
+// /proc/PID/wchan: a function name, or "" (running, or unknown).
+func processWchan(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+	if err != nil || string(data) == "0" {
+		return ""
+	}
+	return string(data)
+}
+
+// lastIO waits until pid, a child of gpipe's, has changed state and, if
+// it has ended, reads its I/O figures before it is reaped: a zombie's
+// /proc/PID/io still holds them, and is gone once it is waited for. It
+// leaves the change to be waited for (WNOWAIT). Unknown when the change
+// is a stop or a continue, or on an error, which the wait that follows
+// will report.
+func lastIO(pid int) IO {
+	// si_code of a child's end (asm-generic/siginfo.h).
+	const cldExited, cldKilled, cldDumped = 1, 2, 3
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || (info.Code != cldExited && info.Code != cldKilled && info.Code != cldDumped) {
+			return IO{}
+		}
+		return processIO(pid)
+	}
 }

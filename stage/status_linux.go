@@ -33,6 +33,11 @@ type Status struct {
 	// signal came during the start).
 	Skipped bool
 
+	// IO is what the stage's process read and wrote so far, with
+	// Options.MeasureIO: its last reading of /proc/PID/io, which is kept
+	// once the process is gone; unknown for an in-process builtin.
+	IO IO
+
 	// Pid is the stage's process; 0 for an in-process builtin.
 	Pid int
 	// Began and Ended are when the stage started and when it was seen
