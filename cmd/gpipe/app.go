@@ -179,6 +179,7 @@ func (a *app) newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "run the pipeline file `FILE` (- reads it from stdin); the arguments after it are its parameters, NAME=VALUE"},
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
+			&cli.BoolFlag{Name: "progress", Usage: "show every edge's bytes so far and rate on stderr: redrawn in place on a terminal (with a bar and ETA where the total is known), a plain line per edge every 2s and at the end otherwise"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
 			&cli.BoolFlag{Name: "dot", Usage: "print the plan as a Graphviz DOT graph and run nothing"},
@@ -217,6 +218,7 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 // filled in those the command line leaves unset.
 type settings struct {
 	status, explain bool
+	progress        bool
 	dot, svg        bool // the plan as a picture, instead of running
 	isolate         bool
 	failFast        bool
@@ -228,7 +230,7 @@ type settings struct {
 }
 
 func settingsFrom(c *cli.Context) (settings, error) {
-	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
+	s := settings{status: c.Bool("status"), progress: c.Bool("progress"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), grace: c.Duration("grace")}
 	var err error
 	if s.transport, err = parseTransport(c.String("transport")); err != nil {
 		return s, err
@@ -321,7 +323,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if err != nil {
 		return transportError(g, err)
 	}
-	res := stage.Run(g, p.cmds, plan, stage.Options{
+	opts := stage.Options{
 		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
 		Grace:     s.grace,
 		FailFast:  s.failFast,
@@ -329,7 +331,21 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		Signals:   a.sigs,
 		OnError:   func(err error) { fmt.Fprintf(a.stderr, "gpipe: %v\n", err) },
 		OnLive:    func(snap *stage.Snapshot) { printLive(a.stderr, g, plan, snap) },
-	})
+	}
+	var pr *progress
+	if s.progress {
+		pr = newProgress(a.stderr, g, p.cmds, plan, a.stdin)
+		opts.MeasureIO, opts.OnEvent = true, pr.onEvent
+	}
+	pl := stage.Start(g, p.cmds, plan, opts)
+	if pr != nil {
+		go pr.run(pl.Snapshot)
+	}
+	res := pl.Wait()
+	if pr != nil {
+		// Stopped before --status prints, so that its lines come after.
+		pr.finish(pl.Snapshot())
+	}
 	if s.status {
 		printStatus(a.stderr, res)
 	}
