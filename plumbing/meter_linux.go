@@ -24,8 +24,12 @@ type Meter struct {
 	mu              sync.Mutex
 	head, tail      *atomic.Uint64 // in the ring's header; nil once closed
 	blocked, starve *atomic.Uint64 // the sides' sleeps, in the header
-	last            Count
-	release         func() error
+	// writerWaiting and readerWaiting are the sides' waiting words in
+	// the header: non-zero while that side sleeps (see ring_linux.go).
+	writerWaiting, readerWaiting *atomic.Uint32
+	size                         uint64 // the ring's data capacity, read once at the start
+	last                         Count
+	release                      func() error
 }
 
 // Count is what an edge carried so far.
@@ -37,6 +41,12 @@ type Count struct {
 	// Blocked is how long the writer slept on a full ring, Starved how
 	// long the reader slept on an empty one (zero where unknown).
 	Blocked, Starved time.Duration
+
+	// WriterWaits says the writer sleeps now until the reader makes room:
+	// the ring is full for it. ReaderWaits says the reader sleeps now
+	// until the writer commits more: the ring is empty for it. Both are
+	// false once the ring is let go (the last counts).
+	WriterWaits, ReaderWaits bool
 }
 
 // Queued is how many bytes wait in the edge: written and not yet read.
@@ -59,7 +69,18 @@ func (m *Meter) Count() Count {
 // mapped.
 func (m *Meter) read() Count {
 	return Count{Known: true, Written: m.head.Load(), Read: m.tail.Load(),
-		Blocked: time.Duration(m.blocked.Load()), Starved: time.Duration(m.starve.Load())}
+		Blocked: time.Duration(m.blocked.Load()), Starved: time.Duration(m.starve.Load()),
+		WriterWaits: m.writerWaiting.Load() != 0, ReaderWaits: m.readerWaiting.Load() != 0}
+}
+
+// Size is the data capacity of the edge's ring, which Count.Queued never
+// exceeds; 0 for a nil meter (a pipe or FIFO). It is read once, when the
+// ring is made, before any stage could write to its header.
+func (m *Meter) Size() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.size
 }
 
 // close keeps the last counts and lets go of the ring's memory.
@@ -73,18 +94,23 @@ func (m *Meter) close() error {
 		return nil
 	}
 	m.last = m.read()
-	m.head, m.tail, m.blocked, m.starve = nil, nil, nil, nil
+	m.last.WriterWaits, m.last.ReaderWaits = false, false
+	m.head, m.tail, m.blocked, m.starve, m.writerWaiting, m.readerWaiting = nil, nil, nil, nil, nil, nil
 	return m.release()
 }
 
 // headerMeter is a meter over a ring header at base, released by release.
+// The header's size must be written already.
 func headerMeter(base unsafe.Pointer, release func() error) *Meter {
 	return &Meter{
-		head:    (*atomic.Uint64)(unsafe.Add(base, offHead)),
-		tail:    (*atomic.Uint64)(unsafe.Add(base, offTail)),
-		blocked: (*atomic.Uint64)(unsafe.Add(base, offWriterBlocked)),
-		starve:  (*atomic.Uint64)(unsafe.Add(base, offReaderStarved)),
-		release: release,
+		head:          (*atomic.Uint64)(unsafe.Add(base, offHead)),
+		tail:          (*atomic.Uint64)(unsafe.Add(base, offTail)),
+		blocked:       (*atomic.Uint64)(unsafe.Add(base, offWriterBlocked)),
+		starve:        (*atomic.Uint64)(unsafe.Add(base, offReaderStarved)),
+		writerWaiting: (*atomic.Uint32)(unsafe.Add(base, offWriterWaiting)),
+		readerWaiting: (*atomic.Uint32)(unsafe.Add(base, offReaderWaiting)),
+		size:          *(*uint64)(unsafe.Add(base, offSize)),
+		release:       release,
 	}
 }
 

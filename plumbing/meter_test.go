@@ -154,3 +154,58 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestMeterSeesWaitingSides: a meter knows its ring's size, and sees a
+// writer that sleeps on a full ring and a reader that sleeps on an empty
+// one, as --progress shows them.
+func TestMeterSeesWaitingSides(t *testing.T) {
+	w, r, m, err := newMemRing(MinRingSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if m.Size() != MinRingSize {
+		t.Errorf("size %d, want %d", m.Size(), MinRingSize)
+	}
+	var none *Meter
+	if none.Size() != 0 {
+		t.Errorf("a nil meter has size %d", none.Size())
+	}
+	until := func(what string, ok func(Count) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(m.Count()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not seen; count %+v", what, m.Count())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	read := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1)
+		_, err := r.Read(buf)
+		read <- err
+	}()
+	until("reader waits on an empty ring", func(c Count) bool { return c.ReaderWaits && !c.WriterWaits })
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := w.Write(make([]byte, 2*MinRingSize))
+		wrote <- err
+	}()
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	until("writer waits on a full ring", func(c Count) bool { return c.WriterWaits && c.Queued() > MinRingSize-MinRingSize/8 })
+	if _, err := io.ReadFull(r, make([]byte, 2*MinRingSize-1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r.Close()
+	if c := m.Count(); c.WriterWaits || c.ReaderWaits {
+		t.Errorf("a side waits after both closed: %+v", c)
+	}
+}

@@ -28,6 +28,23 @@ type StageState struct {
 	Status
 	State     State
 	InProcess bool // a builtin running inside gpipe
+
+	// Wchan is the kernel function a running process sleeps in, from
+	// /proc/PID/wchan, with Options.MeasureIO: "pipe_write" (or
+	// "anon_pipe_write", as kernels name it) is a writer waiting for room
+	// in a pipe, "pipe_read" a reader waiting for data. Empty while it
+	// runs on a processor, for an in-process builtin, or when unknown.
+	Wchan string
+}
+
+// IO is what a process passed through read and write system calls so
+// far, from /proc/PID/io: every byte, to and from pipes, files and
+// terminals alike, its own children's included once they have ended and
+// been waited for.
+type IO struct {
+	Known bool   // false: no reading (a builtin inside gpipe, or not measured)
+	Rchar uint64 // bytes it read
+	Wchar uint64 // bytes it wrote
 }
 
 // State is where a stage is in its life.
@@ -104,6 +121,12 @@ func (s *supervisor) snapshot() *Snapshot {
 			if cpu, ok := processCPU(st.Pid); ok {
 				ss.CPU = cpu
 			}
+			if s.opts.MeasureIO {
+				if got := processIO(st.Pid); got.Known {
+					s.res.Statuses[i].IO, ss.IO = got, got // kept once it is gone
+				}
+				ss.Wchan = processWchan(st.Pid)
+			}
 		}
 		snap.Stages[i] = ss
 	}
@@ -138,54 +161,59 @@ func processCPU(pid int) (time.Duration, bool) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
 
-// ProcessIO is what a process read and wrote through system calls, from
-// /proc/PID/io: every descriptor together (a stage's stdin and stdout,
-// and its files and stderr too), counted by the kernel whether the bytes
-// went to a disk or a pipe.
-type ProcessIO struct {
-	Read, Written uint64 // rchar and wchar
-}
-
-// ReadProcessIO reads /proc/PID/io; ok is false when it cannot (the
-// process is gone, or not gpipe's to read).
-func ReadProcessIO(pid int) (io ProcessIO, ok bool) {
+// processIO reads what a process read and wrote so far from
+// /proc/PID/io; unknown if it cannot be read (the process is gone).
+func processIO(pid int) IO {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
 	if err != nil {
-		return io, false
+		return IO{}
 	}
-	var seen int
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		name, value, found := bytes.Cut(line, []byte(": "))
-		if !found {
+	var got IO
+	seen := 0
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		name, value, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			continue
+		}
+		var to *uint64
+		switch string(name) {
+		case "rchar":
+			to = &got.Rchar
+		case "wchar":
+			to = &got.Wchar
+		default:
 			continue
 		}
 		n, err := strconv.ParseUint(string(value), 10, 64)
 		if err != nil {
-			continue
+			return IO{}
 		}
-		switch string(name) {
-		case "rchar":
-			io.Read, seen = n, seen+1
-		case "wchar":
-			io.Written, seen = n, seen+1
-		}
+		*to = n
+		seen++
 	}
-	return io, seen == 2
+	got.Known = seen == 2
+	return got
 }
 
-// Codes of a child's waitid event (si_code, CLD_* in <signal.h>).
-const (
-	cldExited = 1
-	cldKilled = 2
-	cldDumped = 3
-)
+// processWchan reads where a process sleeps in the kernel, from
+// /proc/PID/wchan: a function name, or "" (running, or unknown).
+func processWchan(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+	if err != nil || string(data) == "0" {
+		return ""
+	}
+	return string(data)
+}
 
-// ioAtExit waits for the next change of process pid without reaping it
-// (WNOWAIT) and, if the process has ended, reads its I/O counters while
-// its /proc entry is still there; nil for a stop or continue, or if the
-// counters cannot be read. The caller then reaps, or takes the stop, with
-// wait4, which returns at once.
-func ioAtExit(pid int) *ProcessIO {
+// lastIO waits until pid, a child of gpipe's, has changed state and, if
+// it has ended, reads its I/O figures before it is reaped: a zombie's
+// /proc/PID/io still holds them, and is gone once it is waited for. It
+// leaves the change to be waited for (WNOWAIT). Unknown when the change
+// is a stop or a continue, or on an error, which the wait that follows
+// will report.
+func lastIO(pid int) IO {
+	// si_code of a child's end (asm-generic/siginfo.h).
+	const cldExited, cldKilled, cldDumped = 1, 2, 3
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
@@ -193,11 +221,8 @@ func ioAtExit(pid int) *ProcessIO {
 			continue
 		}
 		if err != nil || (info.Code != cldExited && info.Code != cldKilled && info.Code != cldDumped) {
-			return nil
+			return IO{}
 		}
-		if io, ok := ReadProcessIO(pid); ok {
-			return &io
-		}
-		return nil
+		return processIO(pid)
 	}
 }

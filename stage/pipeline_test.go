@@ -107,3 +107,55 @@ func TestStartObserveSteer(t *testing.T) {
 		t.Errorf("edge 2, a pipe to a program, claims a count: %+v", final.Edges[1])
 	}
 }
+
+// TestMeasureIO: with Options.MeasureIO, a process stage's I/O figures are
+// kept past its end, read from its /proc entry before it was reaped: seq
+// wrote exactly its output, however soon it ended; a builtin inside gpipe
+// has none; a sleeping process tells where it sleeps.
+func TestMeasureIO(t *testing.T) {
+	if _, err := os.Stat("/proc/self/io"); err != nil {
+		t.Skipf("no /proc/PID/io here: %v", err)
+	}
+	g, err := parser.Parse("spec", "seq 100000 | cat | sh -c 'cat > /dev/null; exec sleep 100'", parser.Config{Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := Resolve(g, os.Environ(), builtins.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Place(g, cmds, false, false)
+	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	p := Start(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: devnull, Grace: time.Second, MeasureIO: true})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap := p.Snapshot()
+		if st := snap.Stages[2]; st.Wchan != "" && st.IO.Rchar >= 588895 && snap.Stages[0].State == Ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sh did not read seq's output and sleep within 10s: %+v", snap.Stages[2])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.Signal(syscall.SIGTERM)
+	r := p.Wait()
+	// seq 100000 writes 588895 bytes, and nothing else.
+	if io := r.Statuses[0].IO; !io.Known || io.Wchar != 588895 {
+		t.Errorf("seq: %+v, want 588895 bytes written", io)
+	}
+	if io := r.Statuses[1].IO; io.Known {
+		t.Errorf("cat, a builtin inside gpipe, has I/O figures: %+v", io)
+	}
+	if io := r.Statuses[2].IO; !io.Known || io.Rchar < 588895 {
+		t.Errorf("sh: %+v, want at least 588895 bytes read", io)
+	}
+}

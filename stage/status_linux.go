@@ -32,10 +32,6 @@ type Status struct {
 	// largest resident set it reached, in bytes (from wait4's rusage).
 	User, System time.Duration
 	MaxRSS       int64
-	// IO is what a process stage read and wrote, all descriptors
-	// together, with Options.MeasureIO; nil otherwise, and for a builtin
-	// inside gpipe.
-	IO *ProcessIO
 	// Busy is the wall time an in-process builtin spent running rather
 	// than waiting for its input or output, with Options.MeasureBusy.
 	Busy time.Duration
@@ -44,6 +40,11 @@ type Status struct {
 	// before its turn (another stage failed to start, or a teardown
 	// signal came during the start).
 	Skipped bool
+
+	// IO is what the stage's process read and wrote so far, with
+	// Options.MeasureIO: its last reading of /proc/PID/io, which is kept
+	// once the process is gone; unknown for an in-process builtin.
+	IO IO
 
 	// Pid is the stage's process; 0 for an in-process builtin.
 	Pid int

@@ -79,11 +79,6 @@ type Options struct {
 	// head -1`).
 	StopEarly bool
 
-	// MeasureIO reads how many bytes each process stage read and wrote
-	// (Status.IO), from /proc/PID/io as it ends: it is waited for without
-	// being reaped first, then reaped.
-	MeasureIO bool
-
 	// MeasureBusy keeps the busy time of the in-process builtins
 	// (Status.Busy): the wall time each ran between its waits, for two
 	// clock reads per wait, without MeasureCPU's system calls.
@@ -94,6 +89,15 @@ type Options struct {
 	// without it their CPU is reported as zero. A process stage's CPU time
 	// is always known.
 	MeasureCPU bool
+
+	// MeasureIO keeps what each process stage read and wrote (Status.IO,
+	// from /proc/PID/io), read at each Snapshot while it runs and once more
+	// when it has ended, just before it is reaped, so that the last
+	// figures are its totals; and a Snapshot tells where a process sleeps
+	// (StageState.Wchan). It costs a system call and a read of /proc per
+	// process at its end, none while data flows. Without it, Status.IO
+	// is unknown.
+	MeasureIO bool
 }
 
 // Builtins run inside gpipe (Command.InProcess) as goroutines, each with
@@ -280,8 +284,8 @@ type exit struct {
 	ws      unix.WaitStatus
 	usage   unix.Rusage
 	err     error
+	io      IO // the process's last I/O figures, with Options.MeasureIO
 	builtin *builtinExit
-	io      *ProcessIO // at the exit, with Options.MeasureIO; nil otherwise
 }
 
 // startAll starts the stages in order, each with its descriptors, and
@@ -368,7 +372,7 @@ func (s *supervisor) wait(i int, p *os.Process) {
 		var e exit
 		e.stage = i
 		if s.opts.MeasureIO {
-			e.io = ioAtExit(pid)
+			e.io = lastIO(pid)
 		}
 		_, err := unix.Wait4(pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
 		if err == unix.EINTR {
@@ -690,7 +694,9 @@ func (s *supervisor) record(e exit) {
 	st.User, st.System = time.Duration(e.usage.Utime.Nano()), time.Duration(e.usage.Stime.Nano())
 	st.CPU = st.User + st.System
 	st.MaxRSS = e.usage.Maxrss * 1024 // kilobytes on Linux
-	st.IO = e.io
+	if e.io.Known {
+		st.IO = e.io
+	}
 	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
 		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {

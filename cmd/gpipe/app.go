@@ -179,6 +179,7 @@ func (a *app) newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "run the pipeline file `FILE` (- reads it from stdin); the arguments after it are its parameters, NAME=VALUE"},
 			&cli.BoolFlag{Name: "status", Usage: "print every stage's exit status to stderr after the run, like bash's PIPESTATUS"},
+			&cli.BoolFlag{Name: "progress", Usage: "show every edge's bytes so far and rate on stderr: redrawn in place on a terminal (with a bar and ETA where the total is known), a plain line per edge every 2s and at the end otherwise"},
 			&cli.DurationFlag{Name: "grace", Value: 3 * time.Second, Usage: "after a teardown signal, how long stages get before SIGKILL"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan (every stage, every edge, its transport and why) and run nothing"},
 			&cli.BoolFlag{Name: "dot", Usage: "print the plan as a Graphviz DOT graph and run nothing (with --stats: run, then print it with each edge's bytes)"},
@@ -223,6 +224,7 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 // filled in those the command line leaves unset.
 type settings struct {
 	status, explain bool
+	progress        bool
 	dot, svg        bool // the plan as a picture, instead of running (after it, with stats)
 	stats           statsFormat
 	isolate         bool
@@ -236,7 +238,7 @@ type settings struct {
 }
 
 func settingsFrom(c *cli.Context) (settings, error) {
-	s := settings{status: c.Bool("status"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), labelStderr: c.Bool("label-stderr"), grace: c.Duration("grace")}
+	s := settings{status: c.Bool("status"), progress: c.Bool("progress"), explain: c.Bool("explain"), dot: c.Bool("dot"), svg: c.Bool("svg"), isolate: c.Bool("isolate"), failFast: c.Bool("fail-fast"), stopEarly: c.Bool("stop-early"), labelStderr: c.Bool("label-stderr"), grace: c.Duration("grace")}
 	if f, ok := c.Generic("stats").(*statsFormat); ok && f != nil {
 		s.stats = *f
 	}
@@ -369,13 +371,25 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if labels != nil {
 		opts.Stderrs = labels.writers
 	}
+	var pr *progress
+	if s.progress {
+		pr = newProgress(a.stderr, g, p.cmds, plan, a.stdin)
+		opts.MeasureIO, opts.OnEvent = true, pr.onEvent
+	}
 	began := time.Now()
 	run := stage.Start(g, p.cmds, plan, opts)
 	if labels != nil {
 		labels.closeWriters() // every stage holds its own copy now
 	}
+	if pr != nil {
+		go pr.run(run.Snapshot)
+	}
 	res := run.Wait()
 	wall := time.Since(began)
+	if pr != nil {
+		// Stopped before --status prints, so that its lines come after.
+		pr.finish(run.Snapshot())
+	}
 	if labels != nil {
 		labels.finish(labelDrain)
 	}

@@ -83,7 +83,7 @@ func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 		label = append(label, choices[i].Transport.String())
 		if rs != nil {
 			if b := rs.Edges[i].Bytes; b != nil {
-				label = append(label, humanBytes(*b))
+				label = append(label, humanBytes(float64(*b)))
 			} else {
 				label = append(label, "bytes not counted")
 			}

@@ -309,7 +309,7 @@ func shellQuote(s string) string {
 
 // headerFlags are the flags a file's "option" lines may set: what a
 // command line would say about how to run it, not what to do instead.
-var headerFlags = []string{"buffer", "fail-fast", "grace", "isolate", "label-stderr", "ring-size", "stats", "status", "stop-early", "transport"}
+var headerFlags = []string{"buffer", "fail-fast", "grace", "isolate", "label-stderr", "progress", "ring-size", "stats", "status", "stop-early", "transport"}
 
 // applyOptions sets, from a file's "option" words, the flags the command
 // line leaves unset: the command line wins.
@@ -326,7 +326,7 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 		if i := sort.SearchStrings(headerFlags, flag); i == len(headerFlags) || headerFlags[i] != flag {
 			return s, errf("a file's header may set --%s only", strings.Join(headerFlags, ", --"))
 		}
-		boolean := flag == "status" || flag == "isolate" || flag == "fail-fast" || flag == "stop-early" || flag == "label-stderr" || flag == "stats"
+		boolean := flag == "status" || flag == "progress" || flag == "isolate" || flag == "fail-fast" || flag == "stop-early" || flag == "label-stderr" || flag == "stats"
 		if !boolean && !hasValue {
 			if i+1 == len(opts) {
 				return s, errf("needs a value: --%s=VALUE", flag)
@@ -339,7 +339,7 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 		keep := s
 		var err error
 		switch flag {
-		case "status", "isolate", "fail-fast", "stop-early", "label-stderr":
+		case "status", "progress", "isolate", "fail-fast", "stop-early", "label-stderr":
 			on := true
 			if hasValue {
 				switch value {
@@ -353,6 +353,8 @@ func applyOptions(c *cli.Context, name string, opts []parser.Option, s settings)
 			switch flag {
 			case "status":
 				s.status = on
+			case "progress":
+				s.progress = on
 			case "isolate":
 				s.isolate = on
 			case "stop-early":

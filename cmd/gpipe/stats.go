@@ -178,8 +178,8 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 		if cmds[i].InProcess && st.Started {
 			ss.Busy = ptr(st.Busy.Seconds())
 		}
-		if st.IO != nil {
-			ss.IORead, ss.IOWritten = ptr(st.IO.Read), ptr(st.IO.Written)
+		if st.IO.Known {
+			ss.IORead, ss.IOWritten = ptr(st.IO.Rchar), ptr(st.IO.Wchar)
 		}
 		rs.Stages = append(rs.Stages, ss)
 	}
@@ -208,8 +208,8 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			}
 		} else {
 			es.Note = "not counted: gpipe counts the bytes of rings only, and this edge is a " + es.Transport
-			if w := res.Statuses[e.From.Stage].IO; w != nil {
-				es.Note += fmt.Sprintf("; its writer wrote %d bytes in all (/proc/PID/io)", w.Written)
+			if w := res.Statuses[e.From.Stage].IO; w.Known {
+				es.Note += fmt.Sprintf("; its writer wrote %d bytes in all (/proc/PID/io)", w.Wchar)
 			}
 		}
 		rs.Edges = append(rs.Edges, es)
@@ -325,11 +325,11 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 		}
 		rss := "-"
 		if s.MaxRSS != nil {
-			rss = humanBytes(uint64(*s.MaxRSS))
+			rss = humanBytes(float64(*s.MaxRSS))
 		}
 		read, written := "-", "-"
 		if s.IORead != nil {
-			read, written = humanBytes(*s.IORead), humanBytes(*s.IOWritten)
+			read, written = humanBytes(float64(*s.IORead)), humanBytes(float64(*s.IOWritten))
 		}
 		command := s.Command
 		if len(command) > 40 {
@@ -350,10 +350,10 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 		for _, e := range rs.Edges {
 			bytes, rate := "-", "-"
 			if e.Bytes != nil {
-				bytes = humanBytes(*e.Bytes)
+				bytes = humanBytes(float64(*e.Bytes))
 			}
 			if e.Rate != nil {
-				rate = humanBytes(uint64(*e.Rate)) + "/s"
+				rate = humanBytes(*e.Rate) + "/s"
 			}
 			mark := ""
 			switch {
@@ -391,21 +391,6 @@ func secs(v *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fs", *v)
-}
-
-// humanBytes shows a size in binary units: 512 B, 1.5 KiB, 78.9 MiB.
-func humanBytes(n uint64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, unit := float64(n)/1024, "KiB"
-	for _, u := range []string{"MiB", "GiB", "TiB"} {
-		if v < 1024 {
-			break
-		}
-		v, unit = v/1024, u
-	}
-	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // selfCPU is the CPU time gpipe itself used so far, its children apart.
