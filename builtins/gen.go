@@ -3,7 +3,10 @@ package builtins
 import (
 	"encoding/binary"
 	"flag"
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -17,7 +20,8 @@ func genBuiltin() *Builtin {
 	}
 	b.Parse = func(args []string) (Run, error) {
 		fs, parse := flags(b)
-		n := fs.Int64("n", 0, "number of lines (endless without -n)")
+		n := new(int64)
+		fs.Var((*lineCount)(n), "n", "number of lines, 1000000 or 1e6 (endless without -n)")
 		text := fs.String("text", "", "repeat this text, one per line, instead of numbers")
 		size := fs.String("bytes", "", "generate this many bytes: 100, 4K, 1MiB, 2G …")
 		seed := fs.Uint64("seed", 0, "with --bytes: a pseudo-random stream from this seed, instead of zeros")
@@ -194,5 +198,24 @@ func genText(out plumbing.Sink, text string, count int64) error {
 		}
 		out.Commit(w)
 	}
+	return nil
+}
+
+// lineCount is gen's -n: a whole number, written out or in exponent form
+// ("1e7", "2.5e6"), as people write large counts.
+type lineCount int64
+
+func (c *lineCount) String() string { return strconv.FormatInt(int64(*c), 10) }
+
+func (c *lineCount) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*c = lineCount(n)
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !strings.ContainsAny(s, "eE") || f != math.Trunc(f) || math.Abs(f) > 1<<62 {
+		return fmt.Errorf("want a whole number, such as 1000000 or 1e6")
+	}
+	*c = lineCount(f)
 	return nil
 }
