@@ -440,6 +440,10 @@ func (rd *RingReader) Peek(atLeast int) ([]byte, error) {
 			switch {
 			case n >= want:
 				return buf, nil
+			case r.stop.Stopped():
+				// A teardown stopped the writer, which then closed (or
+				// went): this side was stopped too; its input did not end.
+				return nil, ErrStopped
 			case closed:
 				return buf, io.EOF
 			}

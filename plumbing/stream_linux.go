@@ -161,6 +161,10 @@ func (s *FileSource) Peek(atLeast int) ([]byte, error) {
 		}
 	}
 	if s.end-s.start < want || (s.err != nil && s.start == s.end) {
+		if s.err != nil && s.stop.Stopped() {
+			// Its writer was torn down with this stage: no end of input.
+			return nil, ErrStopped
+		}
 		return s.buf[s.start:s.end], s.err
 	}
 	return s.buf[s.start:s.end], nil

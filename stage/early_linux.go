@@ -264,9 +264,14 @@ func (s *supervisor) builtinStop(i int) *plumbing.Stop {
 }
 
 // stopBuiltins stops every in-process stage: each of their waits, Peeks
-// and Reserves fails with plumbing.ErrStopped.
+// and Reserves fails with plumbing.ErrStopped. They are stopped downstream
+// first: a stage stopped closes its output, and a reader that saw that
+// end before its own stop would end as if its input had simply ended
+// (status 0, where a teardown must read as one).
 func (s *supervisor) stopBuiltins() {
-	for _, st := range s.stops {
-		st.Close()
+	for k := len(s.res.order) - 1; k >= 0; k-- {
+		if st := s.stops[s.res.order[k]]; st != nil {
+			st.Close()
+		}
 	}
 }

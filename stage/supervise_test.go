@@ -66,7 +66,10 @@ func runFull(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 	}
 	done := make(chan *Result, 1)
 	go func() {
-		opts.Stdin, opts.Stdout, opts.Stderr = devnull, devnull, stderr
+		if opts.Stdin == nil {
+			opts.Stdin = devnull
+		}
+		opts.Stdout, opts.Stderr = devnull, stderr
 		done <- Run(g, cmds, plan, opts)
 	}()
 	select {
@@ -209,6 +212,59 @@ func TestInProcessTeardown(t *testing.T) {
 	}
 	if code := r.ExitCode(); code != 143 {
 		t.Errorf("ExitCode() = %d, want 143", code)
+	}
+}
+
+// TestInProcessTeardownIsNoEnd: builtins inside gpipe torn down while
+// they wait for gpipe's stdin, which never ends, each read as torn down,
+// however the stops fall: a builtin stopped closes its output, and the
+// next one must not take that for the end of its input and exit 0 (which
+// it did, now and then, when the stops came upstream first).
+func TestInProcessTeardownIsNoEnd(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	runs := 100
+	if testing.Short() {
+		runs = 20
+	}
+	for range runs {
+		g, err := parser.Parse("spec", "cat | cat | cat | count", parser.Config{Env: os.Environ()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds, err := Resolve(g, os.Environ(), builtins.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		Place(g, cmds, false, false)
+		plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := Start(g, cmds, plan, Options{Stdin: r, Stdout: devnull, Stderr: devnull, Grace: time.Second})
+		p.Signal(syscall.SIGTERM)
+		done := make(chan *Result, 1)
+		go func() { done <- p.Wait() }()
+		var res *Result
+		select {
+		case res = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the run did not end within 10s of SIGTERM")
+		}
+		for i, s := range res.Statuses {
+			if s.Signal != syscall.SIGTERM || s.Code != 143 {
+				t.Fatalf("stage %d: %v, want 143 (SIGTERM)", i+1, s)
+			}
+		}
 	}
 }
 
