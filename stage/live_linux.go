@@ -22,8 +22,9 @@ type Snapshot struct {
 }
 
 // StageState is one stage in a Snapshot. Status holds what is known so
-// far: the pid, when it began, and once it ended how and when; CPU is the
-// time used so far (of a running process, from /proc).
+// far: the pid, when it began, and once it ended how and when; for a
+// running process CPU (User, System), MaxRSS and IO are its figures so
+// far, from /proc.
 type StageState struct {
 	Status
 	State     State
@@ -118,13 +119,20 @@ func (s *supervisor) snapshot() *Snapshot {
 			ss.State = Ended
 		}
 		if isProc {
-			if cpu, ok := processCPU(st.Pid); ok {
-				ss.CPU = cpu
+			// What wait4 tells at the end, /proc tells so far.
+			if user, sys, ok := processCPU(st.Pid); ok {
+				ss.User, ss.System, ss.CPU = user, sys, user+sys
+			}
+			if rss, ok := processPeakRSS(st.Pid); ok {
+				ss.MaxRSS = rss
+			}
+			if got := processIO(st.Pid); got.Known {
+				ss.IO = got
+				if s.opts.MeasureIO {
+					s.res.Statuses[i].IO = got // kept once it is gone
+				}
 			}
 			if s.opts.MeasureIO {
-				if got := processIO(st.Pid); got.Known {
-					s.res.Statuses[i].IO, ss.IO = got, got // kept once it is gone
-				}
 				ss.Wchan = processWchan(st.Pid)
 			}
 		}
@@ -139,26 +147,44 @@ func (s *supervisor) snapshot() *Snapshot {
 // processCPU reads the user and system time a running process used so
 // far from /proc/PID/stat, in the kernel's clock ticks, which are a
 // hundredth of a second for every process on Linux (USER_HZ).
-func processCPU(pid int) (time.Duration, bool) {
+func processCPU(pid int) (user, sys time.Duration, ok bool) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	// After the command: state is field 3; utime and stime are 14 and 15.
 	fields := bytes.Fields(data[i+1:])
 	if len(fields) < 13 {
-		return 0, false
+		return 0, 0, false
 	}
 	utime, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
 	stime, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
 	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	const tick = 10 * time.Millisecond
+	return time.Duration(utime) * tick, time.Duration(stime) * tick, true
+}
+
+// processPeakRSS reads the largest resident set a running process reached
+// so far, in bytes, from VmHWM in /proc/PID/status (what wait4 gives as
+// ru_maxrss at the end).
+func processPeakRSS(pid int) (int64, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
 		return 0, false
 	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
 }
 
 // processIO reads what a process read and wrote so far from

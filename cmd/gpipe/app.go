@@ -496,7 +496,14 @@ func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Sn
 			fmt.Fprintf(&b, ", pid %d, for %s", st.Pid, seconds(snap.At.Sub(st.Began)))
 		}
 		if !st.InProcess {
-			fmt.Fprintf(&b, ", cpu %s", seconds(st.CPU))
+			// The figures --stats gives at the end, so far.
+			fmt.Fprintf(&b, ", cpu %s (user %s, sys %s)", seconds(st.CPU), seconds(st.User), seconds(st.System))
+			if st.MaxRSS > 0 {
+				fmt.Fprintf(&b, ", max rss %s", humanBytes(float64(st.MaxRSS)))
+			}
+			if st.IO.Known {
+				fmt.Fprintf(&b, ", read %s, wrote %s", humanBytes(float64(st.IO.Rchar)), humanBytes(float64(st.IO.Wchar)))
+			}
 		}
 		b.WriteString("\n")
 	}
