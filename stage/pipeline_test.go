@@ -8,27 +8,13 @@ import (
 	"time"
 
 	"github.com/gpipe/gpipe/builtins"
-	"github.com/gpipe/gpipe/parser"
-	"github.com/gpipe/gpipe/plumbing"
 )
 
 // TestStartObserveSteer starts a pipeline, watches it through its events
 // and snapshots, stops and continues its process, tears it down, and
 // reads the final snapshot with the bytes its ring carried.
 func TestStartObserveSteer(t *testing.T) {
-	g, err := parser.Parse("spec", "gen -n 5 | cat | sleep 100", parser.Config{Env: os.Environ()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds, err := Resolve(g, os.Environ(), builtins.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	Place(g, cmds, false, false)
-	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, cmds, plan := prepare(t, "gen -n 5 | cat | sleep 100", builtins.Default())
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -116,19 +102,7 @@ func TestMeasureIO(t *testing.T) {
 	if _, err := os.Stat("/proc/self/io"); err != nil {
 		t.Skipf("no /proc/PID/io here: %v", err)
 	}
-	g, err := parser.Parse("spec", "seq 100000 | cat | sh -c 'cat > /dev/null; exec sleep 100'", parser.Config{Env: os.Environ()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds, err := Resolve(g, os.Environ(), builtins.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	Place(g, cmds, false, false)
-	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, cmds, plan := prepare(t, "seq 100000 | cat | sh -c 'cat > /dev/null; exec sleep 100'", builtins.Default())
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -40,8 +40,9 @@ func runFailFast(t *testing.T, spec string, failFast bool) *Result {
 	return runFull(t, spec, nil, nil, Options{Grace: time.Second, FailFast: failFast}, 20*time.Second)
 }
 
-// runFull runs spec with opts, its standard files filled in.
-func runFull(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, opts Options, limit time.Duration) *Result {
+// prepare parses spec, resolves it with the builtins of reg (run inside
+// this process) and plumbs it: a graph ready to Start.
+func prepare(t *testing.T, spec string, reg map[string]*builtins.Builtin) (*parser.Graph, []Command, *plumbing.Plan) {
 	t.Helper()
 	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
 	if err != nil {
@@ -56,6 +57,13 @@ func runFull(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, cmds, plan
+}
+
+// runFull runs spec with opts, its standard files filled in.
+func runFull(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, opts Options, limit time.Duration) *Result {
+	t.Helper()
+	g, cmds, plan := prepare(t, spec, reg)
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -237,19 +245,7 @@ func TestInProcessTeardownIsNoEnd(t *testing.T) {
 		runs = 20
 	}
 	for range runs {
-		g, err := parser.Parse("spec", "cat | cat | cat | count", parser.Config{Env: os.Environ()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmds, err := Resolve(g, os.Environ(), builtins.Default())
-		if err != nil {
-			t.Fatal(err)
-		}
-		Place(g, cmds, false, false)
-		plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		g, cmds, plan := prepare(t, "cat | cat | cat | count", builtins.Default())
 		p := Start(g, cmds, plan, Options{Stdin: r, Stdout: devnull, Stderr: devnull, Grace: time.Second})
 		p.Signal(syscall.SIGTERM)
 		done := make(chan *Result, 1)
