@@ -66,18 +66,21 @@ func FuzzParse(f *testing.F) {
 		if err := syntax.NewPrinter().Print(&printed, printable(file)); err != nil {
 			t.Fatalf("print %q: %v", src, err)
 		}
-		g2, err := Parse("spec", printed.String(), cfg)
-		if err != nil {
-			t.Fatalf("Parse(%q) accepted, but its printed form %q is refused: %v", src, printed.String(), err)
-		}
 		if hasProcSubst(file) {
 			// The printer does not keep process substitutions where they
 			// are: it puts a blank before one inside a word, making two
 			// words of one ("<(a)>(b)", "<(0)0>(0)", "<0>(0)"), and moves
 			// a redirection's after the arguments ("a ><(0) >(0)"), which
-			// renumbers the stages. The fuzzer keeps finding new cases of
-			// the printer's, not the parser's.
+			// renumbers the stages. Its output may then be another spec,
+			// even one gpipe rightly refuses: "<$0>(0)", one redirection
+			// to the word $0/dev/fd/63, prints as "<$0 >(0)", whose "<$0"
+			// is an ambiguous redirect once $0 is empty. The fuzzer keeps
+			// finding new cases of the printer's, not the parser's.
 			return
+		}
+		g2, err := Parse("spec", printed.String(), cfg)
+		if err != nil {
+			t.Fatalf("Parse(%q) accepted, but its printed form %q is refused: %v", src, printed.String(), err)
 		}
 		if usesLineno(file) {
 			// $LINENO expands to a line number, a position, which the
