@@ -128,11 +128,25 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 	if len(h.pipelines) == 0 {
 		at := Pos{1, 1}
 		if len(f.Stmts) > 0 {
-			at = pos(f.Stmts[len(f.Stmts)-1].End())
+			at = inside(src, pos(f.Stmts[len(f.Stmts)-1].End()))
 		}
 		return nil, &Error{Name: name, Pos: at, Text: "no pipeline: nothing to run"}
 	}
 	return h, nil
+}
+
+// inside moves p back onto its line of src if it lies past the line's
+// end: the shell parser puts the end of a file's last word that ends in
+// a backslash ("param A=0\\") one byte beyond the file.
+func inside(src string, p Pos) Pos {
+	lines := strings.Split(src, "\n")
+	if p.Line < 1 || p.Line > len(lines) {
+		return p
+	}
+	if last := len(lines[p.Line-1]) + 1; p.Col > last {
+		p.Col = last
+	}
+	return p
 }
 
 // ParseFile parses src, a pipeline file, with its parameters given as

@@ -44,6 +44,7 @@ var fileErrorCases = []struct {
 	{"comments only", "#!/usr/bin/env -S gpipe -f\n# just a comment\n", nil, "f.gp:1:1: no pipeline: nothing to run"},
 	{"header only", "# doc\nparam x=1\n", nil, "f.gp:2:10: no pipeline: nothing to run"},
 	{"options only", "option --grace=5s\n", nil, "f.gp:1:18: no pipeline: nothing to run"},
+	{"header ending in a backslash", "param A=0\\", nil, "f.gp:1:11: no pipeline: nothing to run"},
 
 	// The header.
 	{"param after a pipeline", "param a=1\nseq $a\nparam b=2\n", nil,
