@@ -342,19 +342,39 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 			return 1
 		}
 		out = plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
+		// Descriptor 1 itself must not hold the pipe open once the
+		// builtin closed its output: its reader may be waiting for the
+		// end (the join of a diamond) while the builtin writes on
+		// elsewhere. It goes to /dev/null.
+		if err := devNullOver(1); err != nil {
+			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
+			return 1
+		}
 	}
 	plumbing.FlushBeforeWait(in, out)
 	return finishBuiltin(spec.Stage, run(in, out, files), in, out, stderr)
 }
 
+// devNullOver points descriptor fd at /dev/null.
+func devNullOver(fd int) error {
+	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(null)
+	return unix.Dup3(null, fd, unix.O_CLOEXEC)
+}
+
 // childFiles is how a builtin in a helper process opens its FILE
-// arguments: a ring port by its "/dev/fd/N", anything else as a file (the
+// arguments: a ring port by its "/dev/fd/N", a pipe port by handing over
+// descriptor N itself (see handsOver), anything else as a file (the
 // process has the stage's descriptors at their numbers). close releases
 // the ring ports the builtin did not take.
 type childFiles struct {
 	mu      sync.Mutex // a builtin may open its files from several goroutines
 	sources map[int]plumbing.Source
 	sinks   map[int]plumbing.Sink
+	taken   map[int]*os.File // pipe ports handed over
 }
 
 func (c *childFiles) Open(name string) (plumbing.Source, error) {
@@ -365,6 +385,12 @@ func (c *childFiles) Open(name string) (plumbing.Source, error) {
 		c.mu.Unlock()
 		if ok {
 			return src, nil
+		}
+		if f, err := c.handOver(fd, os.O_RDONLY); f != nil || err != nil {
+			if err != nil {
+				return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+			}
+			return plumbing.NewFileSource(f), nil
 		}
 	}
 	return builtins.OSFiles{}.Open(name)
@@ -379,8 +405,42 @@ func (c *childFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
 		if ok {
 			return sink, nil
 		}
+		if f, err := c.handOver(fd, os.O_WRONLY); f != nil || err != nil {
+			if err != nil {
+				return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+			}
+			return plumbing.NewFileSink(f), nil
+		}
 	}
 	return builtins.OSFiles{}.Create(name, appendTo)
+}
+
+// handOver returns the process's own descriptor fd (above 2) for the
+// builtin to own, when it is a pipe port opened the way it goes (see
+// handsOver), or a new description of it when the builtin opens it again;
+// nil when fd is no such port.
+func (c *childFiles) handOver(fd, flag int) (*os.File, error) {
+	if fd <= 2 {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.taken[fd]; f != nil {
+		if g, err := reopenOpen(f, flag); err == nil {
+			return g, nil
+		}
+		return nil, syscall.EBADF
+	}
+	if !handsOver(fd, flag) {
+		return nil, nil
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "/dev/fd/"+strconv.Itoa(fd))
+	if c.taken == nil {
+		c.taken = map[int]*os.File{}
+	}
+	c.taken[fd] = f
+	return f, nil
 }
 
 func (c *childFiles) close() {

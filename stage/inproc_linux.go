@@ -88,9 +88,9 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	// The descriptors the builtin may open by path: its ports and
 	// redirections above 2, and its standard ones if an argument names
 	// them ("tee /dev/stderr").
-	namesStd := namesFD(cmd.Args)
+	std := namesStd(cmd.Args)
 	for fd, f := range t.files {
-		if fd > 2 || namesStd {
+		if fd > 2 || std[fd] {
 			if err := files.keep(fd, f); err != nil {
 				return fail(125, err)
 			}

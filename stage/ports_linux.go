@@ -62,6 +62,41 @@ func reopen(f *os.File, flag int) (*os.File, error) {
 	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), flag, 0o666)
 }
 
+// handsOver reports whether a port's descriptor fd, opened by a builtin
+// with flag, is handed to the builtin as it is rather than opened anew: a
+// pipe or socket opened the way its end already goes, where a new
+// description would differ in nothing but in keeping the pipe open after
+// the builtin closed it. A file is opened anew (its own offset, O_TRUNC).
+func handsOver(fd, flag int) bool {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return false
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFIFO && t != unix.S_IFSOCK {
+		return false
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_ACCMODE == flag&unix.O_ACCMODE
+}
+
+// reopenOpen is reopen of a file the builtin may be closing meanwhile: it
+// fails, rather than open another file that took the number, once f is
+// closed.
+func reopenOpen(f *os.File, flag int) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var g *os.File
+	var openErr error
+	if err := rc.Control(func(fd uintptr) {
+		g, openErr = os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(fd)), flag, 0o666)
+	}); err != nil {
+		return nil, err
+	}
+	return g, openErr
+}
+
 // isInherited reports whether gpipe's own descriptor fd is one it
 // inherited from its parent (not close-on-exec), which every stage gets too.
 func isInherited(fd int) bool {
@@ -80,6 +115,7 @@ type portFiles struct {
 	sources map[int]plumbing.Source
 	sinks   map[int]plumbing.Sink
 	files   map[int]*os.File // copies of the stage's descriptors, by number
+	taken   map[int]*os.File // pipe ports handed to the builtin (see handsOver)
 	stop    *plumbing.Stop
 	opened  []io.Closer // handed out: closed at the end if the builtin did not
 
@@ -102,7 +138,7 @@ func (p *portFiles) noReader(path string) (gone, known bool) {
 }
 
 func newPortFiles(stop *plumbing.Stop) *portFiles {
-	return &portFiles{sources: map[int]plumbing.Source{}, sinks: map[int]plumbing.Sink{}, files: map[int]*os.File{}, stop: stop}
+	return &portFiles{sources: map[int]plumbing.Source{}, sinks: map[int]plumbing.Sink{}, files: map[int]*os.File{}, taken: map[int]*os.File{}, stop: stop}
 }
 
 // addRing makes a ring end of the stage's a port at its descriptor.
@@ -132,14 +168,17 @@ func (p *portFiles) addRing(e plumbing.End) error {
 	return nil
 }
 
-// namesFD reports whether an argument names a descriptor by path.
-func namesFD(args []string) bool {
+// namesStd reports which of the standard descriptors 0, 1 and 2 an
+// argument names by path ("tee /dev/stderr"): only those the builtin may
+// open are kept, since a kept copy holds its pipe open (a reader waiting
+// for the end of the stage's output would wait for the stage's end).
+func namesStd(args []string) (named [3]bool) {
 	for _, a := range args {
-		if _, ok := fdPath(a); ok {
-			return true
+		if fd, ok := fdPath(a); ok && fd <= 2 {
+			named[fd] = true
 		}
 	}
-	return false
+	return named
 }
 
 // keep stores a copy of the stage's descriptor fd.
@@ -212,11 +251,34 @@ func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, er
 		f, ok := p.files[fd]
 		_, in := p.sources[fd]
 		_, out := p.sinks[fd]
+		if ok && handsOver(int(f.Fd()), flag) {
+			// The builtin's end becomes the only one gpipe holds, so that
+			// when the builtin closes it (a tee output with every byte),
+			// the peer sees end of file then, not when the builtin ends:
+			// the join of a diamond may wait for it.
+			delete(p.files, fd)
+			p.taken[fd] = f
+			p.mu.Unlock()
+			return f, nil
+		}
 		p.mu.Unlock()
 		if ok {
 			g, err := reopen(f, flag)
 			if err != nil {
 				return nil, &fs.PathError{Op: "open", Path: name, Err: errors.Unwrap(err)}
+			}
+			return g, nil
+		}
+		p.mu.Lock()
+		f = p.taken[fd]
+		p.mu.Unlock()
+		if f != nil {
+			// Opened again while the first is open: a new description
+			// of the same pipe, as /dev/fd/N gives. Once the builtin has
+			// closed the first, there is no descriptor N left to open.
+			g, err := reopenOpen(f, flag)
+			if err != nil {
+				return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EBADF}
 			}
 			return g, nil
 		}
@@ -294,5 +356,5 @@ func (p *portFiles) close() {
 	for _, f := range p.fifoCopies {
 		f.Close()
 	}
-	p.sources, p.sinks, p.files, p.opened, p.fifoCopies = nil, nil, nil, nil, nil
+	p.sources, p.sinks, p.files, p.taken, p.opened, p.fifoCopies = nil, nil, nil, nil, nil, nil
 }
