@@ -237,7 +237,13 @@ type FileSink struct {
 	err    error // the first write error, returned from then on
 	stop   *Stop
 	parked parkHooks
+	closed func() // called once the file is closed, if set
 }
+
+// OnClose sets f to be called once, right after Close closed the file:
+// for an owner that holds another descriptor of the same file and must
+// let it go then (a helper's descriptor 1).
+func (s *FileSink) OnClose(f func()) { s.closed = f }
 
 // OnPark sets hooks called around each write of the file (Parkable).
 func (s *FileSink) OnPark(park, unpark func()) { s.parked.OnPark(park, unpark) }
@@ -299,6 +305,9 @@ func (s *FileSink) Close() error {
 	}
 	err := errors.Join(s.Flush(), s.f.Close())
 	s.f = nil
+	if s.closed != nil {
+		s.closed()
+	}
 	return err
 }
 

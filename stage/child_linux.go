@@ -341,15 +341,14 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
 			return 1
 		}
-		out = plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
+		sink := plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
 		// Descriptor 1 itself must not hold the pipe open once the
 		// builtin closed its output: its reader may be waiting for the
 		// end (the join of a diamond) while the builtin writes on
-		// elsewhere. It goes to /dev/null.
-		if err := devNullOver(1); err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
-			return 1
-		}
+		// elsewhere. It then goes to /dev/null. (Until then it stays,
+		// where --stop-early looks for the stage's output.)
+		sink.OnClose(func() { _ = devNullOver(1) })
+		out = sink
 	}
 	plumbing.FlushBeforeWait(in, out)
 	return finishBuiltin(spec.Stage, run(in, out, files), in, out, stderr)
