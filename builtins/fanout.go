@@ -191,6 +191,22 @@ func (f *fanOut) finish(inputDone bool) error {
 	return nil
 }
 
+// report hands what each output queued to files, if it keeps such
+// figures. Call after finish.
+func (f *fanOut) report(files Files) {
+	r, ok := files.(OutputReporter)
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	stats := make([]OutputStats, len(f.outs))
+	for i, o := range f.outs {
+		stats[i] = OutputStats{Output: o.name, Peak: o.q.peak, Spilled: o.q.spilled}
+	}
+	r.ReportOutputs(stats)
+}
+
 func (f *fanOut) anyOK() bool {
 	for _, o := range f.outs {
 		if !o.gone && o.err == nil {
@@ -273,7 +289,9 @@ func teeBuiltin() *Builtin {
 			if err == errStopReading {
 				err = nil // finish says why
 			}
-			return errors.Join(err, fan.finish(err == nil))
+			err = errors.Join(err, fan.finish(err == nil))
+			fan.report(files)
+			return err
 		}, nil
 	}
 	return b
@@ -371,7 +389,9 @@ func splitBuiltin() *Builtin {
 			if err == errStopReading {
 				err = nil // finish says why
 			}
-			return errors.Join(err, fan.finish(err == nil))
+			err = errors.Join(err, fan.finish(err == nil))
+			fan.report(files)
+			return err
 		}, nil
 	}
 	return b

@@ -65,6 +65,10 @@ type queue struct {
 	dropped  bool  // the consumer has gone: pushes are discarded
 	spillErr error
 
+	// peak is the most bytes the queue held at once, and spilled how
+	// many went through its file: what --stats reports of each output.
+	peak, spilled int64
+
 	// taken is when the consumer last took data (or when the queue was
 	// made): a consumer that takes nothing for a while is stalled.
 	taken time.Time
@@ -104,6 +108,7 @@ func (q *queue) push(b *block) {
 	if q.spillW == q.spillR && q.memBytes+b.n <= q.limit {
 		q.mem = append(q.mem, b)
 		q.memBytes += b.n
+		q.peak = max(q.peak, q.pending())
 		q.cond.Broadcast()
 		return
 	}
@@ -122,6 +127,8 @@ func (q *queue) push(b *block) {
 		q.spillErr = err
 	} else {
 		q.spillW += int64(b.n)
+		q.spilled += int64(b.n)
+		q.peak = max(q.peak, q.pending())
 	}
 	q.cond.Broadcast()
 }

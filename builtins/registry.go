@@ -32,6 +32,21 @@ type Files interface {
 	Create(name string, appendTo bool) (plumbing.Sink, error)
 }
 
+// OutputStats is what one output of a fan-out (tee, split) held back for
+// a reader slower than the others: the most it queued at once, and how
+// much of it went to the temporary file once memory (--buffer) was full.
+type OutputStats struct {
+	Output  string // as the builtin names it: "standard output", "/dev/fd/63", a file
+	Peak    int64  // bytes
+	Spilled int64  // bytes
+}
+
+// OutputReporter is a Files that keeps what a fan-out's outputs queued,
+// for --stats. A builtin reports once, as it ends.
+type OutputReporter interface {
+	ReportOutputs([]OutputStats)
+}
+
 // OSFiles opens names as files, with no ports: what a builtin sees in a
 // process where "/dev/fd/N" is the real descriptor N.
 type OSFiles struct{}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -19,6 +20,7 @@ type builtinExit struct {
 	stopped bool // it ended because the pipeline was torn down
 	cpu     time.Duration
 	busy    time.Duration
+	outputs []builtins.OutputStats
 }
 
 // startBuiltin starts an in-process builtin stage: its ends are taken from
@@ -178,6 +180,7 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 	defer func() {
 		cpu.pause()
 		res.cpu, res.busy = cpu.total, cpu.busy
+		res.outputs = files.outputs
 		files.close()
 		stderr.Close()
 		s.exits <- exit{stage: st.ID, builtin: res}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/plumbing"
 )
 
@@ -119,6 +120,9 @@ type portFiles struct {
 	stop    *plumbing.Stop
 	opened  []io.Closer // handed out: closed at the end if the builtin did not
 
+	// outputs is what the builtin's fan-out reported of its outputs.
+	outputs []builtins.OutputStats
+
 	// fifoCopies, when not nil, keeps a copy of each named FIFO the
 	// builtin opened for writing, by path, for noReader (--stop-early).
 	fifoCopies map[string]*os.File
@@ -179,6 +183,14 @@ func namesStd(args []string) (named [3]bool) {
 		}
 	}
 	return named
+}
+
+// ReportOutputs keeps what a fan-out builtin's outputs queued
+// (builtins.OutputReporter), for Status.Outputs.
+func (p *portFiles) ReportOutputs(stats []builtins.OutputStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.outputs = stats
 }
 
 // keep stores a copy of the stage's descriptor fd.

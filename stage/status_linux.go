@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 )
 
@@ -35,6 +36,12 @@ type Status struct {
 	// Busy is the wall time an in-process builtin spent running rather
 	// than waiting for its input or output, with Options.MeasureBusy.
 	Busy time.Duration
+
+	// Outputs is what each output of a fan-out builtin inside gpipe (tee,
+	// split) queued for a reader slower than the others; nil for any
+	// other stage, and for a builtin in a process of its own, which keeps
+	// its figures to itself.
+	Outputs []builtins.OutputStats
 
 	// Skipped says the stage was never started: the start was abandoned
 	// before its turn (another stage failed to start, or a teardown

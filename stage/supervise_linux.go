@@ -671,7 +671,7 @@ func (s *supervisor) record(e exit) {
 	st := &s.res.Statuses[e.stage]
 	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
-		st.Code, st.CPU, st.Busy = b.code, b.cpu, b.busy
+		st.Code, st.CPU, st.Busy, st.Outputs = b.code, b.cpu, b.busy, b.outputs
 		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
 			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)

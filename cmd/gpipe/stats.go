@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -98,6 +99,17 @@ type stageStats struct {
 	// Busiest marks the stage that used the most CPU: in a pipeline that
 	// is not waiting on I/O, the one that sets the pace.
 	Busiest bool `json:"busiest"`
+	// Outputs is what each output of a fan-out builtin inside gpipe (tee,
+	// split) queued for its reader; null for any other stage.
+	Outputs []outputStats `json:"outputs"`
+}
+
+type outputStats struct {
+	Output string `json:"output"` // as the builtin names it: "standard output", "/dev/fd/63", a file
+	// Reader is the stage that reads it, when it is an edge of the graph.
+	Reader  *int  `json:"reader"`
+	Peak    int64 `json:"peak_queued_bytes"`
+	Spilled int64 `json:"spilled_bytes"`
 }
 
 type edgeStats struct {
@@ -181,6 +193,13 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 		if st.IO.Known {
 			ss.IORead, ss.IOWritten = ptr(st.IO.Rchar), ptr(st.IO.Wchar)
 		}
+		for _, o := range st.Outputs {
+			os := outputStats{Output: o.Output, Peak: o.Peak, Spilled: o.Spilled}
+			if r, ok := outputReader(g, i, o.Output); ok {
+				os.Reader = ptr(r + 1)
+			}
+			ss.Outputs = append(ss.Outputs, os)
+		}
 		rs.Stages = append(rs.Stages, ss)
 	}
 	if busiest >= 0 {
@@ -219,6 +238,28 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 		rs.Edges[fullest].Fullest = true
 	}
 	return rs
+}
+
+// outputReader finds the stage that reads the output a fan-out builtin,
+// stage i, names "standard output" or by a port's "/dev/fd/N".
+func outputReader(g *parser.Graph, i int, name string) (int, bool) {
+	fd := 1
+	if name != "standard output" && name != "-" {
+		n, ok := strings.CutPrefix(name, "/dev/fd/")
+		if !ok {
+			return 0, false
+		}
+		var err error
+		if fd, err = strconv.Atoi(n); err != nil {
+			return 0, false
+		}
+	}
+	for _, e := range g.Edges {
+		if e.From.Stage == i && e.From.FD == fd {
+			return e.To.Stage, true
+		}
+	}
+	return 0, false
 }
 
 // edgeSpan is how long an edge was in use: from the first of its two
@@ -364,6 +405,27 @@ func writeStatsText(w io.Writer, rs *runStats) error {
 			}
 			fmt.Fprintf(tw, "  %d: %s → %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, rs.Stages[e.From.Stage-1].shortName(), rs.Stages[e.To.Stage-1].shortName(),
 				e.Transport, bytes, rate, secs(e.Blocked), secs(e.Starved), mark)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	var queued []string
+	for _, s := range rs.Stages {
+		for _, o := range s.Outputs {
+			to := ""
+			if o.Reader != nil {
+				to = " → " + rs.Stages[*o.Reader-1].shortName()
+			}
+			queued = append(queued, fmt.Sprintf("  %s %s%s\t%s\t%s\t\n", s.shortName(), o.Output, to,
+				humanBytes(float64(o.Peak)), humanBytes(float64(o.Spilled))))
+		}
+	}
+	if len(queued) > 0 {
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  fan-out output\tqueued at most\tspilled\t")
+		for _, l := range queued {
+			fmt.Fprint(tw, l)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -70,6 +70,28 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 				}
 			}
 		}},
+		{[]string{"seq 3000 | tee >(wc -c) | wc -c"}, func(t *testing.T, r *runStats) {
+			// A fan-out's outputs, each with its reader; the figures
+			// depend on timing, the shape does not.
+			tee := r.Stages[1]
+			if len(tee.Outputs) != 2 {
+				t.Fatalf("tee: outputs %+v, want 2", tee.Outputs)
+			}
+			for i, want := range []struct {
+				name   string
+				reader int
+			}{{"standard output", 4}, {"/dev/fd/63", 3}} {
+				o := tee.Outputs[i]
+				if o.Output != want.name || o.Reader == nil || *o.Reader != want.reader || o.Spilled != 0 {
+					t.Errorf("tee output %d: %+v, want %s read by stage %d, nothing spilled", i, o, want.name, want.reader)
+				}
+			}
+			for _, s := range []stageStats{r.Stages[0], r.Stages[2], r.Stages[3]} {
+				if s.Outputs != nil {
+					t.Errorf("stage %d: outputs %+v, want none (no fan-out)", s.Number, s.Outputs)
+				}
+			}
+		}},
 		{[]string{"yes | head -n 1 | paste - <(gen -n 2)"}, func(t *testing.T, r *runStats) {
 			if r.Stages[0].Reason != "broken pipe" {
 				t.Errorf("yes: %+v, want a broken pipe", r.Stages[0])
