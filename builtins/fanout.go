@@ -29,6 +29,9 @@ type fanOutput struct {
 	name string
 	q    *queue
 	sink plumbing.Sink // once opened
+	// pipe says the sink writes a pipe: one that tee(2) can feed while
+	// its queue is empty.
+	pipe bool
 	// gone says the reader went away (broken pipe): the output was
 	// dropped, as GNU tee -p drops it, and that is no failure.
 	gone bool
@@ -46,6 +49,7 @@ func newFanOut(names []string, limit int, open func(i int) (plumbing.Sink, bool,
 	f.cond = sync.NewCond(&f.mu)
 	for i, name := range names {
 		o := &fanOutput{name: name, q: newQueue(&f.mu, f.cond, limit)}
+		o.q.gated = true
 		f.outs = append(f.outs, o)
 		f.wg.Add(1)
 		go f.write(o, func() (plumbing.Sink, bool, error) { return open(i) })
@@ -58,8 +62,9 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 	defer o.q.release()
 	sink, closeIt, err := open()
 	if err == nil {
+		_, isPipe := pipeSink(sink)
 		f.mu.Lock()
-		o.sink = sink
+		o.sink, o.pipe = sink, isPipe
 		f.mu.Unlock()
 		scratch := make([]byte, blockSize)
 		for err == nil {
@@ -114,10 +119,12 @@ func (f *fanOut) live() bool {
 //   - every output must have less than its memory limit queued, so that
 //     the input goes at the pace of the slowest output once memory is
 //     full, as GNU tee's does, and nothing spills while all make progress;
-//   - except an output that has taken nothing for stallAfter: its reader
-//     waits for something else (the join of a diamond that reads another
-//     side to the end first), and waiting for it could be for ever. Its
-//     data then goes on to disk.
+//   - except an output that has taken nothing for stallAfter while
+//     another has nothing left to write: its reader waits for something
+//     else (the join of a diamond that reads another side to the end
+//     first), and waiting for it could be for ever. Its data then goes on
+//     to disk. (A reader that merely did not run for a while, on a busy
+//     machine, while the others still have data, is waited for.)
 func (f *fanOut) waitRoom(ahead int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -134,8 +141,14 @@ func (f *fanOut) waitRoom(ahead int64) bool {
 				fastest = p
 			}
 			if q.pending() >= int64(q.limit) {
-				if idle := now.Sub(q.taken); idle < stallAfter {
+				idle := now.Sub(q.taken)
+				switch {
+				case idle < stallAfter:
 					full, wake = true, max(wake, stallAfter-idle)
+				case !f.othersWait(o):
+					full, wake = true, max(wake, lagCheck)
+				default:
+					q.spillOK = true
 				}
 			}
 		}
@@ -154,6 +167,39 @@ func (f *fanOut) waitRoom(ahead int64) bool {
 			f.cond.Wait()
 		}
 	}
+}
+
+// othersWait reports whether an output other than o has written out all
+// it was given, down to the last eighth of its pipe if it is one: its
+// reader waits, or soon will, for data held up behind o. Call with the
+// lock held.
+func (f *fanOut) othersWait(o *fanOutput) bool {
+	for _, p := range f.outs {
+		if p == o || p.q.dropped || !p.q.quiet() {
+			continue
+		}
+		fd, isPipe := pipeSink(p.sink)
+		if !isPipe || below([]int{fd}, 8) {
+			return true
+		}
+	}
+	return false
+}
+
+// roundRoom is how much one round of teePipes may move: what the fullest
+// queue that must stay in memory can still take (at least a block), so
+// that an output that falls behind in the round overshoots its --buffer
+// by a block at most.
+func (f *fanOut) roundRoom() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	room := int64(teeChunk)
+	for _, o := range f.outs {
+		if q := o.q; !q.dropped && !q.spillOK {
+			room = min(room, max(int64(q.limit)-q.pending(), blockSize))
+		}
+	}
+	return int(room)
 }
 
 // stallAfter is how long an output with a full memory buffer may take

@@ -65,6 +65,12 @@ type queue struct {
 	dropped  bool  // the consumer has gone: pushes are discarded
 	spillErr error
 
+	// gated says the producer waits at the limit (a fan-out's waitRoom),
+	// so that a push past it is a round's overshoot, kept in memory,
+	// unless the producer gave up on the consumer (spillOK): then what
+	// does not fit goes to the file. Without gated, it always does.
+	gated, spillOK bool
+
 	// peak is the most bytes the queue held at once, and spilled how
 	// many went through its file: what --stats reports of each output.
 	peak, spilled int64
@@ -105,7 +111,7 @@ func (q *queue) push(b *block) {
 		b.unref()
 		return
 	}
-	if q.spillW == q.spillR && q.memBytes+b.n <= q.limit {
+	if q.spillW == q.spillR && (q.memBytes+b.n <= q.limit || q.gated && !q.spillOK) {
 		q.mem = append(q.mem, b)
 		q.memBytes += b.n
 		q.peak = max(q.peak, q.pending())
@@ -188,7 +194,7 @@ func (q *queue) next(scratch []byte, f func([]byte) error) error {
 		q.taken = time.Now()
 		if q.spillR == q.spillW {
 			// All read back: memory takes over again, the file starts over.
-			q.spillR, q.spillW = 0, 0
+			q.spillR, q.spillW, q.spillOK = 0, 0, false
 			_ = q.spill.Truncate(0)
 		}
 		q.inflight = true

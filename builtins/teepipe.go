@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,13 +19,11 @@ var errNoPipes = errors.New("no pipe to tee from")
 const teeChunk = 1 << 20
 
 // teePipes is tee between pipes without copying through user space: each
-// round duplicates what the input pipe holds into every output pipe that
-// has taken all it was given before (tee(2), which moves page references),
-// then consumes it (splice(2) into /dev/null). An output that is not a
-// pipe, or whose pipe is full, or that is still behind, gets the bytes it
-// misses copied into its queue (one read of the input, which consumes it),
-// so that a slow output still stalls no other. It returns errNoPipes,
-// having done nothing, when no output is a pipe yet.
+// round duplicates what the input pipe holds into every output pipe (tee(2),
+// which moves page references), then consumes it (splice(2) into
+// /dev/null). See teeRound for an output that is full, or no pipe, or
+// behind. It returns errNoPipes, having done nothing, when no output is a
+// pipe yet.
 func teePipes(in *plumbing.FileSource, inFD int, fan *fanOut) error {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -33,6 +32,9 @@ func teePipes(in *plumbing.FileSource, inFD int, fan *fanOut) error {
 	defer null.Close()
 	nullFD := int(null.Fd())
 	for fan.waitRoom(aheadOfFastest) {
+		if err := catchUp(in, fan); err != nil {
+			return err
+		}
 		if err := in.WaitInput(inFD); err != nil {
 			return err
 		}
@@ -43,7 +45,7 @@ func teePipes(in *plumbing.FileSource, inFD int, fan *fanOut) error {
 		if n == 0 {
 			return nil // readable with nothing in it: no writer left
 		}
-		if err := teeRound(inFD, nullFD, min(n, teeChunk), fan); err != nil {
+		if err := teeRound(in, inFD, nullFD, min(n, teeChunk, fan.roundRoom()), fan); err != nil {
 			return err
 		}
 	}
@@ -51,47 +53,91 @@ func teePipes(in *plumbing.FileSource, inFD int, fan *fanOut) error {
 }
 
 // teeRound moves the first n bytes of the input (which holds at least n)
-// to every output, with the fan's lock held throughout: no writer
-// goroutine touches an output it finds quiet.
-func teeRound(inFD, nullFD, n int, fan *fanOut) error {
+// to every output, with the fan's lock held but while it waits for room:
+// no writer goroutine touches an output it finds quiet, and this one is
+// the only producer.
+//
+// The outputs that are quiet pipes take the bytes by tee(2), in step: the
+// input is consumed as far as every one of them has taken, and one that is
+// full is waited for, as GNU tee waits, while the others still have bytes
+// to read. It is given up on, and gets the rest of the round copied into
+// its queue, when it holds up another (one that has more of the round has
+// drained its pipe to an eighth: its reader is about to wait), or when
+// nothing has moved for stallAfter (the readers wait for each other). An
+// output that is no pipe, or behind (its queue holds data), always gets
+// copies; the round then reads the input once (which consumes it), and a
+// pipe that cannot take all of it at once gets the rest copied too. An
+// output that has fallen back on its queue takes tee(2) again once its
+// queue is empty.
+func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 	fan.mu.Lock()
 	defer fan.mu.Unlock()
 	has := make([]int, len(fan.outs)) // bytes of this round each output has
-	copyFrom := n                     // the first byte some output needs copied
+	fds := make([]int, len(fan.outs)) // a direct output's pipe, else -1
+	copying := false                  // some output needs a copy whatever happens
 	for i, o := range fan.outs {
+		fds[i] = -1
 		if o.q.dropped {
 			has[i] = n
 			continue
 		}
-		fd, direct := -1, false
-		if s, ok := o.sink.(*plumbing.FileSink); ok && o.q.quiet() {
-			fd, direct = s.PipeFD()
-		}
-		if direct {
-			m, err := unix.Tee(inFD, fd, n, unix.SPLICE_F_NONBLOCK)
-			switch {
-			case err == nil:
-				has[i] = int(m)
-			case err == syscall.EAGAIN:
-			case plumbing.IsBrokenPipe(err):
-				o.gone = true
-				o.q.drop()
-				has[i] = n
-				continue
-			default:
-				o.err = fmt.Errorf("%s: %w", o.name, err)
-				o.q.drop()
-				has[i] = n
+		if o.q.quiet() {
+			if fd, ok := pipeSink(o.sink); ok {
+				fds[i] = fd
 				continue
 			}
 		}
-		copyFrom = min(copyFrom, has[i])
+		copying = true
 	}
-	// What every output has is consumed without a copy; the rest is read.
-	if err := spliceAll(inFD, nullFD, copyFrom); err != nil {
+	consumed := 0
+	lastMove := time.Now()
+	for {
+		low := n // the least any direct output has
+		for i, fd := range fds {
+			if fd >= 0 {
+				low = min(low, has[i])
+			}
+		}
+		if low == n {
+			break
+		}
+		if !copying {
+			if err := spliceAll(inFD, nullFD, low-consumed); err != nil {
+				return err
+			}
+			consumed = low
+		}
+		full, moved := teeStep(inFD, n, low, has, fds, fan)
+		if copying {
+			break // one pass: the read below serves the rest
+		}
+		if moved {
+			lastMove = time.Now()
+			continue
+		}
+		if len(full) == 0 {
+			continue // the outputs behind were dropped
+		}
+		if heldUp(fds, has, low) || time.Since(lastMove) >= stallAfter {
+			break
+		}
+		fan.mu.Unlock()
+		_, err := in.WaitWritable(full, lagCheck)
+		fan.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+	copyFrom := n // the first byte some output needs copied
+	for i, o := range fan.outs {
+		if !o.q.dropped {
+			copyFrom = min(copyFrom, has[i])
+		}
+	}
+	if err := spliceAll(inFD, nullFD, max(copyFrom-consumed, 0)); err != nil {
 		return err
 	}
-	if copyFrom == n {
+	if copyFrom >= n {
 		return nil
 	}
 	var blocks []*block
@@ -137,6 +183,117 @@ func teeRound(inFD, nullFD, n int, fan *fanOut) error {
 	}
 	return nil
 }
+
+// teeStep duplicates the input from its head, where low bytes of the
+// round are consumed, into every direct output that has exactly low (the
+// others are ahead), without blocking. It returns the outputs that were
+// full, and whether any took bytes; an output whose reader has gone, or
+// that fails, is dropped.
+func teeStep(inFD, n, low int, has, fds []int, fan *fanOut) (full []int, moved bool) {
+	for i, o := range fan.outs {
+		if fds[i] < 0 || has[i] != low {
+			continue
+		}
+		m, err := unix.Tee(inFD, fds[i], n-low, unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == nil && m > 0:
+			has[i] += int(m)
+			moved = true
+		case err == nil || err == syscall.EAGAIN || err == syscall.EINTR:
+			full = append(full, fds[i])
+		case plumbing.IsBrokenPipe(err):
+			o.gone = true
+			o.q.drop()
+			has[i], fds[i] = n, -1
+		default:
+			o.err = fmt.Errorf("%s: %w", o.name, err)
+			o.q.drop()
+			has[i], fds[i] = n, -1
+		}
+	}
+	return full, moved
+}
+
+// heldUp reports whether a direct output that is ahead of low has drained
+// its pipe to an eighth: its reader will soon wait for the outputs at low.
+func heldUp(fds, has []int, low int) bool {
+	var ahead []int
+	for i, fd := range fds {
+		if fd >= 0 && has[i] > low {
+			ahead = append(ahead, fd)
+		}
+	}
+	return below(ahead, 8)
+}
+
+// pipeSink returns the pipe a sink writes, for tee(2). Call it only while
+// nothing writes the sink: when it is opened, or while its queue is quiet.
+func pipeSink(s plumbing.Sink) (int, bool) {
+	if fs, ok := s.(*plumbing.FileSink); ok {
+		return fs.PipeFD()
+	}
+	return -1, false
+}
+
+// catchUp lets the pipe outputs that fell back on their queues (full for a
+// moment while another drained) empty them before the input is read on,
+// for as long as every output that tee(2) feeds still has something to
+// read (an eighth of its pipe), and at most stallAfter: so that a reader
+// that was slow for a moment takes tee(2) again, rather than copies for
+// ever after. (With readers of one speed, the one behind can only catch
+// up while the other waits; a short wait, a pipe's worth, is cheaper than
+// copying the rest of the stream.) An output more than catchUpMax behind
+// is slower, or does not read: it is left behind, queueing, as before.
+func catchUp(in *plumbing.FileSource, fan *fanOut) error {
+	start := time.Now()
+	for time.Since(start) < stallAfter {
+		lagging, direct := false, []int(nil)
+		fan.mu.Lock()
+		for _, o := range fan.outs {
+			switch {
+			case o.q.dropped || !o.pipe:
+			case o.q.quiet():
+				if fd, ok := pipeSink(o.sink); ok {
+					direct = append(direct, fd)
+				}
+			case o.q.pending() <= catchUpMax:
+				lagging = true
+			}
+		}
+		fan.mu.Unlock()
+		if !lagging || len(direct) == 0 || below(direct, 8) {
+			return nil
+		}
+		if _, err := in.WaitWritable(nil, lagCheck); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// catchUpMax is how far behind an output may be for catchUp to wait for
+// it: four of gpipe's pipes.
+const catchUpMax = 4 * plumbing.DefaultPipeSize
+
+// below reports whether one of the pipes holds less than 1/frac of its
+// capacity: its reader will soon wait for more.
+func below(fds []int, frac int) bool {
+	for _, fd := range fds {
+		queued, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			return true
+		}
+		size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0)
+		if err != nil || queued < size/frac {
+			return true
+		}
+	}
+	return false
+}
+
+// lagCheck is how often a tee waiting for room in a full output looks
+// whether the others still have enough to read.
+const lagCheck = 2 * time.Millisecond
 
 // spliceAll consumes n bytes of the input pipe, which holds them, into
 // /dev/null.

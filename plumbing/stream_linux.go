@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Source is a builtin stage's input. Bytes are looked at in place and then
@@ -410,6 +411,33 @@ func (s *FileSource) WaitInput(fd int) error {
 			return nil
 		}
 	}
+}
+
+// WaitWritable waits up to timeout until one of the pipes fds has room,
+// or the source's Stop is closed (ErrStopped); it reports whether one
+// has. Only for a source used through PipeFD: a tee that waits for room
+// in its outputs heeds the same teardown as its waits for input.
+func (s *FileSource) WaitWritable(fds []int, timeout time.Duration) (bool, error) {
+	polls := make([]unix.PollFd, 0, len(fds)+1)
+	for _, fd := range fds {
+		polls = append(polls, unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT})
+	}
+	if sfd := s.stop.fd(); sfd >= 0 {
+		polls = append(polls, unix.PollFd{Fd: int32(sfd), Events: unix.POLLIN})
+	}
+	if s.stop.Stopped() {
+		return false, ErrStopped
+	}
+	n, err := unix.Poll(polls, int(timeout.Milliseconds()))
+	switch {
+	case s.stop.Stopped():
+		return false, ErrStopped
+	case err == unix.EINTR:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return n > 0, nil
 }
 
 // PipeFD returns the descriptor of the sink's file when it is a pipe with
