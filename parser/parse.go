@@ -135,12 +135,39 @@ func checkSupported(name, src string, f *syntax.File, file bool) error {
 		if p, text := unsupported(n); text != "" {
 			consider(p, text)
 		}
+		if call, ok := n.(*syntax.CallExpr); ok && !file && len(call.Args) > 0 {
+			if text := fileOnly(call.Args[0].Lit()); text != "" {
+				consider(call.Args[0].Pos(), text)
+			}
+		}
 		return true
 	})
 	if what != "" {
 		return &Error{Name: name, Pos: at, Text: what}
 	}
 	return nil
+}
+
+// fileOnly says why cmd, a spec's unquoted command word, is refused when
+// it is the syntax of a pipeline file: "@NAME" (a named stage), "@stdin",
+// "@stdout" or a transport mark ("@fifo"). bash would look for a program
+// of that name and not find it; a quoted '@NAME' still runs a program, and
+// so does a word that is no reference ("@", "@a-b"). An "@" that is not
+// the command word ("echo @x") is an ordinary word.
+func fileOnly(cmd string) string {
+	m := refRE.FindStringSubmatch(cmd)
+	if m == nil {
+		return ""
+	}
+	const file = "; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"
+	name := m[1]
+	switch {
+	case marks["@"+name] != TransportAuto:
+		return "`" + cmd + "` is a transport mark, which only a pipeline file has; for every edge of a spec, use --transport " + name
+	case name == refStdin || name == refStdout:
+		return "`" + cmd + "` is gpipe's own " + name + " in a pipeline file only; in a spec, the pipeline's ends are gpipe's " + refStdin + " and " + refStdout + " already"
+	}
+	return "`" + cmd + "` refers to a named stage (`" + name + ": COMMAND…`), which only a pipeline file has" + file
 }
 
 // lexicalTrap returns the offset of the first byte of src that the shell

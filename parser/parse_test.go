@@ -37,6 +37,9 @@ var parseTests = []struct {
 }{
 	// Pipeline shapes.
 	{"one", "seq 1 100", []Stage{{Args: l("seq", "1", "100")}}, nil},
+	// "@" is pipeline-file syntax only as a command word, and unquoted.
+	{"at sign as an argument", "echo @x @x:3 @fifo | '@src' @stdin", []Stage{{Args: l("echo", "@x", "@x:3", "@fifo")}, {Args: l("@src", "@stdin")}}, []Edge{edge(0, 1)}},
+	{"at sign that is no reference", "@ | @a-b", []Stage{{Args: l("@")}, {Args: l("@a-b")}}, []Edge{edge(0, 1)}},
 	{"empty brace alternative", `echo {,x} ""{,y} z{,} "${EMPTY:-}" ${EMPTY:-}`, []Stage{{Args: l("echo", "x", "", "y", "z", "z", "")}}, nil},
 	{"no positional parameters", `printf "$@" x $@ "$*" $# "a$@b" ${X/\#/-}`, []Stage{{Args: l("printf", "x", "", "0", "ab", "x", "y")}}, nil},
 	{"three", "seq 1 100 | grep 7 | wc -l",
@@ -315,6 +318,12 @@ const hint = "; run it as a stage: sh -c '…'"
 
 // errorCases are refused specs and their exact messages.
 var errorCases = []struct{ src, want string }{
+	// The syntax of pipeline files, as a spec's command word.
+	{"seq 3 | @src | cat", "spec:1:9: `@src` refers to a named stage (`src: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"X=1 @w:3", "spec:1:5: `@w:3` refers to a named stage (`w: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"paste <(@a) <(seq 3)", "spec:1:9: `@a` refers to a named stage (`a: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"seq 3 | @fifo | cat", "spec:1:9: `@fifo` is a transport mark, which only a pipeline file has; for every edge of a spec, use --transport fifo"},
+	{"@stdin | cat", "spec:1:1: `@stdin` is gpipe's own stdin in a pipeline file only; in a spec, the pipeline's ends are gpipe's stdin and stdout already"},
 	// Lists, jobs and negation.
 	{"make && ls | wc -l", "spec:1:6: `&&` is not part of a pipeline" + hint},
 	{"a || b", "spec:1:3: `||` is not part of a pipeline" + hint},
