@@ -5,8 +5,8 @@
 # The checksum is of the uncompressed data, written as sha256sum writes it
 # for stdin ("HASH  -"), so it checks the decompressed stream directly:
 #
-#   gpipe -f examples/checksum-compress.gp input=big.log output=big.log.gz
-#   gunzip -c big.log.gz | sha256sum -c big.log.gz.sha256     # -: OK
+#   gpipe -f examples/checksum-compress.gp input=examples/app.log output=app.log.gz
+#   gunzip -c app.log.gz | sha256sum -c app.log.gz.sha256     # -: OK
 #
 # gzip runs with -n, so the same input always gives the same bytes (no
 # name or timestamp stored).

@@ -8,7 +8,7 @@
 # download, a query); it still runs once.
 # Exits 1 when some line is repeated and 0 when none is (diff's status).
 #
-#   gpipe -f examples/diff-versions.gp input=names.txt
+#   gpipe -f examples/diff-versions.gp input=examples/names.txt
 
 param input   # the file to look for repeated lines in
 

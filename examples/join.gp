@@ -8,7 +8,7 @@
 # runs under LC_ALL=C, so that sort and join agree on the order whatever
 # the caller's locale. Fields are separated by blanks.
 #
-#   gpipe -f examples/join.gp left=prices.txt right=colours.txt
+#   gpipe -f examples/join.gp left=examples/prices.txt right=examples/colours.txt
 
 param left    # the first file
 param right   # the second file

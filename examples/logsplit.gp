@@ -11,8 +11,8 @@
 # Exits 1 when the log has no error line at all (grep's status); the two
 # files are then empty.
 #
-#   gpipe -f examples/logsplit.gp log=app.log
-#   gpipe -f examples/logsplit.gp log=app.log levels='ERROR|WARN' sample=20
+#   gpipe -f examples/logsplit.gp log=examples/app.log sample=3
+#   gpipe -f examples/logsplit.gp log=examples/app.log levels='ERROR|WARN' sample=20
 
 param log                      # the log file to read
 param levels='ERROR|FATAL'     # the levels that count as errors (an extended regexp)

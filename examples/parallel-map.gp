@@ -12,7 +12,7 @@
 # `<(@w1)` hands w1's output to merge. Change the workers' command (or add
 # a w4) to map something else.
 #
-#   gpipe -f examples/parallel-map.gp input=words.txt chunk=100
+#   gpipe -f examples/parallel-map.gp input=examples/words.txt chunk=100
 
 param input       # the file whose lines are mapped
 param chunk=1000  # how many lines each worker gets at a time

@@ -6,7 +6,7 @@
 # process substitutions), it is copied to each by a tee that gpipe adds,
 # so the input can be a pipe read once.
 #
-#   make 2>&1 | gpipe -f examples/stdin-summary.gp output=build.log.gz
+#   seq 1000 | gpipe -f examples/stdin-summary.gp output=copy.gz
 
 param output   # the gzip file the input is kept in
 

@@ -6,8 +6,9 @@
 #
 # Time it against bash, and against other transports:
 #
-#   time gpipe -f examples/throughput.gp lines=100000000
-#   time sh -c 'seq 100000000 | grep 7 | wc -l'
+#   time gpipe -f examples/throughput.gp
+#   time sh -c 'seq 10000000 | grep 7 | wc -l'
+#   time gpipe -f examples/throughput.gp lines=100000000     # ten times as many
 #   time gpipe --isolate -f examples/throughput.gp           # shm rings
 #   time gpipe --transport pipe -f examples/throughput.gp    # pipes
 #   gpipe -f examples/throughput.gp --explain                # the plan

@@ -7,7 +7,7 @@
 # descriptor 3; `@check:3 | …` reads that descriptor, as `3> >(…)` would
 # in bash, without a temporary file.
 #
-#   gpipe -f examples/validate.gp good=clean.csv < orders.csv
+#   gpipe -f examples/validate.gp good=clean.csv < examples/orders.csv
 
 param good       # the file the valid records go to, sorted
 param fields=3   # how many fields a valid record has

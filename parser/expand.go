@@ -331,7 +331,7 @@ func (b *builder) redirect(cfg *expand.Config, env *stageEnv, left int64, boundT
 		return nil, b.errorf(r.Word.Pos(), printWord(r.Word)+": ambiguous redirect")
 	}
 	target := fields[0]
-	at := pos(r.Pos())
+	at := b.lines.pos(r.Pos())
 	file := func(op RedirOp, defFD int) []Redirect {
 		if fd < 0 {
 			fd = defFD

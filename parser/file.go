@@ -62,6 +62,7 @@ var (
 type fileHeader struct {
 	file      *File
 	tree      *syntax.File
+	lines     *lineIndex
 	pipelines []*syntax.Stmt
 }
 
@@ -79,15 +80,16 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 	if i := strings.IndexByte(src, 0); i >= 0 {
 		return nil, &Error{Name: name, Pos: posAt(src, i), Text: "a NUL byte in the source is not allowed"}
 	}
+	lines := newLineIndex(src)
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(true)).Parse(strings.NewReader(src), name)
 	if err != nil {
-		return nil, fromSyntaxError(name, err)
+		return nil, fromSyntaxError(name, lines, err)
 	}
-	if err := checkSupported(name, src, f, true); err != nil {
+	if err := checkSupported(name, lines, f, true); err != nil {
 		return nil, err
 	}
 	splitDigitParams(f)
-	h := &fileHeader{file: &File{Name: name, Doc: headerDoc(src)}, tree: f}
+	h := &fileHeader{file: &File{Name: name, Doc: headerDoc(src)}, tree: f, lines: lines}
 	seen := map[string]Pos{}
 	for _, s := range f.Stmts {
 		kind := declKind(s)
@@ -96,26 +98,26 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 			continue
 		}
 		if len(h.pipelines) > 0 {
-			return nil, &Error{Name: name, Pos: pos(s.Pos()), Text: fmt.Sprintf("`%s` goes in the file's header, before the first pipeline", kind)}
+			return nil, &Error{Name: name, Pos: lines.pos(s.Pos()), Text: fmt.Sprintf("`%s` goes in the file's header, before the first pipeline", kind)}
 		}
 		if len(s.Redirs) > 0 {
-			return nil, &Error{Name: name, Pos: pos(s.Redirs[0].Pos()), Text: fmt.Sprintf("a redirection of %s line means nothing", article(kind))}
+			return nil, &Error{Name: name, Pos: lines.pos(s.Redirs[0].Pos()), Text: fmt.Sprintf("a redirection of %s line means nothing", article(kind))}
 		}
 		call := s.Cmd.(*syntax.CallExpr)
 		if len(call.Assigns) > 0 {
-			return nil, &Error{Name: name, Pos: pos(call.Assigns[0].Pos()), Text: fmt.Sprintf("an assignment before `%s` means nothing", kind)}
+			return nil, &Error{Name: name, Pos: lines.pos(call.Assigns[0].Pos()), Text: fmt.Sprintf("an assignment before `%s` means nothing", kind)}
 		}
 		if kind == "option" {
 			for _, w := range call.Args[1:] {
-				v, err := literal(name, cfg, w)
+				v, err := literal(name, lines, cfg, w)
 				if err != nil {
 					return nil, err
 				}
-				h.file.Options = append(h.file.Options, Option{Pos: pos(w.Pos()), Text: v})
+				h.file.Options = append(h.file.Options, Option{Pos: lines.pos(w.Pos()), Text: v})
 			}
 			continue
 		}
-		p, err := declParam(name, cfg, s, call, seen)
+		p, err := declParam(name, lines, cfg, s, call, seen)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +130,7 @@ func readHeader(name, src string, cfg Config) (*fileHeader, error) {
 	if len(h.pipelines) == 0 {
 		at := Pos{1, 1}
 		if len(f.Stmts) > 0 {
-			at = inside(src, pos(f.Stmts[len(f.Stmts)-1].End()))
+			at = inside(src, lines.pos(f.Stmts[len(f.Stmts)-1].End()))
 		}
 		return nil, &Error{Name: name, Pos: at, Text: "no pipeline: nothing to run"}
 	}
@@ -165,16 +167,16 @@ func ParseFile(name, src string, args []string, cfg Config) (*File, error) {
 	for _, p := range h.file.Params {
 		env = append(env, p.Name+"="+values[p.Name])
 	}
-	if err := checkParams(name, h.tree, h.file.Params, cfg.Env); err != nil {
+	if err := checkParams(name, h.lines, h.tree, h.file.Params, cfg.Env); err != nil {
 		return nil, err
 	}
-	fb := &fileBuilder{name: name, labels: map[string]*label{}, defs: map[*syntax.CallExpr]string{}}
+	fb := &fileBuilder{name: name, lines: h.lines, labels: map[string]*label{}, defs: map[*syntax.CallExpr]string{}}
 	if err := fb.findLabels(name, h.tree); err != nil {
 		return nil, err
 	}
 	quoteParams(h.tree, h.file.Params)
 	cfg.Env = env
-	b := &builder{name: name, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax, file: fb}
+	b := &builder{name: name, lines: h.lines, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax, file: fb}
 	for _, s := range h.pipelines {
 		first, last, err := b.pipeline(s)
 		if err != nil {
@@ -237,8 +239,8 @@ func declKind(s *syntax.Stmt) string {
 }
 
 // declParam reads "param NAME[=DEFAULT]  # description".
-func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, declared map[string]Pos) (Param, error) {
-	errAt := func(at syntax.Pos, text string) error { return &Error{Name: name, Pos: pos(at), Text: text} }
+func declParam(name string, lines *lineIndex, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, declared map[string]Pos) (Param, error) {
+	errAt := func(at syntax.Pos, text string) error { return &Error{Name: name, Pos: lines.pos(at), Text: text} }
 	if len(call.Args) != 2 {
 		at := call.Args[0].Pos()
 		if len(call.Args) > 2 {
@@ -258,7 +260,7 @@ func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, d
 	if !syntax.ValidName(pname) {
 		return Param{}, errAt(w.Pos(), fmt.Sprintf("%q is not a parameter name (letters, digits and _, not starting with a digit)", strings.SplitN(printWord(w), "=", 2)[0]))
 	}
-	p := Param{Pos: pos(w.Pos()), Name: pname, Required: !hasDefault}
+	p := Param{Pos: lines.pos(w.Pos()), Name: pname, Required: !hasDefault}
 	for _, c := range s.Comments {
 		if c.Pos().Line() == s.Pos().Line() {
 			p.Doc = strings.TrimSpace(c.Text)
@@ -280,10 +282,10 @@ func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, d
 		if bad != nil {
 			return Param{}, errAt(bad.Pos(), fmt.Sprintf("the default of %s uses parameter $%s: a default sees the environment only", pname, bad.Param.Value))
 		}
-		if err := checkParams(name, &syntax.File{Stmts: []*syntax.Stmt{{Cmd: &syntax.CallExpr{Args: []*syntax.Word{dw}}}}}, nil, cfg.Env); err != nil {
+		if err := checkParams(name, lines, &syntax.File{Stmts: []*syntax.Stmt{{Cmd: &syntax.CallExpr{Args: []*syntax.Word{dw}}}}}, nil, cfg.Env); err != nil {
 			return Param{}, err
 		}
-		v, err := literal(name, cfg, dw)
+		v, err := literal(name, lines, cfg, dw)
 		if err != nil {
 			return Param{}, err
 		}
@@ -294,7 +296,7 @@ func declParam(name string, cfg Config, s *syntax.Stmt, call *syntax.CallExpr, d
 
 // literal expands w as one string in the environment, as bash expands an
 // assignment's value: no splitting, no globbing.
-func literal(name string, cfg Config, w *syntax.Word) (string, error) {
+func literal(name string, lines *lineIndex, cfg Config, w *syntax.Word) (string, error) {
 	var bad syntax.Node
 	syntax.Walk(w, func(n syntax.Node) bool {
 		if _, ok := n.(*syntax.ProcSubst); ok && bad == nil {
@@ -303,12 +305,12 @@ func literal(name string, cfg Config, w *syntax.Word) (string, error) {
 		return true
 	})
 	if bad != nil {
-		return "", &Error{Name: name, Pos: pos(bad.Pos()), Text: "a process substitution cannot be a value here"}
+		return "", &Error{Name: name, Pos: lines.pos(bad.Pos()), Text: "a process substitution cannot be a value here"}
 	}
 	unescapeLits(w, false)
 	v, err := expand.Literal(&expand.Config{Env: newStageEnv(cfg.Env)}, w)
 	if err != nil {
-		b := &builder{name: name}
+		b := &builder{name: name, lines: lines}
 		return "", b.expandError(w, err)
 	}
 	return cutNUL(v), nil
@@ -367,7 +369,7 @@ var shellVars = map[string]bool{"IFS": true, "LINENO": true, "RANDOM": true, "SE
 // checkParams refuses an expansion of a name that is neither a parameter
 // nor in the environment, as "set -u" would, unless the expansion says
 // what to do when it is unset (${x:-…}) or the file assigns it.
-func checkParams(name string, f *syntax.File, params []Param, env []string) error {
+func checkParams(name string, lines *lineIndex, f *syntax.File, params []Param, env []string) error {
 	known := map[string]bool{}
 	var names []string
 	for _, p := range params {
@@ -415,7 +417,7 @@ func checkParams(name string, f *syntax.File, params []Param, env []string) erro
 		} else {
 			text += ": declare it (param " + v + ") or set it in the environment"
 		}
-		err = &Error{Name: name, Pos: pos(pe.Pos()), Text: text}
+		err = &Error{Name: name, Pos: lines.pos(pe.Pos()), Text: text}
 		return false
 	})
 	return err
@@ -506,6 +508,7 @@ func editDistance(a, b string) int {
 // stages and the edges to them, which are wired once every stage exists.
 type fileBuilder struct {
 	name   string
+	lines  *lineIndex
 	labels map[string]*label
 	defs   map[*syntax.CallExpr]string // the command a label names → the name
 
@@ -536,7 +539,7 @@ func (fb *fileBuilder) findLabels(name string, f *syntax.File) error {
 		if m == nil {
 			return true
 		}
-		at := pos(call.Args[0].Pos())
+		at := fb.lines.pos(call.Args[0].Pos())
 		switch {
 		case m[1] == refStdin || m[1] == refStdout:
 			err = &Error{Name: name, Pos: at, Text: fmt.Sprintf("%s is gpipe's own: name the stage otherwise", m[1])}
@@ -597,7 +600,7 @@ func (fb *fileBuilder) reference(s *syntax.Stmt) (end, bool, error) {
 	if !strings.HasPrefix(lit, "@") {
 		return end{}, false, nil
 	}
-	at := pos(w.Pos())
+	at := fb.lines.pos(w.Pos())
 	errf := func(format string, a ...any) error {
 		return &Error{Name: fb.name, Pos: at, Text: fmt.Sprintf(format, a...)}
 	}

@@ -49,18 +49,19 @@ func Parse(name, src string, cfg Config) (*Graph, error) {
 		// No argument can hold one, and the shell parser drops it.
 		return nil, &Error{Name: name, Pos: posAt(src, i), Text: "a NUL byte in the source is not allowed"}
 	}
+	lines := newLineIndex(src)
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(true)).Parse(strings.NewReader(src), name)
 	if err != nil {
-		return nil, fromSyntaxError(name, err)
+		return nil, fromSyntaxError(name, lines, err)
 	}
 	if len(f.Stmts) == 0 {
 		return nil, &Error{Name: name, Pos: Pos{1, 1}, Text: "empty spec: nothing to run"}
 	}
-	if err := checkSupported(name, src, f, false); err != nil {
+	if err := checkSupported(name, lines, f, false); err != nil {
 		return nil, err
 	}
 	splitDigitParams(f)
-	b := &builder{name: name, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax}
+	b := &builder{name: name, lines: lines, cfg: cfg, g: &Graph{Name: name}, left: pipelineArgMax}
 	if _, _, err := b.pipeline(f.Stmts[0]); err != nil {
 		return nil, err
 	}
@@ -71,24 +72,46 @@ func Parse(name, src string, cfg Config) (*Graph, error) {
 }
 
 // fromSyntaxError turns the shell parser's error into an *Error.
-func fromSyntaxError(name string, err error) error {
+func fromSyntaxError(name string, lines *lineIndex, err error) error {
 	var pe syntax.ParseError
 	if errors.As(err, &pe) {
-		return &Error{Name: name, Pos: pos(pe.Pos), Text: pe.Text}
+		return &Error{Name: name, Pos: lines.pos(pe.Pos), Text: pe.Text}
 	}
 	var le syntax.LangError
 	if errors.As(err, &le) {
 		text := strings.TrimPrefix(le.Error(), le.Filename+":"+le.Pos.String()+": ")
-		return &Error{Name: name, Pos: pos(le.Pos), Text: text}
+		return &Error{Name: name, Pos: lines.pos(le.Pos), Text: text}
 	}
 	return &Error{Name: name, Pos: Pos{1, 1}, Text: err.Error()}
 }
 
-func pos(p syntax.Pos) Pos {
-	if !p.IsValid() {
-		return Pos{1, 1}
+// lineIndex turns the shell parser's positions in a source into lines and
+// columns. Those positions hold a column up to 16,383 and a line up to
+// 262,143 only, and say 0 beyond (a long line of words, a file of many
+// lines); they keep the byte offset, from which pos counts.
+type lineIndex struct {
+	src    string
+	starts []int // the offset of each line, made on first need
+}
+
+func newLineIndex(src string) *lineIndex { return &lineIndex{src: src} }
+
+// pos is the 1-based line and column of p, a position in the source.
+func (x *lineIndex) pos(p syntax.Pos) Pos {
+	if p.Line() > 0 && p.Col() > 0 {
+		return Pos{Line: int(p.Line()), Col: int(p.Col())}
 	}
-	return Pos{Line: int(p.Line()), Col: int(p.Col())}
+	off := int(p.Offset()) // 0 when p is no position at all: 1:1
+	if x.starts == nil {
+		x.starts = []int{0}
+		for i := 0; i < len(x.src); i++ {
+			if x.src[i] == '\n' {
+				x.starts = append(x.starts, i+1)
+			}
+		}
+	}
+	line := sort.SearchInts(x.starts, off+1) // the lines that start at or before off
+	return Pos{Line: line, Col: off - x.starts[line-1] + 1}
 }
 
 // posAt is the position of byte offset i of src.
@@ -98,13 +121,14 @@ func posAt(src string, i int) Pos {
 
 // checkSupported refuses anything that is not a pipeline of simple
 // commands, at the offending construct that comes first in the source.
-func checkSupported(name, src string, f *syntax.File, file bool) error {
+func checkSupported(name string, lines *lineIndex, f *syntax.File, file bool) error {
+	src := lines.src
 	var at Pos
 	atOffset := uint(0)
 	what := ""
 	consider := func(p syntax.Pos, text string) {
 		if what == "" || p.Offset() < atOffset {
-			at, atOffset, what = pos(p), p.Offset(), text
+			at, atOffset, what = lines.pos(p), p.Offset(), text
 		}
 	}
 	if cr, text := lexicalTrap(src, f); cr >= 0 {
@@ -135,12 +159,39 @@ func checkSupported(name, src string, f *syntax.File, file bool) error {
 		if p, text := unsupported(n); text != "" {
 			consider(p, text)
 		}
+		if call, ok := n.(*syntax.CallExpr); ok && !file && len(call.Args) > 0 {
+			if text := fileOnly(call.Args[0].Lit()); text != "" {
+				consider(call.Args[0].Pos(), text)
+			}
+		}
 		return true
 	})
 	if what != "" {
 		return &Error{Name: name, Pos: at, Text: what}
 	}
 	return nil
+}
+
+// fileOnly says why cmd, a spec's unquoted command word, is refused when
+// it is the syntax of a pipeline file: "@NAME" (a named stage), "@stdin",
+// "@stdout" or a transport mark ("@fifo"). bash would look for a program
+// of that name and not find it; a quoted '@NAME' still runs a program, and
+// so does a word that is no reference ("@", "@a-b"). An "@" that is not
+// the command word ("echo @x") is an ordinary word.
+func fileOnly(cmd string) string {
+	m := refRE.FindStringSubmatch(cmd)
+	if m == nil {
+		return ""
+	}
+	const file = "; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"
+	name := m[1]
+	switch {
+	case marks["@"+name] != TransportAuto:
+		return "`" + cmd + "` is a transport mark, which only a pipeline file has; for every edge of a spec, use --transport " + name
+	case name == refStdin || name == refStdout:
+		return "`" + cmd + "` is gpipe's own " + name + " in a pipeline file only; in a spec, the pipeline's ends are gpipe's " + refStdin + " and " + refStdout + " already"
+	}
+	return "`" + cmd + "` refers to a named stage (`" + name + ": COMMAND…`), which only a pipeline file has" + file
 }
 
 // lexicalTrap returns the offset of the first byte of src that the shell
@@ -380,6 +431,7 @@ func unsupported(n syntax.Node) (syntax.Pos, string) {
 // builder flattens the syntax tree of one pipeline into the graph.
 type builder struct {
 	name  string
+	lines *lineIndex // of the source, for positions
 	cfg   Config
 	g     *Graph
 	left  int64 // what is left of pipelineArgMax
@@ -391,7 +443,7 @@ type builder struct {
 }
 
 func (b *builder) errorf(at syntax.Pos, text string) error {
-	return &Error{Name: b.name, Pos: pos(at), Text: text}
+	return &Error{Name: b.name, Pos: b.lines.pos(at), Text: text}
 }
 
 // end is one end of a pipeline: the stage there and the descriptors by
@@ -456,7 +508,7 @@ func (b *builder) pipeline(s *syntax.Stmt) (first, last end, err error) {
 			if lastWasMark || prev.st == nil {
 				return end{}, end{}, b.errorf(el.op, "`|&` needs a command right before it; redirect a named stage's stderr in its definition")
 			}
-			prev.st.Redirs = append(prev.st.Redirs, Redirect{Pos: pos(el.op), FD: 2, Op: RedirDup, DupFD: 1})
+			prev.st.Redirs = append(prev.st.Redirs, Redirect{Pos: b.lines.pos(el.op), FD: 2, Op: RedirDup, DupFD: 1})
 		}
 		if b.file != nil {
 			if t, ok := b.file.transportMark(el.s); ok {
@@ -477,7 +529,7 @@ func (b *builder) pipeline(s *syntax.Stmt) (first, last end, err error) {
 		if prev == nil {
 			cur.mark, cur.markPos = first.mark, first.markPos
 			first = cur
-		} else if err := b.join(*prev, cur, pos(opAfter), pending); err != nil {
+		} else if err := b.join(*prev, cur, b.lines.pos(opAfter), pending); err != nil {
 			return end{}, end{}, err
 		}
 		pending, lastWasMark = TransportAuto, false
@@ -507,7 +559,7 @@ func (b *builder) element(s *syntax.Stmt) (end, error) {
 		call, _ := c.(*syntax.CallExpr)
 		// The stage takes its place before its words are expanded: the
 		// process substitutions among them wire edges to it.
-		st := &Stage{ID: len(b.g.Stages), Pos: pos(s.Pos())}
+		st := &Stage{ID: len(b.g.Stages), Pos: b.lines.pos(s.Pos())}
 		b.g.Stages = append(b.g.Stages, st)
 		if b.file != nil {
 			if err := b.file.define(st, call); err != nil {
@@ -590,9 +642,9 @@ func (b *builder) procSubst(owner *Stage, next *int, ps *syntax.ProcSubst) (stri
 	}
 	port := end{st: owner, in: fd, out: fd, name: path}
 	if ps.Op == syntax.CmdIn {
-		err = b.join(last, port, pos(ps.Pos()), mark)
+		err = b.join(last, port, b.lines.pos(ps.Pos()), mark)
 	} else {
-		err = b.join(port, first, pos(ps.Pos()), mark)
+		err = b.join(port, first, b.lines.pos(ps.Pos()), mark)
 	}
 	return path, err
 }

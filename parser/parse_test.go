@@ -37,6 +37,9 @@ var parseTests = []struct {
 }{
 	// Pipeline shapes.
 	{"one", "seq 1 100", []Stage{{Args: l("seq", "1", "100")}}, nil},
+	// "@" is pipeline-file syntax only as a command word, and unquoted.
+	{"at sign as an argument", "echo @x @x:3 @fifo | '@src' @stdin", []Stage{{Args: l("echo", "@x", "@x:3", "@fifo")}, {Args: l("@src", "@stdin")}}, []Edge{edge(0, 1)}},
+	{"at sign that is no reference", "@ | @a-b", []Stage{{Args: l("@")}, {Args: l("@a-b")}}, []Edge{edge(0, 1)}},
 	{"empty brace alternative", `echo {,x} ""{,y} z{,} "${EMPTY:-}" ${EMPTY:-}`, []Stage{{Args: l("echo", "x", "", "y", "z", "z", "")}}, nil},
 	{"no positional parameters", `printf "$@" x $@ "$*" $# "a$@b" ${X/\#/-}`, []Stage{{Args: l("printf", "x", "", "0", "ab", "x", "y")}}, nil},
 	{"three", "seq 1 100 | grep 7 | wc -l",
@@ -236,10 +239,13 @@ func TestParsePositions(t *testing.T) {
 		{"cat &>f 3>&1- >&file", "1:1 [1:5 1:5 1:9 1:9 1:15 1:15]; "},
 		{"# c\n\na |\n\n\tb", "3:1 [] | 5:2 []; 3:3"},
 		{"echo é | ü", "1:1 [] | 1:11 []; 1:9"}, // columns count bytes
+		// Past the columns and lines the shell parser's positions hold.
+		{strings.Repeat(" ", 20000) + "a | b >f", "1:20001 [] | 1:20005 [1:20007]; 1:20003"},
+		{strings.Repeat("\n", 300000) + "a |\n b", "300001:1 [] | 300002:2 []; 300001:3"},
 	} {
 		g, err := Parse("spec", tt.src, Config{Env: testEnv})
 		if err != nil {
-			t.Errorf("Parse(%q): %v", tt.src, err)
+			t.Errorf("Parse(%q): %v", short(tt.src), err)
 			continue
 		}
 		var stages, edges []string
@@ -254,7 +260,7 @@ func TestParsePositions(t *testing.T) {
 			edges = append(edges, e.Pos.String())
 		}
 		if got := strings.Join(stages, " | ") + "; " + strings.Join(edges, " "); got != tt.want {
-			t.Errorf("Parse(%q) positions:\n got %s\nwant %s", tt.src, got, tt.want)
+			t.Errorf("Parse(%q) positions:\n got %s\nwant %s", short(tt.src), got, tt.want)
 		}
 	}
 }
@@ -315,6 +321,12 @@ const hint = "; run it as a stage: sh -c '…'"
 
 // errorCases are refused specs and their exact messages.
 var errorCases = []struct{ src, want string }{
+	// The syntax of pipeline files, as a spec's command word.
+	{"seq 3 | @src | cat", "spec:1:9: `@src` refers to a named stage (`src: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"X=1 @w:3", "spec:1:5: `@w:3` refers to a named stage (`w: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"paste <(@a) <(seq 3)", "spec:1:9: `@a` refers to a named stage (`a: COMMAND…`), which only a pipeline file has; put the pipeline in a pipeline file and run it with gpipe -f FILE (docs/pipeline-files.md)"},
+	{"seq 3 | @fifo | cat", "spec:1:9: `@fifo` is a transport mark, which only a pipeline file has; for every edge of a spec, use --transport fifo"},
+	{"@stdin | cat", "spec:1:1: `@stdin` is gpipe's own stdin in a pipeline file only; in a spec, the pipeline's ends are gpipe's stdin and stdout already"},
 	// Lists, jobs and negation.
 	{"make && ls | wc -l", "spec:1:6: `&&` is not part of a pipeline" + hint},
 	{"a || b", "spec:1:3: `||` is not part of a pipeline" + hint},
@@ -502,6 +514,39 @@ func TestParseErrors(t *testing.T) {
 		}
 		if strings.HasSuffix(err.Error(), ".") {
 			t.Errorf("Parse(%q) error ends in a period: %s", tt.src, err)
+		}
+	}
+}
+
+// TestParseLongSourcePositions checks the positions of errors past the
+// 16,383rd column and the 262,143rd line, where the shell parser's own
+// positions say 0: a long line of words, a long file.
+func TestParseLongSourcePositions(t *testing.T) {
+	big := strings.Repeat("b", 1<<20)
+	cfg := Config{Env: []string{"BIG=" + big}}
+	words := "echo " + strings.Repeat("w ", 9000) // the next column is 18006
+	many := strings.Repeat("# a comment\n", 300000)
+	for _, tt := range []struct {
+		file      bool
+		src, want string
+	}{
+		{false, words + "{1..3}$BIG", "spec:1:18006: " + couldBeLong},
+		{true, words + "{1..3}$BIG", "f.gp:1:18006: " + couldBeLong},
+		{false, words + "$((1/0))", "spec:1:18006: division by zero"},
+		{false, words + "&& b", "spec:1:18006: `&&` is not part of a pipeline" + hint},
+		{false, words + "| | b", "spec:1:18006: `|` must be followed by a statement"},
+		{true, many + "echo $((1/0))", "f.gp:300001:6: division by zero"},
+		{true, many + "echo $nosuch", "f.gp:300001:6: unknown parameter $nosuch: declare it (param nosuch) or set it in the environment"},
+		{true, many + "echo a |", "f.gp:300001:8: `|` must be followed by a statement"},
+	} {
+		var err error
+		if tt.file {
+			_, err = ParseFile("f.gp", tt.src, nil, cfg)
+		} else {
+			_, err = Parse("spec", tt.src, cfg)
+		}
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("error for %q…%q:\n got %v\nwant %s", tt.src[:10], tt.src[len(tt.src)-10:], err, tt.want)
 		}
 	}
 }
