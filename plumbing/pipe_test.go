@@ -142,6 +142,9 @@ func TestChoose(t *testing.T) {
 
 // TestPlanTransports moves bytes across each kind of edge the plan makes.
 func TestPlanTransports(t *testing.T) {
+	// A private temporary directory: other gpipe runs on the machine (a
+	// second go test beside this one) make FIFO directories of their own.
+	t.Setenv("TMPDIR", t.TempDir())
 	g := &parser.Graph{
 		Stages: []*parser.Stage{{ID: 0}, {ID: 1}},
 		Edges:  []*parser.Edge{{From: parser.Port{Stage: 0, FD: 1}, To: parser.Port{Stage: 1, FD: 0}}},
