@@ -32,6 +32,8 @@ type fanOutput struct {
 	// pipe says the sink writes a pipe: one that tee(2) can feed while
 	// its queue is empty.
 	pipe bool
+	// file says it writes a file, which tee can splice into.
+	file bool
 	// gone says the reader went away (broken pipe): the output was
 	// dropped, as GNU tee -p drops it, and that is no failure.
 	gone bool
@@ -63,8 +65,9 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 	sink, closeIt, err := open()
 	if err == nil {
 		_, isPipe := pipeSink(sink)
+		_, isFile := spliceSink(sink)
 		f.mu.Lock()
-		o.sink, o.pipe = sink, isPipe
+		o.sink, o.pipe, o.file = sink, isPipe, isFile
 		f.mu.Unlock()
 		scratch := make([]byte, blockSize)
 		for err == nil {

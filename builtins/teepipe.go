@@ -75,6 +75,10 @@ func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 	has := make([]int, len(fan.outs)) // bytes of this round each output has
 	fds := make([]int, len(fan.outs)) // a direct output's pipe, else -1
 	copying := false                  // some output needs a copy whatever happens
+	// What the round consumes goes to /dev/null, or to an output that is
+	// a file (tee's "> out" or "> /dev/null"), by splice(2): it then
+	// takes its bytes without a copy too.
+	consumer, consumeFD := -1, nullFD
 	for i, o := range fan.outs {
 		fds[i] = -1
 		if o.q.dropped {
@@ -86,8 +90,22 @@ func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 				fds[i] = fd
 				continue
 			}
+			if fd, ok := spliceSink(o.sink); ok && consumer < 0 {
+				consumer, consumeFD = i, fd
+				continue
+			}
 		}
 		copying = true
+	}
+	consume := func(to, from int) error {
+		if err := spliceAll(inFD, consumeFD, to-from); err != nil {
+			if consumer >= 0 {
+				o := fan.outs[consumer]
+				return fmt.Errorf("%s: %w", o.name, err)
+			}
+			return err
+		}
+		return nil
 	}
 	consumed := 0
 	lastMove := time.Now()
@@ -102,7 +120,7 @@ func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 			break
 		}
 		if !copying {
-			if err := spliceAll(inFD, nullFD, low-consumed); err != nil {
+			if err := consume(low, consumed); err != nil {
 				return err
 			}
 			consumed = low
@@ -130,12 +148,17 @@ func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 	}
 	copyFrom := n // the first byte some output needs copied
 	for i, o := range fan.outs {
-		if !o.q.dropped {
+		if !o.q.dropped && i != consumer {
 			copyFrom = min(copyFrom, has[i])
 		}
 	}
-	if err := spliceAll(inFD, nullFD, max(copyFrom-consumed, 0)); err != nil {
-		return err
+	if copyFrom > consumed {
+		if err := consume(copyFrom, consumed); err != nil {
+			return err
+		}
+	}
+	if consumer >= 0 {
+		has[consumer] = copyFrom
 	}
 	if copyFrom >= n {
 		return nil
@@ -164,6 +187,18 @@ func teeRound(in *plumbing.FileSource, inFD, nullFD, n int, fan *fanOut) error {
 	}
 	for i, o := range fan.outs {
 		if has[i] >= n || o.q.dropped {
+			continue
+		}
+		if i == consumer {
+			// A file takes the rest at once, from here (its writer is
+			// idle): it never lags, and stays the round's consumer.
+			for _, b := range blocks {
+				if err := plumbing.Write(o.sink, b.data()); err != nil {
+					o.err = fmt.Errorf("%s: %w", o.name, err)
+					o.q.drop()
+					break
+				}
+			}
 			continue
 		}
 		at := copyFrom
@@ -226,6 +261,16 @@ func heldUp(fds, has []int, low int) bool {
 	return below(ahead, 8)
 }
 
+// spliceSink returns the file a sink writes, when bytes can be spliced
+// into it (see plumbing.FileSink.SpliceFD). Call it only while nothing
+// writes the sink.
+func spliceSink(s plumbing.Sink) (int, bool) {
+	if fs, ok := s.(*plumbing.FileSink); ok {
+		return fs.SpliceFD()
+	}
+	return -1, false
+}
+
 // pipeSink returns the pipe a sink writes, for tee(2). Call it only while
 // nothing writes the sink: when it is opened, or while its queue is quiet.
 func pipeSink(s plumbing.Sink) (int, bool) {
@@ -236,44 +281,54 @@ func pipeSink(s plumbing.Sink) (int, bool) {
 }
 
 // catchUp lets the pipe outputs that fell back on their queues (full for a
-// moment while another drained) empty them before the input is read on,
-// for as long as every output that tee(2) feeds still has something to
-// read (an eighth of its pipe), and at most stallAfter: so that a reader
-// that was slow for a moment takes tee(2) again, rather than copies for
-// ever after. (With readers of one speed, the one behind can only catch
-// up while the other waits; a short wait, a pipe's worth, is cheaper than
-// copying the rest of the stream.) An output more than catchUpMax behind
-// is slower, or does not read: it is left behind, queueing, as before.
+// moment while another drained, or given copies before they were open)
+// empty them before the input is read on, so that they take tee(2) again
+// rather than copies for ever after. With readers of one speed, the one
+// behind can only catch up while the others wait, and a short wait is
+// cheaper than copying the rest of the stream. It waits only while no
+// other output starves (see starving), and while the outputs behind still
+// take data: one that took nothing for catchUpIdle is slow or does not
+// read, and is left behind, queueing as before.
 func catchUp(in *plumbing.FileSource, fan *fanOut) error {
-	start := time.Now()
-	for time.Since(start) < stallAfter {
-		lagging, direct := false, []int(nil)
+	for {
+		lagging := false
 		fan.mu.Lock()
 		for _, o := range fan.outs {
-			switch {
-			case o.q.dropped || !o.pipe:
-			case o.q.quiet():
-				if fd, ok := pipeSink(o.sink); ok {
-					direct = append(direct, fd)
-				}
-			case o.q.pending() <= catchUpMax:
+			if o.pipe && !o.q.dropped && !o.q.quiet() && time.Since(o.q.taken) < catchUpIdle {
 				lagging = true
 			}
 		}
+		starving := fan.starving()
 		fan.mu.Unlock()
-		if !lagging || len(direct) == 0 || below(direct, 8) {
+		if !lagging || starving {
 			return nil
 		}
 		if _, err := in.WaitWritable(nil, lagCheck); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
-// catchUpMax is how far behind an output may be for catchUp to wait for
-// it: four of gpipe's pipes.
-const catchUpMax = 4 * plumbing.DefaultPipeSize
+// catchUpIdle is how long an output behind may take nothing before
+// catchUp stops waiting for it.
+const catchUpIdle = 20 * time.Millisecond
+
+// starving reports whether an output has written out all it was given
+// and its reader will soon wait for more: a pipe with less than an eighth
+// of it left to read, or a ring, which gpipe cannot look into. A file
+// takes what comes when it comes. Call with the lock held.
+func (f *fanOut) starving() bool {
+	for _, o := range f.outs {
+		if o.q.dropped || !o.q.quiet() || o.file {
+			continue
+		}
+		fd, isPipe := pipeSink(o.sink)
+		if !isPipe || below([]int{fd}, 8) {
+			return true
+		}
+	}
+	return false
+}
 
 // below reports whether one of the pipes holds less than 1/frac of its
 // capacity: its reader will soon wait for more.

@@ -383,6 +383,40 @@ func pipeFD(f *os.File) (int, bool) {
 	return fd, ok
 }
 
+// SpliceFD returns the descriptor of the sink's file when it is a regular
+// file (not opened to append) or /dev/null, with nothing buffered and no
+// error: a writer may splice(2) bytes from a pipe into it, which moves
+// them without a copy through user space. The sink still owns it.
+func (s *FileSink) SpliceFD() (int, bool) {
+	if s.n != 0 || s.err != nil || s.f == nil {
+		return -1, false
+	}
+	rc, err := s.f.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd, ok := -1, false
+	_ = rc.Control(func(d uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(d), &st) != nil {
+			return
+		}
+		fl, err := unix.FcntlInt(d, unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_APPEND != 0 {
+			return
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			fd, ok = int(d), true
+		case unix.S_IFCHR:
+			if unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3 { // /dev/null
+				fd, ok = int(d), true
+			}
+		}
+	})
+	return fd, ok
+}
+
 // PipeFD returns the descriptor of the source's file when it is a pipe
 // with nothing read ahead, for a builtin that moves its bytes with tee(2)
 // and splice(2) instead of reading them. The source still owns it.
