@@ -90,7 +90,7 @@ type Builtin struct {
 // Namesake, whose --help is the program's.
 func (b *Builtin) Help() Run {
 	run, err := b.Parse([]string{"--help"})
-	if ue, ok := err.(*UsageError); ok && ue.Help != nil {
+	if ue := (*UsageError)(nil); errors.As(err, &ue) && ue.Help != nil {
 		return ue.Help
 	}
 	return run
