@@ -25,6 +25,12 @@ func runFiles(t *testing.T, args []string, input string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return runStage(t, run, input)
+}
+
+// runStage runs a parsed builtin over input, and returns what it wrote.
+func runStage(t *testing.T, run Run, input string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	inPath, outPath := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	if err := os.WriteFile(inPath, []byte(input), 0o644); err != nil {
@@ -242,11 +248,48 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestHelp: every builtin's Help prints its usage; --help and -h do too,
+// but for the builtins named as coreutils programs, which leave them to
+// the program with a usage error that carries the builtin's own help.
 func TestHelp(t *testing.T) {
-	for name := range Default() {
-		got, err := runFiles(t, []string{name, "--help"}, "")
-		if err != nil || !strings.HasPrefix(got, "usage: "+name) {
-			t.Errorf("%s --help: %q, %v", name, clip(got), err)
+	namesakes := map[string]bool{"cat": true, "head": true, "tee": true, "split": true}
+	for name, b := range Default() {
+		if b.Namesake != namesakes[name] {
+			t.Errorf("%s: Namesake = %v, want %v", name, b.Namesake, namesakes[name])
 		}
+		got, err := runStage(t, b.Help(), "")
+		if err != nil || !strings.HasPrefix(got, "usage: "+b.Synopsis+"\n") {
+			t.Errorf("%s Help: %q, %v", name, clip(got), err)
+		}
+		for _, flag := range []string{"--help", "-h"} {
+			if !namesakes[name] {
+				got, err := runFiles(t, []string{name, flag}, "")
+				if err != nil || !strings.HasPrefix(got, "usage: "+b.Synopsis+"\n") {
+					t.Errorf("%s %s: %q, %v", name, flag, clip(got), err)
+				}
+				continue
+			}
+			_, err := b.Parse([]string{flag})
+			want := name + ": the help asked for is the program " + name + "'s; the builtin's own: gpipe help " + name
+			var ue *UsageError
+			if !errors.As(err, &ue) || err.Error() != want || ue.Help == nil {
+				t.Errorf("%s %s: %v, want a usage error %q with the builtin's help", name, flag, err, want)
+			}
+		}
+	}
+}
+
+// TestHelpFlagsGNU: a builtin's help lists its flags as the README writes
+// them, GNU's way: "-n N", "--bytes SIZE", aligned, with the default.
+func TestHelpFlagsGNU(t *testing.T) {
+	got, err := runStage(t, Default()["split"].Help(), "")
+	want := `usage: split [-n K] [--bytes SIZE] [--buffer SIZE] OUTPUT...
+Deal the input round-robin to the OUTPUTs (>(…) ports, files, - for stdout): K whole lines (default 1) to each in turn, or blocks of SIZE bytes. A slow output never stalls the others (see tee).
+  --buffer SIZE  how much an output queues in memory before spilling to a temporary file (default 64MiB)
+  --bytes SIZE   deal blocks of SIZE bytes instead of lines
+  -n K           lines to each OUTPUT in turn (default 1)
+`
+	if err != nil || got != want {
+		t.Errorf("split's help:\n%s\nwant:\n%s", got, want)
 	}
 }

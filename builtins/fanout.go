@@ -290,6 +290,7 @@ const aheadOfFastest = 4 * blockSize
 func teeBuiltin() *Builtin {
 	b := &Builtin{
 		Name:           "tee",
+		Namesake:       true,
 		WritesOperands: true,
 		Synopsis:       "tee [-a] [-p] [--copy] [--buffer SIZE] [FILE]...",
 		Summary: "Copy the input to stdout and to every FILE (a >(…) included). An output whose reader has gone is dropped " +
@@ -384,6 +385,7 @@ func parseBuffer(name, s string) (int, error) {
 func splitBuiltin() *Builtin {
 	b := &Builtin{
 		Name:           "split",
+		Namesake:       true,
 		WritesOperands: true,
 		Synopsis:       "split [-n K] [--bytes SIZE] [--buffer SIZE] OUTPUT...",
 		Summary: "Deal the input round-robin to the OUTPUTs (>(…) ports, files, - for stdout): K whole lines " +

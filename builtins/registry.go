@@ -87,16 +87,38 @@ type Builtin struct {
 	// reader has gone, never while it may still be writing to a file.
 	WritesOperands bool
 
+	// Namesake says the builtin stands in for the coreutils program of its
+	// name (cat, head, tee, split), and takes only arguments for which it
+	// gives that program's output: not --help or -h, whose answer is the
+	// program's own, so that they are a *UsageError carrying the
+	// builtin's help (UsageError.Help), and gpipe runs the program.
+	Namesake bool
+
 	// Parse checks args (without the name) and returns the stage to run.
 	// A bad argument is a *UsageError. gpipe parses every builtin before
-	// starting anything, so a usage error starts nothing.
+	// starting anything, so a usage error starts nothing. --help (and -h)
+	// returns a stage that prints the builtin's help, but for a Namesake.
 	Parse func(args []string) (Run, error)
+}
+
+// Help returns a stage that prints the builtin's own help, also for a
+// Namesake, whose --help is the program's.
+func (b *Builtin) Help() Run {
+	run, err := b.Parse([]string{"--help"})
+	if ue := (*UsageError)(nil); errors.As(err, &ue) && ue.Help != nil {
+		return ue.Help
+	}
+	return run
 }
 
 // UsageError is a builtin's bad argument.
 type UsageError struct {
 	Builtin string
 	Msg     string
+
+	// Help, when set, prints the builtin's own help: the arguments asked
+	// a Namesake for help, which is the program's to give.
+	Help Run
 }
 
 func (e *UsageError) Error() string { return e.Builtin + ": " + e.Msg }
@@ -113,12 +135,17 @@ func Default() map[string]*Builtin {
 
 // flags returns a flag set for a builtin that reports errors instead of
 // printing them, and a parse function that turns its errors into
-// UsageErrors. --help makes the builtin print its usage and succeed.
+// UsageErrors. --help makes the builtin print its usage and succeed, but
+// for a Namesake (see Builtin.Namesake).
 func flags(b *Builtin) (*flag.FlagSet, func(args []string) (help Run, err error)) {
 	fs := flag.NewFlagSet(b.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	parse := func(args []string) (Run, error) {
 		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) && b.Namesake {
+			return nil, &UsageError{Builtin: b.Name, Help: usageRun(b, fs),
+				Msg: "the help asked for is the program " + b.Name + "'s; the builtin's own: gpipe help " + b.Name}
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			return usageRun(b, fs), nil
 		}
@@ -133,12 +160,53 @@ func flags(b *Builtin) (*flag.FlagSet, func(args []string) (help Run, err error)
 // usageRun prints the builtin's usage to its output.
 func usageRun(b *Builtin, fs *flag.FlagSet) Run {
 	return func(_ plumbing.Source, out plumbing.Sink, _ Files) error {
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "usage: %s\n%s\n", b.Synopsis, b.Summary)
-		fs.SetOutput(&sb)
-		fs.PrintDefaults()
-		return plumbing.Write(out, []byte(sb.String()))
+		return plumbing.Write(out, []byte(usage(b, fs)))
 	}
+}
+
+// usage is a builtin's help: its synopsis, what it does, and its flags
+// in GNU's style, as the README writes them: one letter after one dash
+// ("-n N"), a word after two ("--bytes SIZE"), the value named as the
+// synopsis names it, the default when there is one.
+func usage(b *Builtin, fs *flag.FlagSet) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "usage: %s\n%s\n", b.Synopsis, b.Summary)
+	type row struct{ left, right string }
+	var rows []row
+	width := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		left := "-" + f.Name
+		if len(f.Name) > 1 {
+			left = "--" + f.Name
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !bf.IsBoolFlag() {
+			left += " " + valueName(b.Synopsis, left)
+		}
+		right := f.Usage
+		switch f.DefValue {
+		case "", "0", "false":
+		default:
+			right += " (default " + f.DefValue + ")"
+		}
+		rows = append(rows, row{left, right})
+		width = max(width, len(left))
+	})
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "  %-*s  %s\n", width, r.left, r.right)
+	}
+	return sb.String()
+}
+
+// valueName is the name the synopsis gives flag's value ("N" in
+// "[-n N]"); VALUE if it gives none.
+func valueName(synopsis, flag string) string {
+	fields := strings.FieldsFunc(synopsis, func(r rune) bool { return strings.ContainsRune(" []|", r) })
+	for i, f := range fields {
+		if f == flag && i+1 < len(fields) && !strings.HasPrefix(fields[i+1], "-") {
+			return strings.TrimRight(fields[i+1], ".…")
+		}
+	}
+	return "VALUE"
 }
 
 func usagef(b string, format string, args ...any) error {

@@ -86,6 +86,7 @@ func countBuiltin() *Builtin {
 func headBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "head",
+		Namesake: true,
 		Synopsis: "head [-n N | -N | -c N | -n -0 | -c -0]",
 		Summary:  "Pass the first N lines (default 10) or bytes, then stop reading, so that upstream stops at once.",
 	}
@@ -186,6 +187,7 @@ func headPass(in plumbing.Source, out plumbing.Sink, take func(p []byte) (n int,
 func catBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "cat",
+		Namesake: true,
 		Synopsis: "cat",
 		Summary:  "Pass the input through unchanged.",
 	}

@@ -167,7 +167,9 @@ func RunChild(args []string, stderr io.Writer) int {
 			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull})
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
+			// As bash words it, on the stderr the stage has at this
+			// point (this process's descriptor 2, as redirected so far).
+			fmt.Fprintf(stderr, "gpipe: %v\n", err)
 			return 1
 		}
 	}
@@ -178,11 +180,9 @@ func RunChild(args []string, stderr io.Writer) int {
 		return 0 // a stage of redirections only
 	}
 	err = execStage(spec)
-	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Stage, errText(err))
-	if errors.Is(err, syscall.ENOENT) {
-		return 127
-	}
-	return 126
+	code, text := startFailure(spec.Path, err)
+	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Path, text)
+	return code
 }
 
 // execStage replaces the helper with the stage's program, which must die
@@ -217,7 +217,7 @@ func applyRaw(r parser.Redirect) error {
 		return nil
 	case parser.RedirDup:
 		if _, err := unix.FcntlInt(uintptr(r.DupFD), unix.F_GETFD, 0); err != nil {
-			return fmt.Errorf("%d: bad file descriptor", r.DupFD)
+			return fmt.Errorf("%d: %s", r.DupFD, errText(syscall.EBADF))
 		}
 		return moveFD(r.DupFD, r.FD, false)
 	}
@@ -247,7 +247,7 @@ func openFIFO(r parser.Redirect) error {
 }
 
 // openError is a redirection target that could not be opened; it reads
-// like bash's "out/x: no such file or directory".
+// like bash's "out/x: No such file or directory".
 type openError struct {
 	path string
 	err  error

@@ -40,6 +40,25 @@ func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End, inherited [
 	return t
 }
 
+// reportRedirect writes the message of the redirection that failed,
+// err, where bash writes it: to the stage's standard error as the
+// redirections before it left it (so "cmd 2>/dev/null < missing" prints
+// nothing, and "cmd 2>&1 < missing | …" sends it down the pipe). It
+// reports whether it did; it does not when descriptor 2 is still own,
+// the stage's standard error at start, and the caller then reports err
+// as gpipe's other messages. A descriptor 2 that a redirection closed
+// takes the message nowhere, as in bash.
+func (t *fdTable) reportRedirect(own *os.File, err error) bool {
+	f, ok := t.files[2]
+	if !t.closed[2] && (!ok || f == own) {
+		return false
+	}
+	if f != nil && !t.closed[2] {
+		_, _ = fmt.Fprintf(f, "gpipe: %v\n", err) // bash, too, goes on if this fails
+	}
+	return true
+}
+
 // addAbove gives f the lowest number above every descriptor the table
 // holds, inherits or closes, and returns that number: how a builtin's
 // ring descriptors reach it without displacing any of the stage's own.
@@ -63,7 +82,7 @@ func (t *fdTable) addAbove(f *os.File) int {
 func (t *fdTable) reserve(fd int) { t.floor = max(t.floor, fd) }
 
 // apply performs one redirection. Its error reads like bash's:
-// "out/x: no such file or directory", "9: bad file descriptor".
+// "out/x: No such file or directory", "9: Bad file descriptor".
 func (t *fdTable) apply(r parser.Redirect) error {
 	flag, isFile := openFlags(r.Op)
 	switch r.Op {
@@ -75,7 +94,7 @@ func (t *fdTable) apply(r parser.Redirect) error {
 		f, ok := t.files[r.DupFD]
 		if !ok {
 			if f = t.inherited(r.DupFD); f == nil {
-				return fmt.Errorf("%d: bad file descriptor", r.DupFD)
+				return fmt.Errorf("%d: %s", r.DupFD, errText(syscall.EBADF))
 			}
 		}
 		t.files[r.FD] = f

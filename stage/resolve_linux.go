@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -63,14 +65,19 @@ func (e *BuiltinError) Unwrap() error { return e.Err }
 
 // LookupError says a stage's program cannot be run. It is found before
 // anything starts, so a pipeline with one missing command starts nothing.
+// It reads as bash's message without bash's name: "foo: command not
+// found", "./x.sh: Permission denied".
 type LookupError struct {
 	Stage string // "stage 2 (foo)"
 	ID    int    // the stage's index in the graph
+	Word  string // the command word bash names: "foo", "./x.sh" ("command foo": "foo")
 	Code  int    // 127 not found, 126 found but not executable, as in bash
-	Text  string // "command not found", "permission denied", …
+	Text  string // "command not found", "Permission denied", …
+
+	dir bool // the name is a directory, which a PATH search skips
 }
 
-func (e *LookupError) Error() string { return e.Stage + ": " + e.Text }
+func (e *LookupError) Error() string { return e.Word + ": " + e.Text }
 
 // Resolve decides what runs every stage, before anything starts:
 //   - a name with a slash, or "command NAME", is a program;
@@ -111,10 +118,7 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 			if usage != nil {
 				return nil, &BuiltinError{Stage: st.Name(), ID: i, Err: usage}
 			}
-			err.Stage, err.ID = st.Name(), i
-			if name != st.Args[0] { // "command NAME": say which
-				err.Text = name + ": " + err.Text
-			}
+			err.Stage, err.ID, err.Word = st.Name(), i, name
 			return nil, err
 		}
 		cmd.Path = path
@@ -229,7 +233,7 @@ func lookPath(name, path string) (string, *LookupError) {
 		}
 		// Like bash, the search skips directories, and remembers a file
 		// it may not execute in case nothing better turns up.
-		if err.Code == 126 && err.Text != "is a directory" && denied == nil {
+		if err.Code == 126 && !err.dir && denied == nil {
 			denied = err
 		}
 	}
@@ -243,11 +247,11 @@ func checkExecutable(p string) *LookupError {
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &LookupError{Code: 127, Text: "no such file or directory"}
+		return &LookupError{Code: 127, Text: errText(syscall.ENOENT)}
 	case err != nil:
 		return &LookupError{Code: 126, Text: errText(err)}
 	case fi.IsDir():
-		return &LookupError{Code: 126, Text: "is a directory"}
+		return &LookupError{Code: 126, Text: errText(syscall.EISDIR), dir: true}
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
 		return &LookupError{Code: 126, Text: errText(err)}
@@ -255,8 +259,6 @@ func checkExecutable(p string) *LookupError {
 	return nil
 }
 
-// errText is the system's message for err without the operation and path
-// around it: "permission denied".
 // startFailure is the status and message of a program that could not be
 // started, as bash gives them: 127 for a program that is not there; 126
 // for one that is there but cannot run (not executable, a directory, an
@@ -277,6 +279,20 @@ func startFailure(path string, err error) (int, string) {
 		return 127, errText(err)
 	}
 	return 126, errText(err)
+}
+
+// bashError is the error of a stage that did not start because a
+// redirection or the program's start failed, worded as bash words it
+// without its own name: the path, then the system's message, and nothing
+// of gpipe's ("missing.txt: No such file or directory", "9: Bad file
+// descriptor", "./x.sh: Permission denied"). When what failed is gpipe's
+// own resources (code 125), which bash would not meet there, the stage
+// is named first, as for gpipe's other failures.
+func bashError(st *parser.Stage, code int, err error) error {
+	if code == 125 {
+		return fmt.Errorf("%s: %w", st.Name(), err)
+	}
+	return err
 }
 
 // redirectCode is the status of a stage whose redirection failed: 1, as
@@ -321,12 +337,18 @@ func interpreter(path string) (string, bool) {
 	return fields[0], true
 }
 
+// errText is the system's message for err without the operation and path
+// around it, as strerror(3) words it and bash prints it: "Permission
+// denied". Go's own text for an errno is the C library's with its first
+// letter lowered; the letter is raised again.
 func errText(err error) string {
 	var errno unix.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
+	if !errors.As(err, &errno) {
+		return err.Error()
 	}
-	return err.Error()
+	s := errno.Error()
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // mergeEnv returns base with the assignments applied: a name assigned

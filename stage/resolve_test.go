@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,13 +34,13 @@ func TestLookPath(t *testing.T) {
 	}{
 		{"tool", dir, exe, 0, ""},
 		{"nosuch", dir, "", 127, "command not found"},
-		{"plain", dir, "", 126, "permission denied"},
+		{"plain", dir, "", 126, "Permission denied"},
 		{"plain", dir + ":" + other, filepath.Join(other, "plain"), 0, ""},
 		{exe, "", exe, 0, ""},
-		{plain, "", "", 126, "permission denied"},
-		{dir, "", "", 126, "is a directory"},
+		{plain, "", "", 126, "Permission denied"},
+		{dir, "", "", 126, "Is a directory"},
 		{filepath.Base(dir), filepath.Dir(dir), "", 127, "command not found"}, // a directory on PATH is skipped
-		{filepath.Join(dir, "missing"), "", "", 127, "no such file or directory"},
+		{filepath.Join(dir, "missing"), "", "", 127, "No such file or directory"},
 	}
 	for _, tt := range tests {
 		got, err := lookPath(tt.name, tt.path)
@@ -77,8 +78,9 @@ func TestResolveUsesTheStagePath(t *testing.T) {
 
 	g.Stages[0].Env = nil
 	_, err = Resolve(g, []string{"PATH=/nonexistent"}, nil)
-	if err == nil || err.Error() != "stage 1 (mytool): command not found" {
-		t.Errorf("Resolve error = %v, want stage 1 (mytool): command not found", err)
+	var le *LookupError
+	if !errors.As(err, &le) || err.Error() != "mytool: command not found" || le.Stage != "stage 1 (mytool)" || le.Code != 127 {
+		t.Errorf("Resolve error = %#v, want mytool: command not found, of stage 1 (mytool), 127", err)
 	}
 }
 

@@ -20,6 +20,11 @@ type Status struct {
 	Signal  syscall.Signal // the signal that killed the process; 0 if it exited
 	Err     error          // why the stage did not start; nil if it did
 
+	// Reported says Err was written to the stage's own standard error,
+	// which its redirections had changed before one failed, as bash
+	// writes it there; Options.OnError is not told of it.
+	Reported bool
+
 	// InputBroken says a builtin failed because the writer of its input
 	// ring died before closing it: the failure is upstream's.
 	InputBroken bool

@@ -54,8 +54,9 @@ type Options struct {
 	OnEvent func(Event)
 
 	// OnError is told of each stage that could not be started (a failed
-	// redirection, say), as bash reports them. Nil discards them; they are
-	// in the Result too.
+	// redirection, say), as bash reports them, except a failed
+	// redirection whose message went to the stage's own standard error
+	// (Status.Reported). Nil discards them; they are in the Result too.
 	OnError func(error)
 
 	// FailFast makes a stage that cannot be started for want of a program
@@ -316,7 +317,7 @@ func (s *supervisor) startAll() {
 			p, status = s.start(st, s.cmds[i])
 		}
 		s.res.Statuses[i] = status
-		if status.Err != nil && s.opts.OnError != nil {
+		if status.Err != nil && !status.Reported && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
 		}
 		if status.Err != nil && status.Code >= 125 && s.opts.FailFast {
@@ -394,6 +395,13 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
 		return nil, status
 	}
+	// A redirection or a program that fails as it would under bash reads
+	// as bash's message: the word, then the system's ("missing: No such
+	// file or directory"); see bashError.
+	failAsBash := func(code int, err error) (*os.Process, Status) {
+		status.Code, status.Err = code, bashError(st, code, err)
+		return nil, status
+	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
 	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin, Parent: os.Getpid()}
@@ -407,7 +415,9 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
-				return fail(redirectCode(err), err)
+				p, failed := failAsBash(redirectCode(err), err)
+				failed.Reported = t.reportRedirect(s.stderr(st.ID), failed.Err)
+				return p, failed
 			}
 		}
 		if cmd.Path == "" && cmd.Builtin == "" {
@@ -446,7 +456,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
-		return fail(code, errors.New(text))
+		return failAsBash(code, errors.New(cmd.Path+": "+text))
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	return p, status

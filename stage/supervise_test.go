@@ -149,8 +149,8 @@ func TestRunTeardownKillsAfterGrace(t *testing.T) {
 func TestRunRedirectFailureFailsOnlyThatStage(t *testing.T) {
 	r := runSpec(t, `echo hi | cat < /nonexistent/in`, nil, time.Second, 10*time.Second)
 	s := r.Statuses[1]
-	if s.Started || s.Code != 1 || s.Err == nil || s.Err.Error() != "stage 2 (cat): /nonexistent/in: no such file or directory" {
-		t.Errorf("cat: %+v, want not started, code 1, named error", s)
+	if s.Started || s.Code != 1 || s.Err == nil || s.Err.Error() != "/nonexistent/in: No such file or directory" {
+		t.Errorf("cat: %+v, want not started, code 1, bash's error", s)
 	}
 	if !r.Statuses[0].Started {
 		t.Errorf("echo did not start")
@@ -305,7 +305,7 @@ func TestFailFast(t *testing.T) {
 		if code := r.ExitCode(); code != 126 {
 			t.Errorf("fail-fast %v: ExitCode() = %d, want 126", failFast, code)
 		}
-		if want := "bad interpreter: no such file or directory"; r.Statuses[1].Err == nil || !strings.Contains(r.Statuses[1].Err.Error(), want) {
+		if want := bad + ": " + dir + "/nonexistent: bad interpreter: No such file or directory"; r.Statuses[1].Err == nil || r.Statuses[1].Err.Error() != want {
 			t.Errorf("fail-fast %v: stage 2: %v, want %q", failFast, r.Statuses[1].Err, want)
 		}
 		_, ranErr := os.Stat(dir + "/ran")

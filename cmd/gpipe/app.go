@@ -169,7 +169,7 @@ func (a *app) newApp() *cli.App {
 	return &cli.App{
 		Name:            "gpipe",
 		Usage:           "run a shell-style pipeline as a supervised process graph",
-		UsageText:       "gpipe [flags] SPEC\n   gpipe [flags] -f FILE [NAME=VALUE…]\n   gpipe check FILE… [NAME=VALUE…]",
+		UsageText:       "gpipe [flags] SPEC\n   gpipe [flags] -f FILE [NAME=VALUE…]\n   gpipe check FILE… [NAME=VALUE…]\n   gpipe help [BUILTIN]",
 		Description:     description,
 		Version:         version,
 		HideHelpCommand: true,
@@ -192,6 +192,9 @@ func (a *app) newApp() *cli.App {
 			&cli.BoolFlag{Name: "isolate", Usage: "run every builtin in a process of its own, joined to other builtins by shm rings, instead of inside gpipe"},
 			&cli.StringFlag{Name: "ring-size", Value: "512KiB", Usage: "data size of each ring, mem or shm (rounded up to a power of two, 4KiB to 1GiB)"},
 			&cli.StringFlag{Name: "buffer", Value: "64MiB", Usage: "memory each output of a tee that gpipe adds (a pipeline file's stage read in several places) holds before it spills to a temporary file"},
+			// urfave/cli adds --help itself only when no command is
+			// named help; gpipe's help command is about the builtins.
+			cli.HelpFlag,
 		},
 		Commands: []*cli.Command{{
 			Name:      "check",
@@ -206,7 +209,7 @@ Prints FILE: ok for each good file; exits 2 at the first bad one.`,
 			OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 				return &usageError{msg: "check: " + err.Error()}
 			},
-		}},
+		}, a.helpCommand()},
 		// gpipe decides its exit code and prints its errors itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
