@@ -114,14 +114,19 @@ func TestRunBrokenPipe(t *testing.T) {
 }
 
 func TestRunTeardownKillsAfterGrace(t *testing.T) {
-	ready := filepath.Join(t.TempDir(), "ready")
+	dir := t.TempDir()
+	ready, ready2 := filepath.Join(dir, "ready"), filepath.Join(dir, "ready2")
 	sigs := make(chan os.Signal, 1)
 	go func() {
 		// Signal once the shell has set its trap, or a TERM could reach
-		// it first and end it before it ignores TERM.
+		// it first and end it before it ignores TERM; and once the
+		// second stage runs, or the TERM abandons its start (seen on a
+		// loaded machine).
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			if _, err := os.Stat(ready); err == nil {
+			_, err1 := os.Stat(ready)
+			_, err2 := os.Stat(ready2)
+			if err1 == nil && err2 == nil {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -129,7 +134,7 @@ func TestRunTeardownKillsAfterGrace(t *testing.T) {
 		sigs <- syscall.SIGTERM
 	}()
 	start := time.Now()
-	r := runSpec(t, `sh -c "trap '' TERM; : > `+ready+`; sleep 30" | sleep 30`, sigs, 200*time.Millisecond, 10*time.Second)
+	r := runSpec(t, `sh -c "trap '' TERM; : > `+ready+`; sleep 30" | sh -c ": > `+ready2+`; exec sleep 30"`, sigs, 200*time.Millisecond, 10*time.Second)
 	if code := r.ExitCode(); code != 143 {
 		t.Errorf("ExitCode() = %d, want 143", code)
 	}
