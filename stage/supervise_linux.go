@@ -20,7 +20,10 @@ type Options struct {
 	// Stdin, Stdout and Stderr are gpipe's own standard files: the first
 	// stage reads Stdin, the last writes Stdout, every stage writes Stderr
 	// unless redirected. They are handed to the processes as they are (no
-	// copying) and are not closed. None may be nil.
+	// copying) and are not closed. Nil is a descriptor closed: the stages
+	// that would get it start with it closed, as bash gives a stage the
+	// descriptor it was itself started without, so that reading or
+	// writing it fails ("Bad file descriptor") rather than losing data.
 	Stdin, Stdout, Stderr *os.File
 
 	// Stderrs, when not nil, gives each stage a standard error of its
@@ -414,11 +417,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 			return nil, status // only redirections: done, like bash
 		}
 	}
-	for fd := range 3 {
-		if t.closed[fd] {
-			spec.Closed = append(spec.Closed, fd)
-		}
-	}
+	spec.Closed = closedStd(t, spec.Redirs)
 	for _, e := range s.plan.Ends(st.ID) {
 		if e.Ring != nil {
 			spec.Rings = append(spec.Rings, childRing{FD: e.FD, Writer: e.Ring.Writer, Mem: t.addAbove(e.Ring.Mem), Sock: t.addAbove(e.Ring.Sock)})
