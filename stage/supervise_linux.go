@@ -310,13 +310,20 @@ func (s *supervisor) startAll() {
 		}
 		var p *os.Process
 		var status Status
-		if s.cmds[i].InProcess {
+		if err := s.plan.Open(i); err != nil {
+			// Out of descriptors: gpipe's own resources, status 125.
+			status = Status{Stage: st, Code: 125, Err: fmt.Errorf("%s: %w", st.Name(), err)}
+		} else if s.cmds[i].InProcess {
 			status = s.startBuiltin(st, s.cmds[i])
 			if status.Started {
 				s.inproc[i] = true
 			}
 		} else {
 			p, status = s.start(st, s.cmds[i])
+		}
+		if status.Code == 125 && status.Err != nil {
+			// Out of descriptors, say: what the pipeline needs, and the limit.
+			status.Err = s.plan.WithNeed(status.Err)
 		}
 		s.res.Statuses[i] = status
 		if status.Err != nil && s.opts.OnError != nil {
