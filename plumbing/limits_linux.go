@@ -27,21 +27,32 @@ import (
 // Memory maps: a mem ring is two mappings in gpipe (its pages and their
 // mirror), a shm ring one (its header, for the meter); the kernel allows a
 // process vm.max_map_count of them (65530 by default), Go's own included.
+//
+// Address space: a mem ring reserves its header and twice its size (the
+// data and its mirror), a shm ring the same in each builtin inside gpipe
+// that maps it; ulimit -v caps the sum, with gpipe's own, which the Go
+// runtime makes 700 MiB or more before gpipe runs (see the README).
 type Need struct {
-	FDs  int // descriptors held at once
-	Maps int // memory mappings
+	FDs   int   // descriptors held at once
+	Maps  int   // memory mappings
+	Bytes int64 // address space
 }
 
 // procFDs are the descriptors a run with processes holds besides its
 // edges: the guardian's pipe and process, and a start's error pipe.
 const procFDs = 4
 
-// Needs works out what the plan of g with the given transports needs. The
+// Needs works out what the plan of g with the given transports and ring
+// size (0 for DefaultRingSize) needs. The
 // descriptors are counted as the stages start in order: pipes made as
 // their first stage starts, gpipe's copies closed as each has started,
 // except those a builtin inside gpipe keeps.
-func Needs(g *parser.Graph, stages []StageInfo, choices []Choice) Need {
+func Needs(g *parser.Graph, stages []StageInfo, choices []Choice, ringSize int) Need {
 	var n Need
+	if ringSize == 0 {
+		ringSize = DefaultRingSize
+	}
+	ringBytes := int64(ringHeaderSize + 2*ringCapacity(ringSize))
 	lazy := lazyEdges(g, choices)
 	onEdge := map[parser.Port]bool{}
 	procs, builtins := false, false
@@ -65,12 +76,15 @@ func Needs(g *parser.Graph, stages []StageInfo, choices []Choice) Need {
 		switch choices[i].Transport {
 		case parser.TransportMem:
 			n.Maps += 2
+			n.Bytes += ringBytes
 		case parser.TransportShm:
 			n.Maps++
+			n.Bytes += ringHeaderSize
 			fixed += 4 // the memfd, a copy for the writer, a socket pair
 			for _, p := range []parser.Port{e.From, e.To} {
 				if stages[p.Stage].InProcess {
 					n.Maps += 2 // the side a builtin inside gpipe maps
+					n.Bytes += ringBytes
 				}
 			}
 		case parser.TransportPipe, parser.TransportFIFO:
@@ -145,13 +159,14 @@ type LimitError struct {
 	Need  int    // what the pipeline needs at most
 	InUse int    // what gpipe held before
 	Limit int
+	Unit  string // after InUse and Limit: " MiB" for address space
 	Knob  string // how the limit is set: "ulimit -n", "vm.max_map_count"
 	Err   error  // the system's error, when the limit was hit on the way
 }
 
 func (e *LimitError) Error() string {
-	s := fmt.Sprintf("the pipeline needs up to %d %s, and gpipe holds %d already: more than the limit of %d (%s)",
-		e.Need, e.What, e.InUse, e.Limit, e.Knob)
+	s := fmt.Sprintf("the pipeline needs up to %d %s, and gpipe holds %d%s already: more than the limit of %d%s (%s)",
+		e.Need, e.What, e.InUse, e.Unit, e.Limit, e.Unit, e.Knob)
 	if e.Err != nil {
 		s = e.Err.Error() + ": " + s
 	}
@@ -170,7 +185,16 @@ func (n Need) Check() error {
 	if limit, inUse, ok := mapLimit(); ok && inUse+mapSlack+n.Maps > limit {
 		return &LimitError{What: "memory maps", Need: n.Maps, InUse: inUse, Limit: limit, Knob: "vm.max_map_count"}
 	}
+	if limit, inUse, ok := addressLimit(); ok && inUse+addressSlack+n.Bytes > limit {
+		return n.addressError(limit, inUse, nil)
+	}
 	return nil
+}
+
+// addressError is the LimitError of address space, in MiB.
+func (n Need) addressError(limit, inUse int64, err error) *LimitError {
+	mib := func(b int64) int { return int((b + 1<<20 - 1) >> 20) }
+	return &LimitError{What: "MiB of address space for its rings", Need: mib(n.Bytes), InUse: mib(inUse), Limit: int(limit >> 20), Unit: " MiB", Knob: "ulimit -v", Err: err}
 }
 
 // WithNeed adds to an error of running out of descriptors (or of memory
@@ -190,6 +214,9 @@ func (p *Plan) WithNeed(err error) error {
 	case errors.Is(err, unix.ENOMEM):
 		if limit, inUse, ok := mapLimit(); ok && inUse+mapSlack+p.need.Maps >= limit {
 			return &LimitError{What: "memory maps", Need: p.need.Maps, InUse: inUse, Limit: limit, Knob: "vm.max_map_count", Err: err}
+		}
+		if limit, inUse, ok := addressLimit(); ok {
+			return p.need.addressError(limit, inUse, err)
 		}
 	}
 	return err
@@ -229,3 +256,32 @@ func mapLimit() (limit, inUse int, ok bool) {
 // mapSlack is room for the Go runtime's own mappings to grow while the
 // pipeline runs (its heap, threads' stacks).
 const mapSlack = 256
+
+// addressLimit returns the soft limit of address space (ulimit -v) and
+// how much gpipe has mapped, in bytes.
+func addressLimit() (limit, inUse int64, ok bool) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_AS, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > 1<<62 {
+		return 0, 0, false
+	}
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, found := strings.CutPrefix(line, "VmSize:"); found {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, 0, false
+			}
+			return int64(rl.Cur), kb << 10, true
+		}
+	}
+	return 0, 0, false
+}
+
+// addressSlack is room for the Go runtime's heap and stacks to grow while
+// the pipeline runs: none, for the runtime grows its heap by 64 MiB
+// arenas, which no margin short of that predicts; the check is for the
+// rings, which grow with the pipeline.
+const addressSlack = 0

@@ -253,7 +253,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	need := Needs(g, stages, choices)
+	need := Needs(g, stages, choices, opts.RingSize)
 	if err := need.Check(); err != nil {
 		return nil, err
 	}

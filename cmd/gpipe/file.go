@@ -249,7 +249,7 @@ func (a *app) check(c *cli.Context) error {
 		}
 		// What a run would refuse for want of descriptors or memory
 		// maps, check refuses too (125, as the run).
-		if err := plumbing.Needs(f.Graph, p.infos, p.choices).Check(); err != nil {
+		if err := plumbing.Needs(f.Graph, p.infos, p.choices, fs.ringSize).Check(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(a.stdout, "%s: ok\n", name)
