@@ -177,6 +177,18 @@ type Plan struct {
 
 	fifoDir string      // the private directory of named FIFOs, if any
 	fifos   []namedFIFO // the FIFOs stages open by path
+
+	// Pipes between two stages that share neither end with a third are
+	// made when the first of their stages starts (Open), not up front, so
+	// that a long pipeline of programs holds a few descriptors at a
+	// time, not two per edge.
+	edges    []*parser.Edge
+	lazy     []bool  // edge i is made by Open
+	lazyOf   [][]int // stage i's edges that Open makes
+	made     []bool  // edge i exists (or its stages are gone)
+	released []bool  // stage i's ends were released
+	pipeSize int
+	need     Need // what the plan needs at most, for a limit's message
 }
 
 // namedFIFO is an edge whose two stages open a FIFO by its path: the one
@@ -241,7 +253,12 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices, Meters: make([]*Meter, len(g.Edges))}
+	need := Needs(g, stages, choices, opts.RingSize)
+	if err := need.Check(); err != nil {
+		return nil, err
+	}
+	p := &Plan{ends: make([][]End, len(g.Stages)), Choices: choices, Meters: make([]*Meter, len(g.Edges)),
+		edges: g.Edges, lazy: lazyEdges(g, choices), made: make([]bool, len(g.Edges)), released: make([]bool, len(g.Stages)), need: need}
 	pipeSize := opts.PipeSize
 	if pipeSize == 0 {
 		pipes := 0
@@ -251,6 +268,16 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 			}
 		}
 		pipeSize = PipeSizeFor(pipes, pipeUserPagesSoft())
+	}
+	p.pipeSize = pipeSize
+	p.lazyOf = make([][]int, len(g.Stages))
+	for k, e := range g.Edges {
+		if p.lazy[k] {
+			p.lazyOf[e.From.Stage] = append(p.lazyOf[e.From.Stage], k)
+			if e.To.Stage != e.From.Stage {
+				p.lazyOf[e.To.Stage] = append(p.lazyOf[e.To.Stage], k)
+			}
+		}
 	}
 	for _, e := range g.Edges {
 		// Every FIFO of the plan goes in the directory the named ones
@@ -270,6 +297,10 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 			}
 			continue
 		}
+		if p.lazy[i] {
+			continue // made by Open
+		}
+		p.made[i] = true
 		switch choices[i].Transport {
 		case parser.TransportPipe:
 			from.File, to.File, err = pipeEnds(pipeSize)
@@ -299,7 +330,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 			from.Writer, to.Reader, p.Meters[i], err = newMemRing(size)
 		}
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, err), p.Close())
+			return nil, errors.Join(fmt.Errorf("edge %d: %w", i+1, p.WithNeed(err)), p.Close())
 		}
 		from.FD, to.FD = e.From.FD, e.To.FD
 		p.ends[e.From.Stage] = append(p.ends[e.From.Stage], from)
@@ -317,7 +348,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 		for _, in := range st.Inherits {
 			f, err := p.dupEnd(in.From)
 			if err != nil {
-				return nil, errors.Join(fmt.Errorf("%s: %w", stages[st.ID].Name, err), p.Close())
+				return nil, errors.Join(fmt.Errorf("%s: %w", stages[st.ID].Name, p.WithNeed(err)), p.Close())
 			}
 			p.ends[st.ID] = append(p.ends[st.ID], End{FD: in.FD, File: f})
 		}
@@ -395,28 +426,94 @@ func ringEnds(size int) (w, r *RingEnd, err error) {
 	return w, r, nil
 }
 
-// Ends returns what stage i receives from its edges. The files stay owned
-// by the plan.
-func (p *Plan) Ends(i int) []End { return p.ends[i] }
+// Open makes the edges of stage i that the plan makes as their stages
+// start (pipes whose ends no other stage shares): call it just before
+// starting stage i. An edge whose other stage was already released (it
+// never ran) gets that end closed at once, so that stage i sees end of
+// file or a broken pipe. On error (out of descriptors, say) stage i has
+// the ends made so far; the error says what the plan needs and the limit.
+func (p *Plan) Open(i int) error {
+	if i >= len(p.lazyOf) {
+		return nil
+	}
+	for _, k := range p.lazyOf[i] {
+		e := p.edges[k]
+		if p.made[k] {
+			continue
+		}
+		w, r, err := pipeEnds(p.pipeSize)
+		if err != nil {
+			return fmt.Errorf("edge %d: %w", k+1, p.WithNeed(err))
+		}
+		p.made[k] = true
+		for _, end := range []End{{FD: e.From.FD, File: w}, {FD: e.To.FD, File: r}} {
+			st := e.From.Stage
+			if end.File == r {
+				st = e.To.Stage
+			}
+			if p.released[st] {
+				end.Close()
+				continue
+			}
+			p.ends[st] = append(p.ends[st], end)
+		}
+	}
+	return nil
+}
+
+// Ends returns what stage i receives from its edges, making those that
+// Open makes if it was not called (an error then leaves them out). The
+// files stay owned by the plan.
+func (p *Plan) Ends(i int) []End {
+	_ = p.Open(i)
+	return p.ends[i]
+}
 
 // Take hands stage i's ends over to the caller, who closes them: an
-// in-process stage keeps its ring sides for its whole run.
+// in-process stage keeps its ring sides for its whole run. Like Ends, it
+// makes the edges Open makes if that was not called.
 func (p *Plan) Take(i int) []End {
+	_ = p.Open(i)
 	ends := p.ends[i]
 	p.ends[i] = nil
+	p.released[i] = true
 	return ends
 }
 
 // Release closes the plan's copies of stage i's ends, as soon as the stage's
 // process holds its own (or will never run): a reader only sees EOF once
-// every copy of the writing end is closed.
+// every copy of the writing end is closed. An edge of stage i not made yet
+// is made with that end closed when its other stage opens it.
 func (p *Plan) Release(i int) error {
 	var errs []error
 	for _, e := range p.ends[i] {
 		errs = append(errs, e.Close())
 	}
 	p.ends[i] = nil
+	if i < len(p.released) {
+		p.released[i] = true
+	}
 	return errors.Join(errs...)
+}
+
+// lazyEdges marks the edges that Open makes as their stages start: pipes
+// whose ends no other stage shares (a process substitution inherits its
+// parent's stdin or stdout by a copy made up front).
+func lazyEdges(g *parser.Graph, choices []Choice) []bool {
+	shared := map[parser.Port]bool{}
+	for _, st := range g.Stages {
+		for _, in := range st.Inherits {
+			shared[parser.Port{Stage: in.From.Stage, FD: in.From.FD}] = true
+		}
+	}
+	lazy := make([]bool, len(g.Edges))
+	for i, e := range g.Edges {
+		if _, named := FIFOPath(e); named || choices[i].Transport != parser.TransportPipe {
+			continue
+		}
+		lazy[i] = !shared[parser.Port{Stage: e.From.Stage, FD: e.From.FD}] && !shared[parser.Port{Stage: e.To.Stage, FD: e.To.FD}]
+	}
+	return lazy
 }
 
 // Close releases every end not yet released, and removes the named

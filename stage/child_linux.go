@@ -39,9 +39,11 @@ type childSpec struct {
 	Env     []string
 	Builtin string
 	Rings   []childRing
-	// Closed lists the standard descriptors (0, 1, 2) the stage's
-	// redirections closed: the Go runtime opens /dev/null on them before
-	// a builtin could notice, so the builtin is told.
+	// Closed lists the standard descriptors (0, 1, 2) the stage has
+	// closed (gpipe's own, closed when it started, or closed by the
+	// stage's redirections): the Go runtime opens /dev/null on them
+	// before a builtin could notice, so the builtin is told, and a
+	// program is started with them closed again.
 	Closed []int
 	// FIFOs is how many of the first Redirs open the stage's named FIFOs
 	// (plumbing.Plan.FIFORedirects). One that is gone because the other
@@ -178,6 +180,9 @@ func RunChild(args []string, stderr io.Writer) int {
 	}
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
+	}
+	for _, fd := range spec.Closed {
+		_ = unix.Close(fd) // the runtime's /dev/null, not the stage's
 	}
 	err = execStage(spec)
 	code, text := startFailure(spec.Path, err)

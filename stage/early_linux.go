@@ -42,7 +42,9 @@ func (s *supervisor) stopEarly() {
 		case p != nil && s.cmds[i].Builtin == "":
 			if s.anyOutputGone(i) {
 				s.pipeStopped[i] = true
-				_ = p.Signal(syscall.SIGPIPE) // by pidfd: never another process
+				// By pid: the process is not reaped before it leaves
+				// s.running (see wait), so it is never another's.
+				_ = syscall.Kill(s.res.Statuses[i].Pid, syscall.SIGPIPE)
 			}
 		case p != nil:
 			if s.allOutputsGone(i) {
@@ -51,7 +53,7 @@ func (s *supervisor) stopEarly() {
 				// raise, which a fan-out shrugs off: it is killed,
 				// and reported as the broken pipe it is (record).
 				s.pipeStopped[i] = true
-				_ = p.Signal(syscall.SIGKILL)
+				_ = syscall.Kill(s.res.Statuses[i].Pid, syscall.SIGKILL)
 			}
 		case s.inproc[i]:
 			if s.allOutputsGone(i) {

@@ -29,9 +29,17 @@ type fdTable struct {
 
 // newFDTable starts a table from gpipe's standard files, the descriptors
 // gpipe inherited, and the stage's pipe and FIFO ends. Ring ends are not
-// descriptors of the stage's own numbering; see addAbove.
+// descriptors of the stage's own numbering; see addAbove. A nil standard
+// file is a descriptor the stage starts with closed.
 func newFDTable(stdin, stdout, stderr *os.File, ends []plumbing.End, inherited []int) *fdTable {
-	t := &fdTable{files: map[int]*os.File{0: stdin, 1: stdout, 2: stderr}, closed: map[int]bool{}, passOn: inherited}
+	t := &fdTable{files: map[int]*os.File{}, closed: map[int]bool{}, passOn: inherited}
+	for fd, f := range []*os.File{stdin, stdout, stderr} {
+		if f != nil {
+			t.files[fd] = f
+		} else {
+			t.closed[fd] = true
+		}
+	}
 	for _, e := range ends {
 		if e.File != nil {
 			t.files[e.FD] = e.File
@@ -215,6 +223,25 @@ func (t *fdTable) procFiles() []*os.File {
 		}
 	}
 	return files
+}
+
+// closedStd lists the standard descriptors (0, 1, 2) a stage ends up with
+// closed: those closed in t, then, in order, those that redirs, which the
+// stage's helper process performs itself, close or open anew.
+func closedStd(t *fdTable, redirs []parser.Redirect) []int {
+	closed := [3]bool{t.closed[0], t.closed[1], t.closed[2]}
+	for _, r := range redirs {
+		if r.FD >= 0 && r.FD <= 2 {
+			closed[r.FD] = r.Op == parser.RedirClose
+		}
+	}
+	var fds []int
+	for fd, c := range closed {
+		if c {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }
 
 // close closes what the table opened; the edges' ends belong to the plan.

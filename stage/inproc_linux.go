@@ -149,7 +149,15 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		}
 	}
 	stderr = nopCloser{io.Discard}
-	if f, err := dup(2); err != nil {
+	if f := t.files[2]; f != nil && f == s.opts.Stderr {
+		// gpipe's own stderr: one copy for every builtin, not one
+		// descriptor each.
+		shared, err := s.sharedStderr()
+		if err != nil {
+			return fail(125, err)
+		}
+		stderr = nopCloser{shared}
+	} else if f, err := dup(2); err != nil {
 		return fail(125, err)
 	} else if f != nil {
 		stderr = f
@@ -291,6 +299,21 @@ func fromEdge(t *fdTable, ends []plumbing.End, fd int) bool {
 		}
 	}
 	return false
+}
+
+// sharedStderr returns the copy of gpipe's stderr that the builtins inside
+// gpipe write to, made at its first use and closed once the pipeline has
+// ended. A copy, not descriptor 2 itself: the Go runtime kills a program
+// by SIGPIPE for a broken pipe on descriptor 2.
+func (s *supervisor) sharedStderr() (*os.File, error) {
+	if s.stderrCopy == nil {
+		n, err := unix.FcntlInt(s.opts.Stderr.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor 2: %w", err)
+		}
+		s.stderrCopy = os.NewFile(uintptr(n), s.opts.Stderr.Name())
+	}
+	return s.stderrCopy, nil
 }
 
 type nopCloser struct{ io.Writer }

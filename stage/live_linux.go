@@ -230,25 +230,3 @@ func processWchan(pid int) string {
 	}
 	return string(data)
 }
-
-// lastIO waits until pid, a child of gpipe's, has changed state and, if
-// it has ended, reads its I/O figures before it is reaped: a zombie's
-// /proc/PID/io still holds them, and is gone once it is waited for. It
-// leaves the change to be waited for (WNOWAIT). Unknown when the change
-// is a stop or a continue, or on an error, which the wait that follows
-// will report.
-func lastIO(pid int) IO {
-	// si_code of a child's end (asm-generic/siginfo.h).
-	const cldExited, cldKilled, cldDumped = 1, 2, 3
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || (info.Code != cldExited && info.Code != cldKilled && info.Code != cldDumped) {
-			return IO{}
-		}
-		return processIO(pid)
-	}
-}

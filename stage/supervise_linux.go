@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -20,7 +21,10 @@ type Options struct {
 	// Stdin, Stdout and Stderr are gpipe's own standard files: the first
 	// stage reads Stdin, the last writes Stdout, every stage writes Stderr
 	// unless redirected. They are handed to the processes as they are (no
-	// copying) and are not closed. None may be nil.
+	// copying) and are not closed. Nil is a descriptor closed: the stages
+	// that would get it start with it closed, as bash gives a stage the
+	// descriptor it was itself started without, so that reading or
+	// writing it fails ("Bad file descriptor") rather than losing data.
 	Stdin, Stdout, Stderr *os.File
 
 	// Stderrs, when not nil, gives each stage a standard error of its
@@ -195,6 +199,9 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		for _, f := range s.outCopies {
 			f.Close()
 		}
+		if s.stderrCopy != nil {
+			s.stderrCopy.Close()
+		}
 		if s.tstp != nil {
 			signal.Stop(s.tstp)
 		}
@@ -273,6 +280,10 @@ type supervisor struct {
 	// port files, which keep copies of the FIFOs it opens to write.
 	ports map[int]*portFiles
 
+	// stderrCopy is the copy of Options.Stderr that the builtins inside
+	// gpipe write to (see sharedStderr).
+	stderrCopy *os.File
+
 	ctl       chan func() // work for the supervising goroutine: Pipeline's methods
 	abandoned os.Signal   // a teardown signal that came during the start
 	created   []string    // files that the stages' redirections created, for FailFast
@@ -285,7 +296,8 @@ type exit struct {
 	ws      unix.WaitStatus
 	usage   unix.Rusage
 	err     error
-	io      IO // the process's last I/O figures, with Options.MeasureIO
+	io      IO  // the process's last I/O figures, with Options.MeasureIO
+	reap    int // the pid of an ended process still to be reaped (see wait)
 	builtin *builtinExit
 }
 
@@ -308,13 +320,20 @@ func (s *supervisor) startAll() {
 		}
 		var p *os.Process
 		var status Status
-		if s.cmds[i].InProcess {
+		if err := s.plan.Open(i); err != nil {
+			// Out of descriptors: gpipe's own resources, status 125.
+			status = Status{Stage: st, Code: 125, Err: fmt.Errorf("%s: %w", st.Name(), err)}
+		} else if s.cmds[i].InProcess {
 			status = s.startBuiltin(st, s.cmds[i])
 			if status.Started {
 				s.inproc[i] = true
 			}
 		} else {
 			p, status = s.start(st, s.cmds[i])
+		}
+		if status.Code == 125 && status.Err != nil {
+			// Out of descriptors, say: what the pipeline needs, and the limit.
+			status.Err = s.plan.WithNeed(status.Err)
 		}
 		s.res.Statuses[i] = status
 		if status.Err != nil && !status.Reported && s.opts.OnError != nil {
@@ -334,8 +353,8 @@ func (s *supervisor) startAll() {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
 	}
-	for i, p := range s.running {
-		go s.wait(i, p)
+	for i := range s.running {
+		go s.wait(i, s.res.Statuses[i].Pid)
 	}
 }
 
@@ -361,31 +380,74 @@ func (s *supervisor) teardownPending() os.Signal {
 }
 
 // wait reports every change of stage i's process, its stops and
-// continues included, until it has ended. The process is reaped here, by
-// its pid (which cannot be reused before that), not through os.Process,
-// whose Wait reports no stops. Once reaped, its pid may be another
-// process's: the supervisor signals a stage through os.Process, whose
-// pidfd names that process only, and releases it once it has seen the
-// exit.
-func (s *supervisor) wait(i int, p *os.Process) {
-	pid := p.Pid
+// continues included, until it has ended. It does not reap the process:
+// its end is reported with the process left a zombie (exit.reap), and the
+// supervisor reaps it (reap) as it takes the stage out of s.running, in
+// the goroutine that signals stages by pid, so that no signal can reach
+// another process that got the pid after it. gpipe thus holds no pidfd
+// per running stage (os.Process is released once started): a pipeline of
+// programs needs no descriptor per stage, as under bash.
+func (s *supervisor) wait(i, pid int) {
+	// si_code of a child's change (asm-generic/siginfo.h).
+	const cldStopped, cldContinued = 5, 6
 	for {
-		var e exit
-		e.stage = i
-		if s.opts.MeasureIO {
-			e.io = lastIO(pid)
-		}
-		_, err := unix.Wait4(pid, &e.ws, unix.WUNTRACED|unix.WCONTINUED, &e.usage)
+		e := exit{stage: i}
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
 		if err == unix.EINTR {
 			continue
 		}
+		if err == nil && (info.Code == cldStopped || info.Code == cldContinued) {
+			// Take the stop or continue, never the end: that waits.
+			err = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == nil {
+				if e.ws = stopStatus(&info); e.ws != 0 {
+					s.exits <- e
+				}
+				continue
+			}
+		}
 		e.err = err
-		if err == nil && (e.ws.Stopped() || e.ws.Continued()) {
-			s.exits <- e
-			continue
+		if err == nil {
+			if s.opts.MeasureIO {
+				// A zombie's /proc/PID/io still holds its figures.
+				e.io = processIO(pid)
+			}
+			e.reap = pid
 		}
 		s.exits <- e
 		return
+	}
+}
+
+// stopStatus is a stop or continue reported by waitid as a wait status:
+// zero if info reports neither (nothing was taken).
+func stopStatus(info *unix.Siginfo) unix.WaitStatus {
+	const cldStopped, cldContinued = 5, 6
+	// si_status: after si_signo, si_errno, si_code, padding, si_pid,
+	// si_uid (asm-generic/siginfo.h, for SIGCHLD).
+	status := *(*int32)(unsafe.Add(unsafe.Pointer(info), 24))
+	switch info.Code {
+	case cldStopped:
+		return unix.WaitStatus(status<<8 | 0x7f)
+	case cldContinued:
+		return 0xffff
+	}
+	return 0
+}
+
+// reap reaps the ended process of e, filling in its wait status and
+// resource usage.
+func (s *supervisor) reap(e *exit) {
+	for {
+		_, err := unix.Wait4(e.reap, &e.ws, 0, &e.usage)
+		if err != unix.EINTR {
+			e.err = err
+			return
+		}
 	}
 }
 
@@ -424,11 +486,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 			return nil, status // only redirections: done, like bash
 		}
 	}
-	for fd := range 3 {
-		if t.closed[fd] {
-			spec.Closed = append(spec.Closed, fd)
-		}
-	}
+	spec.Closed = closedStd(t, spec.Redirs)
 	for _, e := range s.plan.Ends(st.ID) {
 		if e.Ring != nil {
 			spec.Rings = append(spec.Rings, childRing{FD: e.FD, Writer: e.Ring.Writer, Mem: t.addAbove(e.Ring.Mem), Sock: t.addAbove(e.Ring.Sock)})
@@ -459,6 +517,9 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
+	// Its pidfd is closed at once: the process is signalled and
+	// waited for by its pid (see wait), which Release forgets.
+	_ = p.Release()
 	return p, status
 }
 
@@ -511,6 +572,11 @@ func (s *supervisor) supervise() {
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
 		case e := <-s.exits:
+			if e.reap != 0 {
+				// Out of s.running below, before any other stage is
+				// signalled by pid.
+				s.reap(&e)
+			}
 			if e.builtin == nil && e.err == nil {
 				s.stopped[e.stage] = e.ws.Stopped()
 				switch {
@@ -539,9 +605,6 @@ func (s *supervisor) supervise() {
 				// ended after all (its write broke when the others were
 				// killed) changes nothing.
 				continue
-			}
-			if p := s.running[e.stage]; p != nil {
-				_ = p.Release()
 			}
 			delete(s.running, e.stage)
 			delete(s.inproc, e.stage)

@@ -361,7 +361,9 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		stdout = a.stderr
 	}
 	opts := stage.Options{
-		Stdin: a.stdin, Stdout: stdout, Stderr: a.stderr,
+		Stdin:       closedAtStart(a.stdin, 0),
+		Stdout:      closedAtStart(stdout, 1),
+		Stderr:      closedAtStart(a.stderr, 2),
 		Grace:       s.grace,
 		FailFast:    s.failFast,
 		StopEarly:   s.stopEarly,

@@ -237,7 +237,8 @@ func (a *app) check(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := a.prepare(f.Graph, fs); err != nil {
+		p, err := a.prepare(f.Graph, fs)
+		if err != nil {
 			var pl *placedError
 			if errors.As(err, &pl) {
 				// check's one code for a bad file: 2, even for a
@@ -245,6 +246,11 @@ func (a *app) check(c *cli.Context) error {
 				return &pl.at
 			}
 			return err
+		}
+		// What a run would refuse for want of descriptors or memory
+		// maps, check refuses too (125, as the run).
+		if err := plumbing.Needs(f.Graph, p.infos, p.choices, fs.ringSize).Check(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(a.stdout, "%s: ok\n", name)
 	}

@@ -88,6 +88,12 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			env.Setenv("EXAMPLES", examples)
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "race" {
+				return raceEnabled, nil // gpipe is this binary
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"waitfile": cmdWaitfile,
 			"gone":     cmdGone,
