@@ -361,7 +361,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		stdout = a.stderr
 	}
 	opts := stage.Options{
-		Stdin:       closedAtStart(a.stdin, 0),
+		Stdin:       a.stdin, // closed or /dev/null alike: end of file, nothing lost (README)
 		Stdout:      closedAtStart(stdout, 1),
 		Stderr:      closedAtStart(a.stderr, 2),
 		Grace:       s.grace,

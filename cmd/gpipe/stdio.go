@@ -19,7 +19,9 @@ import (
 // /dev/null read-only for "< /dev/null" and write-only for "> /dev/null",
 // as os/exec does for a nil Stdin or Stdout, so these stay what they are;
 // a caller that hands gpipe /dev/null opened read-write (Python's
-// subprocess.DEVNULL, Node's "ignore") is taken as closing it.
+// subprocess.DEVNULL, Node's "ignore") is taken as closing it. gpipe asks
+// this of stdout and stderr only: a closed stdin read as /dev/null loses
+// nothing, and stdin=DEVNULL is too common a way to say "no input".
 func closedAtStart(f *os.File, fd int) *os.File {
 	if f == nil || f.Fd() != uintptr(fd) {
 		return f
