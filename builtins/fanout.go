@@ -104,16 +104,6 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 	o.q.drop()
 }
 
-// live reports whether any output still takes data. Call with the lock held.
-func (f *fanOut) live() bool {
-	for _, o := range f.outs {
-		if !o.q.dropped {
-			return true
-		}
-	}
-	return false
-}
-
 // waitRoom waits until the input may be read on, and reports false when
 // no output takes data any more. The rule keeps the fan-out from stalling
 // while spilling to disk only what a deadlock would otherwise hold up:
