@@ -105,8 +105,9 @@ type Options struct {
 // rules of a program (see finishBuiltin), and its CPU time when asked for
 // (see cpuMeter). A teardown
 // signal stops them (every wait and every Peek or Reserve of theirs fails,
-// and the stage's status is that of a program killed by the signal); one
-// still blocked when the grace period ends (in a read of a terminal, say)
+// and the stage's status is that of a program killed by the signal, also
+// in a read or write of a pipe, see startBuiltin); one still blocked when
+// the grace period ends (in a write to a terminal that does not drain, say)
 // is left behind with status 137, like a process killed with SIGKILL, and
 // ends with gpipe. A panic in a builtin is that stage's failure, status
 // ExitPanic, with its message on the stage's stderr.

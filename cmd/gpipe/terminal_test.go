@@ -490,3 +490,34 @@ func hostPrefix(flag string) string {
 	}
 	return strings.TrimPrefix(strings.TrimSpace(flag), "--") + "-"
 }
+
+// heldStage leaves a child in the background, which ignores Ctrl-C (a
+// non-interactive shell's background job does) and holds the stage's
+// stdout, then copies the terminal.
+const heldStage = `(sleep 400 & echo $! >> pids)
+echo $$ >> pids
+exec cat
+`
+
+// TestTerminalCtrlCBuiltinReadsHeldPipe: after Ctrl-C, a builtin that
+// reads a pipe that its writer's child still holds open stops at once, by
+// SIGINT, as a program does: not when --grace is over (a minute here,
+// longer than the test waits), as one killed. On both hosts.
+func TestTerminalCtrlCBuiltinReadsHeldPipe(t *testing.T) {
+	gpipe := terminalGpipe(t)
+	for _, host := range []string{"", "--isolate "} {
+		t.Run(hostPrefix(host)+"cat", func(t *testing.T) {
+			sh := startShell(t, gpipe, map[string]string{"held.sh": heldStage})
+			sh.send("gpipe --status --grace 60s " + host + "'sh held.sh | cat'\n")
+			pids := waitPids(sh, 2)
+			waitGroupReady(t, pids[1])
+			sh.send("\x03")
+			sh.expect(`gpipe: status: stage 1 \(sh\): 130 \(SIGINT\)\r\n`)
+			sh.expect(`gpipe: status: stage 2 \(cat\): 130 \(SIGINT\)\r\n`)
+			sh.expect(`\$ $`)
+			sh.send("echo status=$?\n")
+			sh.expect(`status=130\r\n`)
+			waitGone(t, pids)
+		})
+	}
+}
