@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,5 +241,86 @@ func TestFileSourceStop(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Peek of an idle pipe still waiting 10 s after the stop")
+	}
+}
+
+// TestStopEndsPolledWaits: a FileSource reading, and a FileSink writing, a
+// pipe end in non-blocking mode (in the runtime's poller) return
+// ErrStopped once their Stop closes, with no poll before each read: the
+// other end is held open and neither reads nor writes, so only the stop
+// can end them.
+func TestStopEndsPolledWaits(t *testing.T) {
+	nonblocking := func(f *os.File) *os.File {
+		t.Helper()
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := unix.SetNonblock(fd, true); err != nil {
+			t.Fatal(err)
+		}
+		return os.NewFile(uintptr(fd), "pipe")
+	}
+	r, w, err := Pipe(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	src := NewFileSource(nonblocking(r))
+	defer src.Close()
+	r2, w2, err := Pipe(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	sink := NewFileSink(nonblocking(w2))
+	defer sink.Close()
+	stop := NewStop()
+	defer stop.Release()
+	src.SetStop(stop)
+	sink.SetStop(stop)
+	errc := make(chan error, 2)
+	go func() {
+		_, err := src.Peek(1)
+		errc <- err
+	}()
+	go func() {
+		// More than the pipe holds: the write waits once it is full.
+		errc <- Write(sink, make([]byte, 4<<20))
+	}()
+	// Both wait in the poller before the stop, or the test shows nothing.
+	waitInPoller(t, "(*FileSource).Peek")
+	waitInPoller(t, "(*FileSink).Write")
+	stop.Close()
+	for range 2 {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrStopped) {
+				t.Errorf("after the stop: %v, want ErrStopped", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a read or write still waiting 10 s after the stop")
+		}
+	}
+}
+
+// waitInPoller waits until a goroutine whose stack holds fn waits in the
+// runtime's poller ("IO wait").
+func waitInPoller(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[IO wait") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s waits in the poller after 10 s", fn)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -2,23 +2,28 @@ package plumbing
 
 import (
 	"encoding/binary"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Stop tears in-process stages down: once Close is called, every ring
 // wait and every Peek or Reserve of an end that watches it fails with
-// ErrStopped, and so does a FileSource waiting in a read (of a terminal,
-// say). The zero value is not usable; use NewStop. A nil *Stop never
-// stops.
+// ErrStopped, and so does a FileSource or FileSink waiting in a read or a
+// write of a file in the runtime's poller (a pipe end in non-blocking
+// mode: however long whoever holds the other end waits), and a FileSource
+// that WatchReads (a terminal, say). The zero value is not usable; use
+// NewStop. A nil *Stop never stops.
 type Stop struct {
 	ch   chan struct{}
 	done atomic.Bool
 
-	mu  sync.Mutex
-	efd int // an eventfd readable once stopped, made on first use; -1 until then
+	mu    sync.Mutex
+	efd   int        // an eventfd readable once stopped, made on first use; -1 until then
+	files []*os.File // files in the poller whose waits Close ends (see watch)
 }
 
 // NewStop returns a Stop that has not stopped.
@@ -32,6 +37,9 @@ func (s *Stop) Close() {
 		if s.efd >= 0 {
 			s.signalFD()
 		}
+		for _, f := range s.files {
+			_ = f.SetDeadline(stopped)
+		}
 		s.mu.Unlock()
 	}
 }
@@ -41,12 +49,35 @@ func (s *Stop) Close() {
 func (s *Stop) Release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.files = nil
 	if s.efd < 0 {
 		return nil
 	}
 	err := unix.Close(s.efd)
 	s.efd = -2 // released: fd() makes no new one
 	return err
+}
+
+// stopped is the deadline that ends a wait in the poller: long past.
+var stopped = time.Unix(1, 0)
+
+// watch makes Close end every wait of f in a read or a write, when f is
+// in the runtime's poller (its descriptor was in non-blocking mode when
+// the File was made), by moving its deadline into the past: the read or
+// write then fails with os.ErrDeadlineExceeded. It reports whether f is
+// such a file; a nil Stop watches nothing. Closing f is safe meanwhile.
+func (s *Stop) watch(f *os.File) bool {
+	if s == nil || f == nil || f.SetDeadline(time.Time{}) != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done.Load() {
+		_ = f.SetDeadline(stopped)
+	} else if s.efd != -2 {
+		s.files = append(s.files, f)
+	}
+	return true
 }
 
 // Stopped reports whether Close was called. A nil Stop never stops.

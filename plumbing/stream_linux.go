@@ -89,6 +89,7 @@ type FileSource struct {
 	start, end int // unread bytes are buf[start:end]
 	err        error
 	stop       *Stop
+	polled     bool // f is in the runtime's poller, where the Stop ends a read
 	watchReads bool // poll the file and the stop before each read
 	onWait     func()
 	parked     parkHooks
@@ -120,14 +121,16 @@ func NewFileSource(f *os.File) *FileSource {
 
 func (s *FileSource) MaxPeek() int { return len(s.buf) / 2 }
 
-// SetStop makes Peek fail with ErrStopped once st is closed.
-func (s *FileSource) SetStop(st *Stop) { s.stop = st }
+// SetStop makes Peek fail with ErrStopped once st is closed, and, when
+// the file is in the runtime's poller (see Stop), a read that waits.
+func (s *FileSource) SetStop(st *Stop) { s.stop, s.polled = st, st.watch(s.f) }
 
 // WatchReads makes the Stop end a Peek that waits in a read too: each read
 // is preceded by a poll of the file and the Stop. That costs a system call
 // per read (7% of a 4 GiB stream through a pipe), so it is for a source
 // whose writer no teardown reaches: gpipe's own stdin, a terminal above
-// all. A pipe from another stage needs none: the teardown ends its writer.
+// all. A file in the runtime's poller needs none (see SetStop), and does
+// without.
 func (s *FileSource) WatchReads() { s.watchReads = true }
 
 // OnWait sets f to be called before each read, which may wait.
@@ -146,7 +149,7 @@ func (s *FileSource) Peek(atLeast int) ([]byte, error) {
 		if s.onWait != nil {
 			s.onWait()
 		}
-		if s.watchReads {
+		if s.watchReads && !s.polled {
 			// A read of a terminal or an idle pipe may wait for ever: wait
 			// for input or the stop first.
 			if err := s.stop.waitReadable(int(s.f.Fd())); err != nil {
@@ -188,7 +191,7 @@ func (s *FileSource) Read(p []byte) (int, error) {
 	if s.onWait != nil {
 		s.onWait()
 	}
-	if s.watchReads {
+	if s.watchReads && !s.polled {
 		if err := s.stop.waitReadable(int(s.f.Fd())); err != nil {
 			return 0, err
 		}
@@ -196,6 +199,9 @@ func (s *FileSource) Read(p []byte) (int, error) {
 	var n int
 	var err error
 	s.parked.around(func() { n, err = s.f.Read(p) })
+	if err != nil && s.stop.Stopped() {
+		err = ErrStopped // the Stop ended the read, or its writer went with it
+	}
 	if err != nil {
 		s.err = err
 	}
@@ -256,8 +262,12 @@ func NewFileSink(f *os.File) *FileSink {
 
 func (s *FileSink) MaxReserve() int { return len(s.buf) / 2 }
 
-// SetStop makes Reserve fail with ErrStopped once st is closed.
-func (s *FileSink) SetStop(st *Stop) { s.stop = st }
+// SetStop makes Reserve fail with ErrStopped once st is closed, and, when
+// the file is in the runtime's poller (see Stop), a write that waits.
+func (s *FileSink) SetStop(st *Stop) {
+	s.stop = st
+	st.watch(s.f)
+}
 
 func (s *FileSink) Reserve(atLeast int) ([]byte, error) {
 	if s.stop.Stopped() {
@@ -291,10 +301,11 @@ func (s *FileSink) Flush() error {
 	return s.err
 }
 
-// stoppedIf turns a broken pipe into ErrStopped once the Stop is closed:
-// the reader was torn down with this builtin, it did not leave it.
+// stoppedIf turns a broken pipe into ErrStopped once the Stop is closed
+// (the reader was torn down with this builtin, it did not leave it), and
+// so the end of a write that the Stop ended (see SetStop).
 func (s *FileSink) stoppedIf(err error) error {
-	if err != nil && IsBrokenPipe(err) && s.stop.Stopped() {
+	if err != nil && (IsBrokenPipe(err) || errors.Is(err, os.ErrDeadlineExceeded)) && s.stop.Stopped() {
 		return ErrStopped
 	}
 	return err

@@ -143,7 +143,13 @@ func (s *supervisor) readerGone(k int) bool {
 		return !runs && !s.inproc[e.To.Stage]
 	}
 	if f := s.outCopies[k]; f != nil {
-		return pollNoReader(int(f.Fd()))
+		// Through Control, not Fd, which would put the pipe end, shared
+		// with the stage's own, back into blocking mode.
+		gone := false
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { gone = pollNoReader(int(fd)) })
+		}
+		return gone
 	}
 	if files := s.ports[e.From.Stage]; files != nil {
 		if path, ok := plumbing.FIFOPath(e); ok {

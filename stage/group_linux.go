@@ -22,7 +22,9 @@ import (
 // when the pipeline ends or stops.
 //
 // The group is led by a guardian: a small gpipe process, started before
-// the first stage, that does nothing but wait for gpipe to go. It holds a
+// the first stage, that waits for gpipe to go, and tells gpipe of each
+// teardown signal that reaches the group (the builtins inside gpipe, which
+// is not in the group, would not hear Ctrl-C otherwise). It holds a
 // pipe whose only writer is gpipe; when that pipe reports end of file,
 // gpipe is gone (even by SIGKILL, which no handler sees) and the guardian
 // kills the whole group with SIGKILL, itself included. When the pipeline
@@ -42,13 +44,35 @@ import (
 // to RunGuardian.
 const GuardianArg = "--gpipe-guardian"
 
-// RunGuardian is the whole life of a guardian: it ignores every signal a
-// job gets from its terminal or from gpipe's teardown (so that it outlives
-// the stages it guards), waits until descriptor 0, a pipe from gpipe,
-// reports end of file, and kills its own process group.
+// groupSignals are the teardown signals the guardian passes on to gpipe
+// when they reach the pipeline's process group: Ctrl-C and Ctrl-\ from the
+// terminal, a hangup of it, or a kill of the whole group. The builtins
+// inside gpipe are not in the group, so this is how they hear such a
+// signal, as the programs beside them do.
+var groupSignals = [...]syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP}
+
+// RunGuardian is the whole life of a guardian: it outlives every signal a
+// job gets from its terminal or from gpipe's teardown, telling gpipe of
+// each teardown signal that reaches the group (one byte, the signal's
+// number, on descriptor 1, a pipe to gpipe) unless it was ignored when the
+// guardian started (as the stages inherit it ignored), waits until
+// descriptor 0, a pipe from gpipe, reports end of file, and kills its own
+// process group.
 func RunGuardian() int {
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Ignore(syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
+	heard := make(chan os.Signal, len(groupSignals))
+	for _, sig := range groupSignals {
+		if signal.Ignored(sig) {
+			continue // Notify would undo the ignoring
+		}
+		signal.Notify(heard, sig)
+	}
+	go func() {
+		for sig := range heard {
+			// gpipe gone: the read below sees it too.
+			_, _ = unix.Write(1, []byte{byte(sig.(syscall.Signal))})
+		}
+	}()
 	var b [64]byte
 	for {
 		n, err := unix.Read(0, b[:])
@@ -65,12 +89,16 @@ func RunGuardian() int {
 type guardian struct {
 	proc *os.Process
 	pipe *os.File // gpipe's end: closing it (or gpipe's death) ends the group
+	// heard gets each teardown signal that reached the group (see
+	// RunGuardian); it is never closed, and may drop a signal that
+	// comes while one is still waiting to be taken.
+	heard chan syscall.Signal
 }
 
 // startGuardian starts the guardian in a new process group, which it
 // leads; with tty set it also makes that group the terminal's foreground
-// group. Its standard output and error are /dev/null: it writes nothing,
-// and must hold no pipe a caller waits on.
+// group. Its standard output is a pipe that gpipe reads for the signals it
+// hears, and its error /dev/null: it must hold no pipe a caller waits on.
 func startGuardian(tty *terminal) (*guardian, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -81,9 +109,16 @@ func startGuardian(tty *terminal) (*guardian, error) {
 		return nil, err
 	}
 	defer r.Close()
+	hr, hw, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	defer hw.Close()
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		w.Close()
+		hr.Close()
 		return nil, err
 	}
 	defer null.Close()
@@ -91,12 +126,34 @@ func startGuardian(tty *terminal) (*guardian, error) {
 	if tty != nil {
 		sys.Foreground, sys.Ctty = true, tty.fd
 	}
-	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, null, null}, Sys: sys})
+	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, hw, null}, Sys: sys})
 	if err != nil {
 		w.Close()
+		hr.Close()
 		return nil, fmt.Errorf("the guardian of the pipeline's process group: %w", err)
 	}
-	return &guardian{proc: p, pipe: w}, nil
+	g := &guardian{proc: p, pipe: w, heard: make(chan syscall.Signal, 1)}
+	go g.listen(hr)
+	return g, nil
+}
+
+// listen passes on what the guardian tells on r until it ends, then
+// closes r.
+func (g *guardian) listen(r *os.File) {
+	defer r.Close()
+	var b [16]byte
+	for {
+		n, err := r.Read(b[:])
+		for _, c := range b[:n] {
+			select {
+			case g.heard <- syscall.Signal(c):
+			default: // one waits already: a teardown is a teardown
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // end lets the guardian go, once gpipe has killed the group: it is reaped

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -115,6 +116,24 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		n, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
 		if err != nil {
 			return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+		}
+		if fd <= 1 && fdIsPipe(n) {
+			// A builtin's standard input or output on a pipe waits in the
+			// runtime's poller, in non-blocking mode, where a teardown
+			// ends its read or write (see plumbing.Stop) however long
+			// whoever holds the other end waits (a grandchild left
+			// running, a program that ignores the signal and reads
+			// nothing). The mode belongs to the pipe end's open file
+			// description: one that only the builtin holds is switched;
+			// one that others share (gpipe's own stdin or stdout, an end
+			// a process substitution inherits) is opened anew for the
+			// builtin alone, or, if that fails, left as it is.
+			if fromEdge(t, ends, fd) && !sharesEnd(s.g, st, fd) {
+				_ = unix.SetNonblock(n, true)
+			} else if m, err := reopenNonblock(n, fd); err == nil {
+				_ = unix.Close(n)
+				n = m
+			}
 		}
 		return os.NewFile(uintptr(n), f.Name()), nil
 	}
@@ -314,6 +333,44 @@ func (s *supervisor) sharedStderr() (*os.File, error) {
 		s.stderrCopy = os.NewFile(uintptr(n), s.opts.Stderr.Name())
 	}
 	return s.stderrCopy, nil
+}
+
+// sharesEnd reports whether stage st's descriptor fd, an edge's end, is
+// also another stage's: one that inherits it (a process substitution
+// writes to its parent's stdout), or the one it inherits. No mode of such
+// a description may change under the other.
+func sharesEnd(g *parser.Graph, st *parser.Stage, fd int) bool {
+	for _, in := range st.Inherits {
+		if in.FD == fd {
+			return true
+		}
+	}
+	for _, other := range g.Stages {
+		for _, in := range other.Inherits {
+			if in.From.Stage == st.ID && in.From.FD == fd {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fdIsPipe reports whether descriptor fd is a pipe or FIFO.
+func fdIsPipe(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+}
+
+// reopenNonblock opens the pipe or FIFO behind descriptor n anew, in
+// non-blocking mode, for reading as standard input (fd 0) or for writing
+// as standard output: a description of the builtin's own. Opening for
+// writing fails (ENXIO) when nothing reads the pipe.
+func reopenNonblock(n, fd int) (int, error) {
+	flag := unix.O_RDONLY
+	if fd == 1 {
+		flag = unix.O_WRONLY
+	}
+	return unix.Open("/proc/self/fd/"+strconv.Itoa(n), flag|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 }
 
 type nopCloser struct{ io.Writer }

@@ -110,8 +110,9 @@ type Options struct {
 // rules of a program (see finishBuiltin), and its CPU time when asked for
 // (see cpuMeter). A teardown
 // signal stops them (every wait and every Peek or Reserve of theirs fails,
-// and the stage's status is that of a program killed by the signal); one
-// still blocked when the grace period ends (in a read of a terminal, say)
+// and the stage's status is that of a program killed by the signal, also
+// in a read or write of a pipe, see startBuiltin); one still blocked when
+// the grace period ends (in a write to a terminal that does not drain, say)
 // is left behind with status 137, like a process killed with SIGKILL, and
 // ends with gpipe. A panic in a builtin is that stage's failure, status
 // ExitPanic, with its message on the stage's stderr.
@@ -628,6 +629,14 @@ func (s *supervisor) supervise() {
 			}
 		case sig := <-s.opts.Signals:
 			s.onSignal(sig)
+		case sig := <-s.groupHeard():
+			// A teardown signal reached the pipeline's process group
+			// (Ctrl-C on the terminal, say), and every process of it:
+			// the builtins inside gpipe get it too, as they would as
+			// programs, so that a reader that ignores it still sees its
+			// input end. Or the group got gpipe's own teardown signal
+			// back, which changes nothing.
+			s.teardown(sig)
 		case f := <-s.ctl:
 			f()
 		case <-s.tstp:
@@ -657,6 +666,15 @@ func (s *supervisor) supervise() {
 			s.guard.end()
 		}
 	}
+}
+
+// groupHeard is the channel of the teardown signals that reached the
+// pipeline's process group (see RunGuardian); nil while no process runs.
+func (s *supervisor) groupHeard() <-chan syscall.Signal {
+	if s.guard == nil {
+		return nil
+	}
+	return s.guard.heard
 }
 
 // onSignal acts on a signal gpipe received, or Pipeline.Signal sends.
@@ -780,9 +798,11 @@ func (s *supervisor) record(e exit) {
 	}
 	st.Code = e.ws.ExitStatus()
 	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
-	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) && s.res.Signal == syscall.SIGQUIT {
-		// A builtin's helper process ends by SIGQUIT with this status
-		// (see quitLikeAProgram): shown as the quit it is.
+	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) {
+		// A builtin's helper process ends by SIGQUIT with this status,
+		// and by nothing else (see quitLikeAProgram and finishBuiltin):
+		// shown as the quit it is, also when the quit reached the group
+		// from the terminal and gpipe has not heard of it yet.
 		st.Signal = syscall.SIGQUIT
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,4 +317,207 @@ func TestTerminalTerm(t *testing.T) {
 	sh.send("echo status=$?\n")
 	sh.expect(`status=143\r\n`)
 	waitGone(t, sh.pids("pids"))
+}
+
+// ignoringStage runs its arguments as a program that ignores Ctrl-C and
+// Ctrl-\ (as does what it executes), after recording its pid.
+const ignoringStage = `trap "" INT QUIT
+echo $$ >> pids
+exec "$@"
+`
+
+// TestTerminalKeysReachBuiltins: Ctrl-C and Ctrl-\ reach the builtins
+// inside gpipe as they reach the programs, wherever the builtins stand,
+// so that a graph whose programs all ignore the key still ends: the
+// builtin stops by it (128+N), its reader sees its input end, its writer
+// a broken pipe, and gpipe ends by the key. --grace is long, so that only
+// the key, not the kill after it, can end the run within the deadline.
+// Both hosts: inside gpipe, and a helper process of its own (--isolate).
+func TestTerminalKeysReachBuiltins(t *testing.T) {
+	gpipe := terminalGpipe(t)
+	cases := []struct {
+		name, spec string
+		// flowing: the processes (by their place in pids) that must have
+		// moved bytes through the builtin before the key: it runs.
+		flowing []int
+		want    []string // --status lines, with %d for 128+N and %s for the signal
+	}{
+		{"first", `gen | sh ign.sh cat > /dev/null`, []int{0},
+			[]string{`stage 1 \(gen\): %d \(%s\)`, `stage 2 \(sh\): 0`}},
+		{"middle", `sh ign.sh yes | filter y | sh ign.sh cat > /dev/null`, []int{0, 1},
+			[]string{`stage 1 \(sh\): 141 \(SIGPIPE\)`, `stage 2 \(filter\): %d \(%s\)`, `stage 3 \(sh\): 0`}},
+		{"last", `sh ign.sh yes | sink`, []int{0},
+			[]string{`stage 1 \(sh\): 141 \(SIGPIPE\)`, `stage 2 \(sink\): %d \(%s\)`}},
+	}
+	keys := []struct {
+		name string
+		key  string
+		sig  syscall.Signal
+	}{{"INT", "\x03", syscall.SIGINT}, {"QUIT", "\x1c", syscall.SIGQUIT}}
+	for _, host := range []string{"", "--isolate "} {
+		for _, c := range cases {
+			for _, k := range keys {
+				t.Run(hostPrefix(host)+c.name+"-"+k.name, func(t *testing.T) {
+					sh := startShell(t, gpipe, map[string]string{"ign.sh": ignoringStage})
+					sh.send("gpipe --status --grace 60s " + host + "'" + c.spec + "'\n")
+					pids := waitPids(sh, len(c.flowing))
+					waitGroupReady(t, pids[0])
+					for _, i := range c.flowing {
+						waitFlowing(t, pids[i])
+					}
+					sh.send(k.key)
+					code := 128 + int(k.sig)
+					for _, w := range c.want {
+						if strings.Contains(w, "%d") {
+							w = fmt.Sprintf(w, code, "SIG"+k.name)
+						}
+						sh.expect(`gpipe: status: ` + w + `\r\n`)
+					}
+					sh.expect(`\$ $`)
+					sh.send("echo status=$?\n")
+					sh.expect(fmt.Sprintf(`status=%d\r\n`, code))
+					waitGone(t, pids)
+				})
+			}
+		}
+	}
+}
+
+// TestTerminalStopBuiltins: Ctrl-Z stops a pipeline with builtins first,
+// in the middle or last, and fg continues it: the bytes typed after fg
+// come through, and it ends well.
+func TestTerminalStopBuiltins(t *testing.T) {
+	gpipe := terminalGpipe(t)
+	// ask reads a line from the terminal, once it has recorded its pid,
+	// and writes it, then copies its input.
+	const ask = `echo $$ >> pids
+read line < /dev/tty
+echo "got $line"
+exec cat
+`
+	cases := []struct{ name, spec, want string }{
+		{"first", `gen | sh ask.sh | head -n 3`, `got abc\r\n1\r\n2\r\n`},
+		{"middle", `sh ask.sh < /dev/null | filter got | tr a-z A-Z`, `GOT ABC\r\n`},
+		{"last", `sh ask.sh < /dev/null | count`, `1\r\n`},
+	}
+	for _, host := range []string{"", "--isolate "} {
+		for _, c := range cases {
+			t.Run(hostPrefix(host)+c.name, func(t *testing.T) {
+				sh := startShell(t, gpipe, map[string]string{"ask.sh": ask})
+				sh.send("gpipe " + host + "'" + c.spec + "'\n")
+				pids := waitPids(sh, 1)
+				sh.send("\x1a")
+				sh.expect(`Stopped.*gpipe`)
+				sh.expect(`\$ $`)
+				sh.send("echo shell-has-the-terminal\n")
+				sh.expect(`\r\nshell-has-the-terminal\r\n\$ $`)
+				sh.send("fg\n")
+				sh.expect(`gpipe .*\r\n`)
+				sh.send("abc\n")
+				sh.expect(c.want)
+				sh.expect(`\$ $`)
+				sh.send("echo status=$?\n")
+				sh.expect(`status=0\r\n`)
+				waitGone(t, pids)
+			})
+		}
+	}
+}
+
+// waitPids waits until the stages recorded n pids in the file pids, and
+// returns them.
+func waitPids(sh *shell, n int) []int {
+	sh.t.Helper()
+	deadline := time.Now().Add(termDeadline)
+	for {
+		data, _ := os.ReadFile(filepath.Join(sh.dir, "pids"))
+		if bytes.Count(data, []byte("\n")) >= n {
+			return sh.pids("pids")
+		}
+		if time.Now().After(deadline) {
+			sh.t.Fatalf("the stages did not start within %v; the terminal shows:\n%q", termDeadline, sh.shown())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitGroupReady waits until the guardian of pid's process group (its
+// leader) waits for gpipe, which it does once it listens for the signals
+// that reach the group: a key typed before would end it, not the run.
+func waitGroupReady(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(termDeadline)
+	for {
+		if pgid, err := syscall.Getpgid(pid); err == nil {
+			chans, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pgid))
+			for _, c := range chans {
+				if data, _ := os.ReadFile(c); strings.Contains(string(data), "pipe_read") {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guardian of process %d's group did not wait for gpipe within %v", pid, termDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFlowing waits until process pid has read or written 4 MiB, more
+// than a pipe holds: the builtin at the other end has run.
+func waitFlowing(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(termDeadline)
+	for {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		for _, line := range strings.Split(string(data), "\n") {
+			name, value, _ := strings.Cut(line, ": ")
+			if n, err := strconv.ParseInt(value, 10, 64); err == nil && (name == "rchar" || name == "wchar") && n >= 4<<20 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d moved no 4 MiB within %v", pid, termDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hostPrefix names a subtest by the host flag it runs with.
+func hostPrefix(flag string) string {
+	if flag == "" {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimSpace(flag), "--") + "-"
+}
+
+// heldStage leaves a child in the background, which ignores Ctrl-C (a
+// non-interactive shell's background job does) and holds the stage's
+// stdout, then copies the terminal.
+const heldStage = `(sleep 400 & echo $! >> pids)
+echo $$ >> pids
+exec cat
+`
+
+// TestTerminalCtrlCBuiltinReadsHeldPipe: after Ctrl-C, a builtin that
+// reads a pipe that its writer's child still holds open stops at once, by
+// SIGINT, as a program does: not when --grace is over (a minute here,
+// longer than the test waits), as one killed. On both hosts.
+func TestTerminalCtrlCBuiltinReadsHeldPipe(t *testing.T) {
+	gpipe := terminalGpipe(t)
+	for _, host := range []string{"", "--isolate "} {
+		t.Run(hostPrefix(host)+"cat", func(t *testing.T) {
+			sh := startShell(t, gpipe, map[string]string{"held.sh": heldStage})
+			sh.send("gpipe --status --grace 60s " + host + "'sh held.sh | cat'\n")
+			pids := waitPids(sh, 2)
+			waitGroupReady(t, pids[1])
+			sh.send("\x03")
+			sh.expect(`gpipe: status: stage 1 \(sh\): 130 \(SIGINT\)\r\n`)
+			sh.expect(`gpipe: status: stage 2 \(cat\): 130 \(SIGINT\)\r\n`)
+			sh.expect(`\$ $`)
+			sh.send("echo status=$?\n")
+			sh.expect(`status=130\r\n`)
+			waitGone(t, pids)
+		})
+	}
 }
