@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -145,7 +146,7 @@ func readSpec(arg string) (childSpec, error) {
 // returns only if that fails, with the exit status to end with: 1 for a
 // failed redirection, as in bash, 126 or 127 for a program that cannot run.
 func RunChild(args []string, stderr io.Writer) int {
-	quitLikeAProgram()
+	quitting := quitLikeAProgram()
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
 		return 125
@@ -176,7 +177,7 @@ func RunChild(args []string, stderr io.Writer) int {
 		}
 	}
 	if spec.Builtin != "" {
-		return runBuiltin(spec, stderr)
+		return runBuiltin(spec, stderr, quitting)
 	}
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
@@ -290,7 +291,7 @@ func openRetry(path string, flags int) (int, error) {
 // runBuiltin runs a builtin stage in a helper process over its rings, or
 // its descriptors 0 and 1 where it has no ring, and returns its exit status
 // (see finishBuiltin).
-func runBuiltin(spec childSpec, stderr io.Writer) int {
+func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int {
 	b := builtins.Default()[spec.Builtin]
 	if b == nil {
 		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
@@ -356,7 +357,15 @@ func runBuiltin(spec childSpec, stderr io.Writer) int {
 		out = sink
 	}
 	plumbing.FlushBeforeWait(in, out)
-	return finishBuiltin(spec.Stage, run(in, out, files), in, out, stderr)
+	err = run(in, out, files)
+	if errors.Is(err, plumbing.ErrWriterDied) && quitting != nil {
+		select {
+		case <-quitting:
+			select {} // the exit by SIGQUIT is under way
+		case <-time.After(quitGrace):
+		}
+	}
+	return finishBuiltin(spec.Stage, err, in, out, stderr)
 }
 
 // devNullOver points descriptor fd at /dev/null.
@@ -498,14 +507,27 @@ func (c closedEnd) Close() error                { return nil }
 // code of a bad spec. No core is dumped, as none of gpipe's own is worth
 // one. An ignored SIGQUIT stays ignored, and a program the helper execs
 // gets the disposition back to the default.
-func quitLikeAProgram() {
+//
+// The returned channel is closed once SIGQUIT has come, just before the
+// exit; it is nil when SIGQUIT is ignored.
+func quitLikeAProgram() <-chan struct{} {
 	if signal.Ignored(syscall.SIGQUIT) {
-		return
+		return nil
 	}
 	quit := make(chan os.Signal, 1)
+	quitting := make(chan struct{})
 	signal.Notify(quit, syscall.SIGQUIT)
 	go func() {
 		<-quit
+		close(quitting)
 		os.Exit(128 + int(syscall.SIGQUIT))
 	}()
+	return quitting
 }
+
+// quitGrace is how long a builtin whose input's writer died waits for a
+// SIGQUIT that may have reached them both at once (Ctrl-\ to the group):
+// the writer died of it, and this helper must end by it too, 131, not by
+// the broken input its own signal raced (status 3, seen on a loaded
+// machine).
+const quitGrace = 200 * time.Millisecond
