@@ -342,6 +342,11 @@ func (s *supervisor) startAll() {
 		}
 		if status.Err != nil && status.Code >= 125 && s.opts.FailFast {
 			s.res.FailedStart = i
+			// The builtins that started are stopped now, before this
+			// stage's ends are released below: its reader gone, a
+			// builtin writing to it would otherwise end by a broken
+			// pipe first (141, not the killed the processes read as).
+			s.stopBuiltins()
 		}
 		if !status.Started {
 			s.plan.Exited(i)
