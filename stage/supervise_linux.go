@@ -406,13 +406,18 @@ func (s *supervisor) wait(i, pid int) {
 		if err == nil && (info.Code == cldStopped || info.Code == cldContinued) {
 			// Take the stop or continue, never the end: that waits.
 			err = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil)
-			if err == unix.EINTR {
-				continue
-			}
 			if err == nil {
 				if e.ws = stopStatus(&info); e.ws != 0 {
 					s.exits <- e
 				}
+				continue
+			}
+			if err == unix.EINTR || err == unix.ECHILD {
+				// ECHILD: it was continued and has ended since the first
+				// look, and a wait without WEXITED finds no child to take
+				// (seen as 'wait: no child processes', status 125, after
+				// a SIGCONT on a loaded machine). The next look sees the
+				// end.
 				continue
 			}
 		}
