@@ -19,7 +19,6 @@ import (
 type builtinExit struct {
 	code    int
 	stopped bool // it ended because the pipeline was torn down
-	cpu     time.Duration
 	busy    time.Duration
 	outputs []builtins.OutputStats
 }
@@ -196,20 +195,22 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 }
 
 // runBuiltin is the goroutine of an in-process builtin. With
-// Options.MeasureCPU, its CPU time is kept by a cpuMeter over the
+// Options.MeasureBusy, its busy time is kept by a busyMeter over the
 // stretches it runs between its parks.
 func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Source, out plumbing.Sink, stderr io.WriteCloser, files *portFiles) {
-	cpu := cpuMeter{off: !s.opts.MeasureCPU, busyOn: s.opts.MeasureBusy}
-	for _, end := range []any{in, out} {
-		if e, ok := end.(plumbing.Parkable); ok && (!cpu.off || cpu.busyOn) {
-			e.OnPark(cpu.pause, cpu.resume)
+	busy := busyMeter{on: s.opts.MeasureBusy}
+	if busy.on {
+		for _, end := range []any{in, out} {
+			if e, ok := end.(plumbing.Parkable); ok {
+				e.OnPark(busy.pause, busy.resume)
+			}
 		}
 	}
-	cpu.resume()
+	busy.resume()
 	res := &builtinExit{}
 	defer func() {
-		cpu.pause()
-		res.cpu, res.busy = cpu.total, cpu.busy
+		busy.pause()
+		res.busy = busy.total
 		res.outputs = files.outputs
 		files.close()
 		stderr.Close()
@@ -237,76 +238,30 @@ func (s *supervisor) runBuiltin(st *parser.Stage, cmd Command, in plumbing.Sourc
 	res.code = finishBuiltin(st.Name(), err, in, out, stderr)
 }
 
-// cpuMeter keeps the CPU time of one goroutine that is not locked to a
-// thread (locking costs a thread hand-off at every wake-up, which made
-// builtins three times slower on a 4 GiB stream). Between a resume and the
-// next pause the goroutine runs on one thread unless the scheduler
-// preempted and moved it; the stretch then counts that thread's CPU clock,
-// or, when the thread changed, its wall time (an upper bound). A pause
-// comes before each wait on a ring and each read or write of a pipe or
-// file, which may park the goroutine in the runtime's poller while its
-// thread runs others; when it resumes on the thread it paused on, the
-// wait kept that thread (a system call, a futex), and what the thread's
-// clock moved meanwhile is the call's own work, which counts too. The
-// system calls per park cost up to a third of a builtin's time on a fast
-// stream, so the meter is off (off: no figures) unless asked for.
-//
-// Without it, busyOn keeps the builtin's busy time alone, the wall time
-// between its resumes and pauses, for a clock read each (no system call):
-// what Options.MeasureBusy asks for.
-type cpuMeter struct {
-	off   bool
-	total time.Duration
-
-	busyOn  bool
-	busy    time.Duration
+// busyMeter keeps the busy time of one builtin goroutine: the wall time
+// between its resumes and pauses (a pause comes before each wait on a ring
+// and each read or write of a pipe or file), for a clock read each and no
+// system call. A builtin has no CPU clock of its own that is cheap to
+// read: a thread's clock at every wait cost up to a third of a builtin's
+// time on a fast stream, and locking the goroutine to a thread three
+// times that; --stats shares gpipe's own CPU time among the builtins by
+// their busy time instead.
+type busyMeter struct {
+	on      bool
+	total   time.Duration
 	resumed time.Time
-
-	tid   int
-	clock time.Duration
-	wall  time.Time
-
-	pausedTid   int           // the thread of the last pause, if it ran there
-	pausedClock time.Duration // and its clock then
 }
 
-func (m *cpuMeter) resume() {
-	if m.busyOn {
+func (m *busyMeter) resume() {
+	if m.on {
 		m.resumed = time.Now()
 	}
-	if m.off {
-		return
-	}
-	m.tid, m.clock, m.wall = unix.Gettid(), threadCPU(), time.Now()
-	if m.tid == m.pausedTid {
-		m.total += m.clock - m.pausedClock
-	}
 }
 
-func (m *cpuMeter) pause() {
-	if m.busyOn {
-		m.busy += time.Since(m.resumed)
+func (m *busyMeter) pause() {
+	if m.on {
+		m.total += time.Since(m.resumed)
 	}
-	if m.off {
-		return
-	}
-	m.pausedTid = 0
-	if tid := unix.Gettid(); tid == m.tid {
-		now := threadCPU()
-		m.total += now - m.clock
-		m.pausedTid, m.pausedClock = tid, now
-	} else {
-		m.total += time.Since(m.wall)
-	}
-}
-
-// threadCPU is the CPU time of the calling thread so far.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }
 
 // fromEdge reports whether descriptor fd of the table t is still the file

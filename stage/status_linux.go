@@ -30,8 +30,8 @@ type Status struct {
 	InputBroken bool
 
 	// CPU is the processor time the stage used: user and system time of
-	// its process or, for an in-process builtin with Options.MeasureCPU,
-	// the CPU clock of the threads it ran on (zero without).
+	// its process; zero for an in-process builtin, which has no clock of
+	// its own that is cheap to read (see Busy).
 	CPU time.Duration
 	// User and System split a process stage's CPU time (zero for a
 	// builtin inside gpipe, whose threads it shares), and MaxRSS is the

@@ -86,14 +86,9 @@ type Options struct {
 
 	// MeasureBusy keeps the busy time of the in-process builtins
 	// (Status.Busy): the wall time each ran between its waits, for two
-	// clock reads per wait, without MeasureCPU's system calls.
+	// clock reads per wait. Their CPU time is not kept (Status.CPU is zero
+	// for them): see busyMeter.
 	MeasureBusy bool
-
-	// MeasureCPU keeps the CPU time of the in-process builtins (Status.CPU),
-	// at the cost of a few system calls each time one waits for another;
-	// without it their CPU is reported as zero. A process stage's CPU time
-	// is always known.
-	MeasureCPU bool
 
 	// MeasureIO keeps what each process stage read and wrote (Status.IO,
 	// from /proc/PID/io), read at each Snapshot while it runs and once more
@@ -107,8 +102,8 @@ type Options struct {
 
 // Builtins run inside gpipe (Command.InProcess) as goroutines, each with
 // the ends its edges and redirections give it, its own exit status by the
-// rules of a program (see finishBuiltin), and its CPU time when asked for
-// (see cpuMeter). A teardown
+// rules of a program (see finishBuiltin), and its busy time when asked for
+// (see busyMeter). A teardown
 // signal stops them (every wait and every Peek or Reserve of theirs fails,
 // and the stage's status is that of a program killed by the signal, also
 // in a read or write of a pipe, see startBuiltin); one still blocked when
@@ -772,7 +767,7 @@ func (s *supervisor) record(e exit) {
 	st := &s.res.Statuses[e.stage]
 	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
-		st.Code, st.CPU, st.Busy, st.Outputs = b.code, b.cpu, b.busy, b.outputs
+		st.Code, st.Busy, st.Outputs = b.code, b.busy, b.outputs
 		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
 			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)

@@ -25,12 +25,8 @@ func runSpec(t *testing.T, spec string, sigs chan os.Signal, grace, limit time.D
 // runWith is runSpec with a registry of builtins, run inside this process,
 // and stderr going to the given file (nil: /dev/null).
 func runWith(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration) *Result {
-	return runOpts(t, spec, reg, stderr, sigs, grace, limit, false)
-}
-
-func runOpts(t *testing.T, spec string, reg map[string]*builtins.Builtin, stderr *os.File, sigs chan os.Signal, grace, limit time.Duration, cpu bool) *Result {
 	t.Helper()
-	return runFull(t, spec, reg, stderr, Options{Signals: sigs, Grace: grace, MeasureCPU: cpu}, limit)
+	return runFull(t, spec, reg, stderr, Options{Signals: sigs, Grace: grace}, limit)
 }
 
 // runFailFast runs spec with a grace of one second, with or without
@@ -326,20 +322,15 @@ func TestFailFast(t *testing.T) {
 	}
 }
 
-// TestInProcessCPU: with MeasureCPU, an in-process builtin's CPU time is
-// kept; gen, which formats every line, uses more than count, which only
-// counts the newlines of what filter left.
-func TestInProcessCPU(t *testing.T) {
-	r := runOpts(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second, true)
-	for i, s := range r.Statuses {
-		if s.Code != 0 || s.CPU <= 0 {
-			t.Errorf("stage %d: status %v, CPU %v; want 0 and some CPU", i+1, s, s.CPU)
-		}
-	}
-	r = runOpts(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, nil, time.Second, 20*time.Second, false)
-	for i, s := range r.Statuses {
-		if s.CPU != 0 {
-			t.Errorf("stage %d: CPU %v without MeasureCPU; want 0", i+1, s.CPU)
+// TestInProcessBusy: with MeasureBusy, an in-process builtin's busy time
+// is kept; without, it is zero, as is a builtin's CPU time either way.
+func TestInProcessBusy(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		r := runFull(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, Options{Grace: time.Second, MeasureBusy: on}, 20*time.Second)
+		for i, s := range r.Statuses {
+			if s.Code != 0 || (s.Busy > 0) != on || s.CPU != 0 {
+				t.Errorf("MeasureBusy %v: stage %d: status %v, busy %v, CPU %v", on, i+1, s, s.Busy, s.CPU)
+			}
 		}
 	}
 }
