@@ -18,7 +18,7 @@ import (
 )
 
 // diffDeadline bounds one run of one side of a differential row.
-const diffDeadline = 10 * time.Second
+var diffDeadline = scaled(10 * time.Second)
 
 // outcome is what one run of a pipeline did, as its caller sees it.
 type outcome struct {

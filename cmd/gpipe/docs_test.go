@@ -16,7 +16,7 @@ import (
 )
 
 // docCommandDeadline bounds every command a document's example runs.
-const docCommandDeadline = 60 * time.Second
+var docCommandDeadline = scaled(60 * time.Second)
 
 // TestDocsPipelineFiles runs every example of docs/pipeline-files.md with
 // the real gpipe, so that the document cannot drift from the program.

@@ -73,12 +73,12 @@ func TestExampleRunLines(t *testing.T) {
 		ran := false
 		for _, l := range strings.Split(string(text), "\n") {
 			l = strings.TrimPrefix(l, "! ")
-			if l == "exec timeout 60 sh -c "+quoted || l == "exec timeout 60 bash -c "+quoted {
+			if l == "exec deadline 60 sh -c "+quoted || l == "exec deadline 60 bash -c "+quoted {
 				ran = true
 			}
 		}
 		if !ran {
-			t.Errorf("%s: %s does not run the run line as written: want the line\n\texec timeout 60 sh -c %s", name, script, quoted)
+			t.Errorf("%s: %s does not run the run line as written: want the line\n\texec deadline 60 sh -c %s", name, script, quoted)
 		}
 		if !strings.Contains(string(text), "\nmkdir clone\ncd clone\nsymlink examples -> $EXAMPLES\n") {
 			t.Errorf("%s: %s does not lay out a clean clone's examples/ in a directory of its own (mkdir clone, cd clone, symlink examples -> $EXAMPLES)", name, script)

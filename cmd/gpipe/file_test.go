@@ -106,7 +106,7 @@ func readAll(t *testing.T, f *os.File) string {
 	t.Helper()
 	var sb strings.Builder
 	buf := make([]byte, 4096)
-	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f.SetReadDeadline(time.Now().Add(scaled(10 * time.Second)))
 	for {
 		n, err := f.Read(buf)
 		sb.Write(buf[:n])

@@ -128,7 +128,7 @@ func TestLabelFinishStops(t *testing.T) {
 		t.Errorf("%d descriptors open, want %d", got, fds+1)
 	}
 	// The goroutine that waited for the relays may not have exited yet.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}

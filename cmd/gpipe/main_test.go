@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 			}
 			main()
 		},
+		"deadline": func() { os.Exit(runDeadline(os.Args[1:])) },
 	})
 }
 
@@ -76,6 +77,7 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			// Under -race, the gpipe processes are this race-enabled
 			// binary, which would sleep a second at every exit.
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			env.Setenv(deadlineScaleEnv, os.Getenv(deadlineScaleEnv))
 			if isolate {
 				env.Setenv(isolateEnv, "1")
 			}
@@ -103,7 +105,7 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 
 // scriptDeadline bounds every wait a script command does, so that a hang
 // fails the test instead of blocking it.
-const scriptDeadline = 10 * time.Second
+var scriptDeadline = scaled(10 * time.Second)
 
 // cmdWaitfile waits until FILE holds at least N lines (default 1):
 //

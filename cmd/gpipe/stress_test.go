@@ -56,11 +56,11 @@ func TestSignalDuringStartStress(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(scaled(30 * time.Second)):
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 			t.Fatalf("run %d: gpipe did not end within 30s of %v", i, sig)
 		}
-		if left := waitUntagged(tag, 10*time.Second); len(left) > 0 {
+		if left := waitUntagged(tag, scaled(10*time.Second)); len(left) > 0 {
 			t.Fatalf("run %d (%v): processes of the run still running: %v", i, sig, left)
 		}
 		if sig == syscall.SIGINT {

@@ -20,7 +20,7 @@ import (
 // Every wait has a deadline, so that a hang fails the test.
 
 // termDeadline bounds each wait for the terminal to show something.
-const termDeadline = 20 * time.Second
+var termDeadline = scaled(20 * time.Second)
 
 // shell is an interactive bash on a pseudo-terminal.
 type shell struct {
