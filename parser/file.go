@@ -442,8 +442,7 @@ func quoteParams(f *syntax.File, params []Param) {
 		})
 		return found
 	}
-	var quote func(w *syntax.Word)
-	quote = func(w *syntax.Word) {
+	quote := func(w *syntax.Word) {
 		if w == nil {
 			return
 		}

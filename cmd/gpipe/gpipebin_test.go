@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -48,10 +47,11 @@ func gpipeBinary(tb testing.TB, release bool) string {
 const releaseTags = "urfave_cli_no_docs"
 
 // goCommand finds the go tool that is building this test: the one in
-// GOROOT first, then whatever go is on PATH.
+// $GOROOT/bin (go test sets GOROOT for the tests it runs), then whatever go
+// is on PATH.
 func goCommand(tb testing.TB) string {
 	tb.Helper()
-	if root := runtime.GOROOT(); root != "" {
+	if root := os.Getenv("GOROOT"); root != "" {
 		p := filepath.Join(root, "bin", "go")
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p
