@@ -274,6 +274,15 @@ func BenchmarkTee2G(b *testing.B) {
 	benchCompare(b, benchSpec{spec: spec, other: bashArgv(spec + "; wait"), name: "bash", bytes: teeBytes, check: true})
 }
 
+// BenchmarkTee2GFloor is BenchmarkTee2G's gpipe against bash moving the
+// same bytes to one wc -c with no fan-out at all: head's own copy and one
+// reader, the floor that no tee can go under. gpipe/floor says how close
+// the fan-out comes to it.
+func BenchmarkTee2GFloor(b *testing.B) {
+	const spec = "head -c 2G /dev/zero | tee >(wc -c) >(wc -c) > /dev/null"
+	benchCompare(b, benchSpec{spec: spec, other: bashArgv("head -c 2G /dev/zero | wc -c"), name: "floor", bytes: teeBytes})
+}
+
 // BenchmarkTee2GSplice is BenchmarkTee2G's gpipe against itself with
 // tee --copy: what tee(2) and splice(2) save over one copy through user
 // space.
