@@ -779,6 +779,12 @@ func (s *supervisor) record(e exit) {
 				sig = syscall.SIGKILL
 			}
 			st.Signal, st.Code = sig, 128+int(sig)
+		} else if s.opts.StopEarly && b.code == 128+int(syscall.SIGPIPE) && s.res.Signal == nil {
+			// Under StopEarly, a builtin that found its reader gone
+			// itself, a moment before gpipe would have stopped it, reads
+			// the same as one stopped: which of the two came first is a
+			// race (merge with a line still to write, say).
+			st.Signal = syscall.SIGPIPE
 		}
 		st.InputBroken = st.Code == ExitInputBroken
 		return
