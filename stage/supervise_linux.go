@@ -642,6 +642,19 @@ func (s *supervisor) supervise() {
 			// input end. Or the group got gpipe's own teardown signal
 			// back, which changes nothing.
 			s.teardown(sig)
+			// A builtin's helper process started while the signal went
+			// out may have joined the group just after it, and missed
+			// it (seen once: an --isolate cat left reading a pipe a
+			// grandchild held, until --grace). It gets it again: a
+			// helper ends at the first, so a second changes nothing.
+			// (A program is not sent it twice: it may count them.)
+			// By pid: a stage in s.running is not reaped yet (see
+			// wait), so its pid is still its own.
+			for i := range s.running {
+				if s.cmds[i].Builtin != "" {
+					_ = unix.Kill(s.res.Statuses[i].Pid, sig)
+				}
+			}
 		case f := <-s.ctl:
 			f()
 		case <-s.tstp:
