@@ -355,7 +355,9 @@ func (w *RingWriter) Flush() error {
 	return nil
 }
 
-// Write copies p into the ring, waiting for room as needed. It fails with
+// Write copies p into the ring, waiting for room as needed. Like Commit,
+// it wakes a waiting reader only once a step is there: a writer that then
+// waits for anything but room calls Flush first. It fails with
 // syscall.EPIPE once the reader has gone.
 func (w *RingWriter) Write(p []byte) (int, error) {
 	done := 0
