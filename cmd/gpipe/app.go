@@ -14,6 +14,7 @@ import (
 	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -326,7 +327,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	picture := s.dot || s.svg
 	switch {
 	case s.explain:
-		explain(a.stdout, g, p.cmds, p.choices)
+		report.Explain(a.stdout, g, p.cmds, p.choices)
 		return nil
 	case s.dot && s.stats == statsOff:
 		writeDot(a.stdout, g, p.cmds, p.choices, nil)
@@ -513,7 +514,7 @@ func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Sn
 		b.WriteString("\n")
 	}
 	for i, e := range g.Edges {
-		fmt.Fprintf(&b, "gpipe: live: edge %d: %s → %s: %s: ", i+1, portName(g, e.From, 1), portName(g, e.To, 0), plan.Choices[i].Transport)
+		fmt.Fprintf(&b, "gpipe: live: edge %d: %s → %s: %s: ", i+1, report.PortName(g, e.From, 1), report.PortName(g, e.To, 0), plan.Choices[i].Transport)
 		if c := snap.Edges[i]; c.Known {
 			fmt.Fprintf(&b, "%d bytes written, %d read, %d queued, writer blocked %s, reader starved %s\n",
 				c.Written, c.Read, c.Queued(), seconds(c.Blocked), seconds(c.Starved))
@@ -554,58 +555,4 @@ func parseRingSize(s string) (int, error) {
 		return 0, &usageError{msg: fmt.Sprintf("--ring-size: %q is not a size from 4KiB to 1GiB", s)}
 	}
 	return int(n), nil
-}
-
-// explain prints the plan: what runs each stage, and each edge's
-// transport with the reason for it.
-func explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
-	for i, st := range g.Stages {
-		c := cmds[i]
-		what := "redirections only"
-		switch {
-		case c.Builtin != "" && c.InProcess:
-			what = "builtin " + c.Builtin
-		case c.Builtin != "":
-			what = "builtin " + c.Builtin + " in a process of its own"
-		case c.Path != "":
-			what = "program " + c.Path
-		}
-		// Quoted where a shell would need it, so that every word shows.
-		quoted := make([]string, len(st.Args))
-		for i, w := range st.Args {
-			quoted[i] = shellQuote(w)
-		}
-		words := strings.Join(quoted, " ")
-		if words == "" {
-			words = "(no command)"
-		}
-		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, words, what)
-		if st.Parent != nil {
-			fmt.Fprintf(w, "  (at %s, in a process substitution of stage %d", st.Pos, st.Parent.ID+1)
-			for _, in := range st.Inherits {
-				fmt.Fprintf(w, "; %s shared with stage %d", in.From, in.From.Stage+1)
-			}
-			fmt.Fprintln(w, ")")
-		}
-		if st.Added != "" {
-			fmt.Fprintf(w, "  (added by gpipe: %s)\n", st.Added)
-		}
-		if c.Note != "" {
-			fmt.Fprintf(w, "  (%s)\n", c.Note)
-		}
-	}
-	for i, e := range g.Edges {
-		fmt.Fprintf(w, "edge %d: %s → %s: %s (%s)\n", i+1,
-			portName(g, e.From, 1), portName(g, e.To, 0), choices[i].Transport, choices[i].Reason)
-	}
-}
-
-// portName is how --explain names an edge's end: the stage, and the port
-// when it is not the usual one for its side.
-func portName(g *parser.Graph, p parser.Port, usual int) string {
-	name := g.Stages[p.Stage].Name()
-	if p.FD != usual || p.Name != "" {
-		name += " " + p.String()
-	}
-	return name
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -31,11 +32,7 @@ func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	b.WriteString("\tedge [fontname=\"monospace\", fontsize=10];\n")
 	for i, st := range g.Stages {
 		c := cmds[i]
-		words := make([]string, len(st.Args))
-		for j, a := range st.Args {
-			words[j] = shellQuote(a)
-		}
-		label := fmt.Sprintf("%d: %s", i+1, strings.Join(words, " "))
+		label := fmt.Sprintf("%d: %s", i+1, report.ShellWords(st.Args))
 		if len(st.Args) == 0 {
 			label = fmt.Sprintf("%d: (no command)", i+1)
 		}

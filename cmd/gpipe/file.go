@@ -16,6 +16,7 @@ import (
 	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
 )
 
 // maxFileSize bounds a pipeline file: far beyond any real one, and what
@@ -287,7 +288,7 @@ func (a *app) fileHelp(path string) error {
 		for _, p := range h.Params {
 			def := "(required)"
 			if !p.Required {
-				def = "default: " + shellQuote(p.Default)
+				def = "default: " + report.ShellQuote(p.Default)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Name, p.Doc, def)
 		}
@@ -301,16 +302,6 @@ func (a *app) fileHelp(path string) error {
 		fmt.Fprintf(w, "\nOptions from the file (the command line wins): %s\n", strings.Join(opts, " "))
 	}
 	return nil
-}
-
-// shellQuote writes s so that a shell reads it back as one word.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=+,@%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // headerFlags are the flags a file's "option" lines may set: what a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -103,7 +104,7 @@ func newProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbi
 	}
 	for i, e := range g.Edges {
 		pe := progressEdge{
-			name:  fmt.Sprintf("edge %d: %s → %s", i+1, portName(g, e.From, 1), portName(g, e.To, 0)),
+			name:  fmt.Sprintf("edge %d: %s → %s", i+1, report.PortName(g, e.From, 1), report.PortName(g, e.To, 0)),
 			size:  plan.Meters[i].Size(),
 			total: totals[i],
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -157,7 +158,7 @@ func collectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			st.CPU = min(st.Busy, time.Duration(float64(self)*float64(st.Busy)/float64(allBusy)))
 		}
 		s := g.Stages[i]
-		ss := stageStats{Number: i + 1, Command: quoteWords(s.Args), Position: s.Pos.String(), Added: s.Added != "", Started: st.Started, Kind: kindOf(cmds[i])}
+		ss := stageStats{Number: i + 1, Command: report.ShellWords(s.Args), Position: s.Pos.String(), Added: s.Added != "", Started: st.Started, Kind: kindOf(cmds[i])}
 		if len(s.Args) > 0 {
 			ss.Name = s.Args[0]
 		}
@@ -315,14 +316,6 @@ func signalName(sig syscall.Signal) string {
 		return name
 	}
 	return fmt.Sprintf("signal %d", int(sig))
-}
-
-func quoteWords(args []string) string {
-	quoted := make([]string, len(args))
-	for i, w := range args {
-		quoted[i] = shellQuote(w)
-	}
-	return strings.Join(quoted, " ")
 }
 
 func ptr[T any](v T) *T { return &v }
