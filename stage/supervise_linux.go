@@ -98,6 +98,17 @@ type Options struct {
 	// process at its end, none while data flows. Without it, Status.IO
 	// is unknown.
 	MeasureIO bool
+
+	// JobControl makes the run a job of gpipe's terminal, as a shell's
+	// pipeline is: the pipeline's process group gets the terminal when
+	// gpipe has it in the foreground, and a stop (Ctrl-Z, SIGTSTP to
+	// gpipe, a stage reading the terminal from the background) stops the
+	// pipeline and then gpipe (see Start). It catches SIGTSTP for the
+	// process while the run lasts: a command line wants it, a program
+	// that runs pipelines of its own asks for it. Without it, the
+	// terminal and SIGTSTP are left alone, and the stages run in a
+	// process group of their own that never has the terminal.
+	JobControl bool
 }
 
 // Builtins run inside gpipe (Command.InProcess) as goroutines, each with
@@ -136,7 +147,7 @@ type Pipeline struct {
 // group_linux.go). Teardown and job-control signals go to the whole group,
 // reaching the stages' own children too.
 //
-// Job control: when gpipe has a controlling terminal, a stage stopped by a
+// Job control, with Options.JobControl: when gpipe has a controlling terminal, a stage stopped by a
 // signal (Ctrl-Z, or reading the terminal from the background) stops the
 // whole pipeline, then gpipe itself, so that the calling shell sees a stopped job; SIGTSTP sent to
 // gpipe does the same. When gpipe is continued (fg, bg, SIGCONT) it
@@ -153,7 +164,6 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		cmds:        cmds,
 		plan:        plan,
 		opts:        opts,
-		tty:         openTerminal(),
 		inherited:   inheritedFDs(),
 		res:         newResult(g),
 		exits:       make(chan exit, 2*len(g.Stages)),
@@ -167,10 +177,13 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		ports:       map[int]*portFiles{},
 		ctl:         make(chan func()),
 	}
+	if opts.JobControl {
+		s.tty = openTerminal()
+	}
 	if s.tty != nil {
 		s.foreground = s.tty.ours()
 	}
-	if !signal.Ignored(syscall.SIGTSTP) {
+	if opts.JobControl && !signal.Ignored(syscall.SIGTSTP) {
 		s.tstp = make(chan os.Signal, 1)
 		signal.Notify(s.tstp, syscall.SIGTSTP)
 	}

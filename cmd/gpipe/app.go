@@ -370,6 +370,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		StopEarly:   s.stopEarly,
 		MeasureBusy: s.stats != statsOff,
 		MeasureIO:   s.stats != statsOff,
+		JobControl:  true, // gpipe is a command of the user's shell
 		Signals:     a.sigs,
 		OnError:     func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) },
 		OnLive:      func(snap *stage.Snapshot) { printLive(msgs, g, plan, snap) },

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os/exec"
+	"sync"
+
 	"golang.org/x/sys/unix"
 
 	"bytes"
@@ -88,6 +91,17 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 				return err
 			}
 			env.Setenv("EXAMPLES", examples)
+			// A script that builds a Go program of its own against this
+			// checkout (go_api_module.txtar) finds it here, and the go
+			// command its caches, offline.
+			repo, err := filepath.Abs("../..")
+			if err != nil {
+				return err
+			}
+			env.Setenv("GPIPE_REPO", repo)
+			for k, v := range goEnv() {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -102,6 +116,23 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 		},
 	})
 }
+
+// goEnv is what the go command needs in a script to build offline with
+// this machine's caches: testscript gives a script no HOME of its own.
+var goEnv = sync.OnceValue(func() map[string]string {
+	env := map[string]string{"GOPROXY": "off", "GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		return env
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		if i < len(lines) {
+			env[k] = lines[i]
+		}
+	}
+	return env
+})
 
 // scriptDeadline bounds every wait a script command does, so that a hang
 // fails the test instead of blocking it.

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gpipe/gpipe/internal/procs"
 )
 
 // TestSignalDuringStartStress sends SIGINT or SIGKILL to gpipe at a random
@@ -60,7 +60,7 @@ func TestSignalDuringStartStress(t *testing.T) {
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 			t.Fatalf("run %d: gpipe did not end within 30s of %v", i, sig)
 		}
-		if left := waitUntagged(tag, scaled(10*time.Second)); len(left) > 0 {
+		if left := procs.WaitUntagged(tag, scaled(10*time.Second)); len(left) > 0 {
 			t.Fatalf("run %d (%v): processes of the run still running: %v", i, sig, left)
 		}
 		if sig == syscall.SIGINT {
@@ -76,39 +76,4 @@ func TestSignalDuringStartStress(t *testing.T) {
 			}
 		}
 	}
-}
-
-// waitUntagged waits until no running process has tag in its
-// environment, and returns the pids of those still running at the
-// deadline (a zombie has ended).
-func waitUntagged(tag string, limit time.Duration) []int {
-	deadline := time.Now().Add(limit)
-	for {
-		left := tagged(tag)
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// tagged lists the running processes whose environment holds tag.
-func tagged(tag string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	want := []byte(tag + "\x00")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(append(env, 0), want) {
-			continue
-		}
-		if processRuns(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

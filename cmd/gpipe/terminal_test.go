@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gpipe/gpipe/internal/procs"
 )
 
 // These tests drive gpipe as a user does, from an interactive bash on a
@@ -151,24 +153,13 @@ func waitGone(t *testing.T, pids []int) {
 	t.Helper()
 	deadline := time.Now().Add(termDeadline)
 	for _, pid := range pids {
-		for processRuns(pid) {
+		for procs.Runs(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("process %d still runs %v after gpipe ended", pid, termDeadline)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-}
-
-// processRuns reports whether pid is a process that has not ended.
-func processRuns(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
 // terminalGpipe builds gpipe for a terminal test: the test binary plays

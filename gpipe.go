@@ -1,0 +1,343 @@
+// Package gpipe runs pipelines written in bash syntax as supervised graphs
+// of processes, from a Go program: the engine under the gpipe command.
+//
+// A pipeline is parsed (Parse for an inline spec, ParseFile for a pipeline
+// file), planned (Pipeline.Plan: what runs each stage and how each edge
+// moves bytes, creating nothing; Plan.Explain prints what gpipe --explain
+// prints), then started with a context (Plan.Start) and waited for
+// (Job.Wait). Standard input and output may be any io.Reader and
+// io.Writer; an *os.File is handed to the stages as it is, the zero-copy
+// path.
+//
+// A program that starts pipelines must call Main first thing in its main
+// function (and in TestMain for its tests): the guardian of every
+// pipeline's process group, and a builtin run in a process of its own, are
+// this same program re-executed, which Main recognises and runs. Start
+// fails with ErrNoMain when Main was not called, rather than run a
+// pipeline without its guardian.
+//
+// Nothing process-wide changes unless the caller asks: no signal is caught
+// (Options.Signals passes on the ones the caller catches), the terminal is
+// left alone unless Options.JobControl is set, and two runs may go on at
+// once in one process.
+//
+// The package runs on Linux only, as gpipe does.
+package gpipe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/builtins"
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+	"github.com/gpipe/gpipe/report"
+	"github.com/gpipe/gpipe/stage"
+)
+
+// mainCalled records that Main ran and returned: this program plays its
+// own guardian and helper processes.
+var mainCalled atomic.Bool
+
+// Main runs this process as one of the processes a pipeline re-executes
+// its program as, when its arguments say it is one (the guardian of a
+// pipeline's process group, or the helper that runs one stage), and exits
+// when that is done. Otherwise it returns at once, having noted that the
+// program can play them; call it before anything else in main, and in
+// TestMain before m.Run:
+//
+//	func main() {
+//		gpipe.Main()
+//		…
+//	}
+func Main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case stage.ChildArg:
+			os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
+		case stage.GuardianArg:
+			os.Exit(stage.RunGuardian())
+		}
+	}
+	mainCalled.Store(true)
+}
+
+// ErrNoMain is what Start returns when the program did not call Main.
+var ErrNoMain = errors.New("gpipe: Main was not called first in main (or TestMain): a pipeline's guardian and helper processes are this program re-executed")
+
+// Transport is how an edge moves bytes: see Options.Transport.
+type Transport = parser.Transport
+
+// The transports an edge can have.
+const (
+	TransportAuto = parser.TransportAuto // chosen per edge
+	TransportPipe = parser.TransportPipe // anonymous pipe
+	TransportFIFO = parser.TransportFIFO // named FIFO in a private directory
+	TransportShm  = parser.TransportShm  // shared-memory ring between processes
+	TransportMem  = parser.TransportMem  // in-process ring between builtins
+)
+
+// Pipeline is a parsed pipeline: its source, checked, ready to plan.
+type Pipeline struct {
+	name, src string
+	params    []string // a file's NAME=VALUE parameters
+	file      bool
+}
+
+// Parse parses spec, a pipeline in bash syntax ("seq 10 | grep 1"). Its
+// words are expanded when it is planned, with the plan's environment; a
+// syntax error is returned now, as a *parser.Error with its position.
+func Parse(spec string) (*Pipeline, error) {
+	p := &Pipeline{name: "spec", src: spec}
+	_, err := p.graph(parser.Config{Env: os.Environ()})
+	return p, err
+}
+
+// ParseFile parses a pipeline file (see docs/pipeline-files.md) read from
+// src, with name used in positions ("build.gp:3:7: …") and params its
+// NAME=VALUE parameters. The file's "option" lines are the gpipe command
+// line's business and are not applied: set Options instead.
+func ParseFile(name string, src []byte, params ...string) (*Pipeline, error) {
+	p := &Pipeline{name: name, src: string(src), params: params, file: true}
+	_, err := p.graph(parser.Config{Env: os.Environ(), FIFODir: "/nonexistent"})
+	return p, err
+}
+
+// graph parses the pipeline with cfg.
+func (p *Pipeline) graph(cfg parser.Config) (*parser.Graph, error) {
+	if !p.file {
+		return parser.Parse(p.name, p.src, cfg)
+	}
+	f, err := parser.ParseFile(p.name, p.src, p.params, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return f.Graph, nil
+}
+
+// Options say how a pipeline runs. The zero value runs it as gpipe does
+// by default, with this process's environment, no standard input, its
+// output and errors discarded, and no signal or terminal of its own.
+type Options struct {
+	// Env is the environment of the stages and of the spec's expansions
+	// ($HOME, globs), as "NAME=value"; nil is this process's.
+	Env []string
+
+	// Stdin is what the pipeline's first stage reads; nil reads nothing
+	// (the null device). Stdout and Stderr take the pipeline's output and
+	// the stages' errors (and gpipe's messages about them, "gpipe: …");
+	// nil discards them. An *os.File is handed to the stages as it is;
+	// anything else is copied through a pipe by a goroutine of the run,
+	// and Wait returns once the copy is done.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+
+	// Transport overrides the choice of every edge's transport
+	// (--transport); TransportAuto chooses per edge.
+	Transport Transport
+
+	// Isolate runs every builtin in a process of its own (--isolate).
+	Isolate bool
+
+	// RingSize is the data capacity of each ring (--ring-size); 0 means
+	// the default.
+	RingSize int
+
+	// Grace is how long the stages get after a teardown (a cancelled
+	// context, a signal) before the survivors are killed (--grace); zero
+	// kills at once.
+	Grace time.Duration
+
+	// FailFast abandons the whole start when a stage cannot start
+	// (--fail-fast); StopEarly stops a stage once nothing reads its output
+	// (--stop-early).
+	FailFast, StopEarly bool
+
+	// Signals, when not nil, delivers the signals that tear the run down
+	// (SIGINT, SIGTERM, SIGHUP, SIGQUIT), as gpipe's own: the caller
+	// catches them (signal.Notify) and decides which.
+	Signals <-chan os.Signal
+
+	// JobControl makes the run a job of this process's terminal, as the
+	// gpipe command's runs are: the pipeline gets the terminal, and Ctrl-Z
+	// stops it and then this process. It catches SIGTSTP while the run
+	// lasts. Off, the terminal is left alone.
+	JobControl bool
+}
+
+// Plan is a pipeline planned for one run: what runs each stage and how
+// each edge moves bytes. Making it creates nothing and starts nothing.
+type Plan struct {
+	g       *parser.Graph
+	cmds    []stage.Command
+	infos   []plumbing.StageInfo
+	choices []plumbing.Choice
+	opts    Options
+	env     []string
+	started atomic.Bool
+}
+
+// Plan expands the pipeline's words with opts.Env, finds what runs each
+// stage (a builtin, a program on the PATH) and chooses each edge's
+// transport. A program that cannot be found, a builtin's bad flag or a
+// transport that cannot be had is an error naming the stage.
+func (p *Pipeline) Plan(opts Options) (*Plan, error) {
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir}
+	if p.file || opts.Transport == TransportFIFO {
+		// Named FIFOs live in a private directory, which plumbing
+		// creates (and removes) only if the run starts.
+		dir, err := plumbing.NewFIFODir()
+		if err != nil {
+			return nil, err
+		}
+		cfg.FIFODir, cfg.AllFIFOs = dir, opts.Transport == TransportFIFO
+	}
+	g, err := p.graph(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := stage.Resolve(g, env, builtins.Default())
+	if err != nil {
+		return nil, err
+	}
+	// A builtin reads a terminal from a process of the pipeline's group
+	// only when that group gets the terminal.
+	ttyStdin := false
+	if f, ok := opts.Stdin.(*os.File); ok && opts.JobControl {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		ttyStdin = err == nil
+	}
+	stage.Place(g, cmds, opts.Isolate || opts.Transport == TransportShm, ttyStdin)
+	infos := stage.Infos(g, cmds)
+	choices, err := plumbing.Choose(g, infos, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{g: g, cmds: cmds, infos: infos, choices: choices, opts: opts, env: env}, nil
+}
+
+// withPWD is env with PWD set to the working directory, which globs are
+// relative to.
+func withPWD(env []string) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return env
+	}
+	return append(env[:len(env):len(env)], "PWD="+wd)
+}
+
+// Explain is the plan as gpipe --explain prints it: each stage with what
+// runs it, each edge with its transport and the reason for it.
+func (pl *Plan) Explain() string {
+	var b bytes.Buffer
+	report.Explain(&b, pl.g, pl.cmds, pl.choices)
+	return b.String()
+}
+
+// Job is a started pipeline, as a shell's job: it can be signalled, and
+// waited for.
+type Job struct {
+	p      *stage.Pipeline
+	plan   *Plan
+	stdio  *stdio
+	stop   func() bool // stops watching the context
+	once   sync.Once
+	result *Result
+}
+
+// Start creates the plan's edges and starts every stage; it returns once
+// all have started (or the start was abandoned, see Options.FailFast).
+// Cancelling ctx tears the run down as SIGTERM would: every stage is sent
+// SIGTERM, and those left after Options.Grace are killed. A Plan starts
+// once.
+func (pl *Plan) Start(ctx context.Context) (*Job, error) {
+	if !mainCalled.Load() {
+		return nil, ErrNoMain
+	}
+	if !pl.started.CompareAndSwap(false, true) {
+		return nil, errors.New("gpipe: the plan was started already: plan the pipeline again")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := pl.opts
+	std, err := newStdio(o.Stdin, o.Stdout, o.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := plumbing.New(pl.g, pl.infos, plumbing.Options{Transport: o.Transport, RingSize: o.RingSize})
+	if err != nil {
+		std.abandon()
+		return nil, err
+	}
+	msgs := std.stderr
+	p := stage.Start(pl.g, pl.cmds, plan, stage.Options{
+		Stdin:      std.stdin,
+		Stdout:     std.stdout,
+		Stderr:     std.stderr,
+		Grace:      o.Grace,
+		FailFast:   o.FailFast,
+		StopEarly:  o.StopEarly,
+		Signals:    o.Signals,
+		JobControl: o.JobControl,
+		OnError: func(err error) {
+			if msgs != nil {
+				fmt.Fprintf(msgs, "gpipe: %v\n", err)
+			}
+		},
+	})
+	r := &Job{p: p, plan: pl, stdio: std}
+	r.stop = context.AfterFunc(ctx, func() { p.Signal(syscall.SIGTERM) })
+	return r, nil
+}
+
+// Signal acts on sig as the gpipe command does on receiving it: SIGINT,
+// SIGTERM, SIGHUP and SIGQUIT tear the run down; any other signal is sent
+// to every process of the pipeline. It does nothing once the run ended.
+func (r *Job) Signal(sig syscall.Signal) { r.p.Signal(sig) }
+
+// Wait waits until every stage has ended and the output has been copied,
+// and returns how the run ended. It may be called more than once.
+func (r *Job) Wait() *Result {
+	r.once.Do(func() {
+		res := r.p.Wait()
+		r.stop()
+		r.stdio.finish()
+		r.result = newResult(r.plan.g, res)
+	})
+	return r.result
+}
+
+// Run parses spec, plans it with opts and runs it to the end: Parse,
+// Pipeline.Plan, Plan.Start and Job.Wait. The error is the first step's
+// that failed, or the result's (Result.Err).
+func Run(ctx context.Context, spec string, opts Options) (*Result, error) {
+	p, err := Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := p.Plan(opts)
+	if err != nil {
+		return nil, err
+	}
+	r, err := pl.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := r.Wait()
+	return res, res.Err()
+}

@@ -1,0 +1,108 @@
+package gpipe
+
+import (
+	"io"
+	"os"
+	"sync"
+)
+
+// stdio is a run's standard files as the stages get them: the caller's
+// *os.File as it is, the null device for nil, and for any other reader
+// or writer a pipe that a goroutine copies through.
+type stdio struct {
+	stdin, stdout, stderr *os.File
+
+	closeAtEnd []*os.File     // ours, closed once every stage has ended
+	copiers    sync.WaitGroup // the output copies, done when Wait returns
+}
+
+func newStdio(in io.Reader, out, errOut io.Writer) (*stdio, error) {
+	s := &stdio{}
+	var err error
+	if s.stdin, err = s.input(in); err == nil {
+		if s.stdout, err = s.output(out); err == nil {
+			if out != nil && errOut == out {
+				// One writer for both, as os/exec does: their bytes
+				// interleave as written, and it is never written to
+				// by two goroutines at once.
+				s.stderr = s.stdout
+			} else {
+				s.stderr, err = s.output(errOut)
+			}
+		}
+	}
+	if err != nil {
+		s.abandon()
+		return nil, err
+	}
+	return s, nil
+}
+
+// input is what the first stage reads for r.
+func (s *stdio) input(r io.Reader) (*os.File, error) {
+	switch r := r.(type) {
+	case nil:
+		return s.devNull(os.O_RDONLY)
+	case *os.File:
+		return r, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.closeAtEnd = append(s.closeAtEnd, pr, pw)
+	// Not waited for: it may be blocked in r.Read, which nothing can
+	// interrupt. Once the stages have ended, closing pw fails its write
+	// in progress, if any; a stage that stops reading makes it fail with
+	// EPIPE.
+	go func() {
+		_, _ = io.Copy(pw, r)
+		pw.Close()
+	}()
+	return pr, nil
+}
+
+// output is what the stages write to for w.
+func (s *stdio) output(w io.Writer) (*os.File, error) {
+	switch w := w.(type) {
+	case nil:
+		return s.devNull(os.O_WRONLY)
+	case *os.File:
+		return w, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.closeAtEnd = append(s.closeAtEnd, pw)
+	s.copiers.Add(1)
+	go func() {
+		defer s.copiers.Done()
+		// A writer that fails closes the pipe: a stage still writing gets
+		// a broken pipe, as from a reader that went away.
+		_, _ = io.Copy(w, pr)
+		pr.Close()
+	}()
+	return pw, nil
+}
+
+func (s *stdio) devNull(flag int) (*os.File, error) {
+	f, err := os.OpenFile(os.DevNull, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.closeAtEnd = append(s.closeAtEnd, f)
+	return f, nil
+}
+
+// finish closes this side's copies once every stage has ended, and waits
+// until the output copies have passed on every byte.
+func (s *stdio) finish() {
+	for _, f := range s.closeAtEnd {
+		f.Close()
+	}
+	s.copiers.Wait()
+}
+
+// abandon is finish for a run that never started.
+func (s *stdio) abandon() { s.finish() }
