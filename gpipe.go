@@ -2,7 +2,8 @@
 // of processes, from a Go program: the engine under the gpipe command.
 //
 // A pipeline is parsed (Parse for an inline spec, ParseFile for a pipeline
-// file), planned (Pipeline.Plan: what runs each stage and how each edge
+// file) or built in Go (NewGraph, with stages that may be Go functions,
+// Func), planned (Pipeline.Plan: what runs each stage and how each edge
 // moves bytes, creating nothing; Plan.Explain prints what gpipe --explain
 // prints), then started with a context (Plan.Start) and waited for
 // (Job.Wait). Standard input and output may be any io.Reader and
@@ -92,6 +93,11 @@ type Pipeline struct {
 	name, src string
 	params    []string // a file's NAME=VALUE parameters
 	file      bool
+
+	// build makes the graph of a pipeline built in Go (Graph), afresh
+	// for each plan; funcs are its Go function stages.
+	build func() (*parser.Graph, error)
+	funcs map[string]Func
 }
 
 // Parse parses spec, a pipeline in bash syntax ("seq 10 | grep 1"). Its
@@ -115,6 +121,9 @@ func ParseFile(name string, src []byte, params ...string) (*Pipeline, error) {
 
 // graph parses the pipeline with cfg.
 func (p *Pipeline) graph(cfg parser.Config) (*parser.Graph, error) {
+	if p.build != nil {
+		return p.build()
+	}
 	if !p.file {
 		return parser.Parse(p.name, p.src, cfg)
 	}
@@ -168,6 +177,12 @@ type Options struct {
 	// catches them (signal.Notify) and decides which.
 	Signals <-chan os.Signal
 
+	// Funcs are stages written in Go that a spec or file may name, as a
+	// builtin's name: "seq 10 | upper | wc -l" with Funcs["upper"]. A
+	// name here stands for the builtin or program of that name. A
+	// Graph's own functions (Graph.Func) come with it.
+	Funcs map[string]Func
+
 	// JobControl makes the run a job of this process's terminal, as the
 	// gpipe command's runs are: the pipeline gets the terminal, and Ctrl-Z
 	// stops it and then this process. It catches SIGTSTP while the run
@@ -210,7 +225,15 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmds, err := stage.Resolve(g, env, builtins.Default())
+	reg := builtins.Default()
+	funcs := map[string]Func{}
+	for _, m := range []map[string]Func{opts.Funcs, p.funcs} {
+		for name, f := range m {
+			funcs[name] = f
+			reg[name] = funcBuiltin(name, f)
+		}
+	}
+	cmds, err := stage.Resolve(g, env, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +245,13 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 		ttyStdin = err == nil
 	}
 	stage.Place(g, cmds, opts.Isolate || opts.Transport == TransportShm, ttyStdin)
+	names := make([]string, len(g.Stages))
+	for i, st := range g.Stages {
+		names[i] = st.Name()
+	}
+	if err := inProcessFuncs(names, funcs, cmds); err != nil {
+		return nil, err
+	}
 	infos := stage.Infos(g, cmds)
 	choices, err := plumbing.Choose(g, infos, opts.Transport)
 	if err != nil {
