@@ -8,28 +8,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gpipe/gpipe/internal/procs"
 )
 
-// deadlineScaleEnv is the one knob that scales every hang deadline of the
-// tests: the scripts' "deadline N" (in place of timeout N), the waits of
-// waitfile and gone, and the Go tests' own. A deadline only catches a hang
-// (no progress for so long); on a slow or loaded machine, or under -race,
-// GPIPE_TEST_DEADLINE_SCALE=3 gives every one of them three times as long.
-// It is a positive number; unset or anything else means 1.
-const deadlineScaleEnv = "GPIPE_TEST_DEADLINE_SCALE"
-
-func deadlineScale() float64 {
-	f, err := strconv.ParseFloat(os.Getenv(deadlineScaleEnv), 64)
-	if err != nil || f <= 0 {
-		return 1
-	}
-	return f
-}
-
-// scaled is a test's deadline d, scaled by the knob.
-func scaled(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * deadlineScale())
-}
+// scaled is a test's deadline d, scaled by the knob,
+// GPIPE_TEST_DEADLINE_SCALE (procs.DeadlineScaleEnv).
+func scaled(d time.Duration) time.Duration { return procs.Scaled(d) }
 
 // runDeadline is the "deadline" command of the scripts: coreutils'
 // timeout with its duration scaled by the knob,
@@ -59,7 +44,7 @@ func runDeadline(args []string) int {
 			fmt.Fprintf(os.Stderr, "deadline: %q: want a number of seconds\n", a)
 			return 2
 		}
-		argv = append(argv, strconv.FormatFloat(secs*deadlineScale(), 'f', -1, 64))
+		argv = append(argv, strconv.FormatFloat(secs*procs.DeadlineScale(), 'f', -1, 64))
 		argv = append(argv, args[i+1:]...)
 		break
 	}

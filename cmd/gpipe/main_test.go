@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/gpipe/gpipe/internal/procs"
 )
 
 var update = flag.Bool("u", false, "update testscript golden files in place")
@@ -80,7 +82,7 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			// Under -race, the gpipe processes are this race-enabled
 			// binary, which would sleep a second at every exit.
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
-			env.Setenv(deadlineScaleEnv, os.Getenv(deadlineScaleEnv))
+			env.Setenv(procs.DeadlineScaleEnv, os.Getenv(procs.DeadlineScaleEnv))
 			if isolate {
 				env.Setenv(isolateEnv, "1")
 			}

@@ -1,6 +1,7 @@
 // Package procs finds processes the way gpipe's tests must: by pid, or by
 // a tag in their environment, never by name, since the machine runs other
-// processes of the same names.
+// processes of the same names; and says how long the tests wait for them
+// (DeadlineScaleEnv).
 package procs
 
 import (
