@@ -234,7 +234,7 @@ type settings struct {
 	isolate         bool
 	failFast        bool
 	stopEarly       bool
-	labelStderr     bool // every stage's stderr relayed, labelled (labels.go)
+	labelStderr     bool // every stage's stderr relayed, labelled (report/labels.go)
 	grace           time.Duration
 	transport       parser.Transport
 	ringSize        int
@@ -347,13 +347,13 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	// gpipe's own messages while the stages run: with labels, under the
 	// relays' lock, so that none lands inside a stage's line.
 	var msgs io.Writer = a.stderr
-	var labels *labeller
+	var labels *report.Labeller
 	if s.labelStderr {
-		if labels, err = newLabeller(a.stderr, g); err != nil {
+		if labels, err = report.NewLabeller(a.stderr, g); err != nil {
 			_ = plan.Close()
 			return err
 		}
-		msgs = labels.out
+		msgs = labels.Out()
 	}
 	stdout := a.stdout
 	if picture {
@@ -376,7 +376,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		OnLive:      func(snap *stage.Snapshot) { printLive(msgs, g, plan, snap) },
 	}
 	if labels != nil {
-		opts.Stderrs = labels.writers
+		opts.Stderrs = labels.Writers()
 	}
 	var pr *progress
 	if s.progress {
@@ -386,7 +386,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	began := time.Now()
 	run := stage.Start(g, p.cmds, plan, opts)
 	if labels != nil {
-		labels.closeWriters() // every stage holds its own copy now
+		labels.CloseWriters() // every stage holds its own copy now
 	}
 	if pr != nil {
 		go pr.run(run.Snapshot)
@@ -398,7 +398,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		pr.finish(run.Snapshot())
 	}
 	if labels != nil {
-		labels.finish(labelDrain)
+		labels.Finish(report.LabelDrain)
 	}
 	if s.status {
 		printStatus(a.stderr, res)

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/internal/procs"
 	"github.com/gpipe/gpipe/parser"
 )
 
@@ -37,7 +38,7 @@ func TestStageLabel(t *testing.T) {
 func relayed(t *testing.T, writes ...string) string {
 	t.Helper()
 	var out bytes.Buffer
-	l, err := newLabeller(&out, &parser.Graph{Stages: []*parser.Stage{{ID: 0, Args: []string{"a"}}}})
+	l, err := NewLabeller(&out, &parser.Graph{Stages: []*parser.Stage{{ID: 0, Args: []string{"a"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +49,9 @@ func relayed(t *testing.T, writes ...string) string {
 				t.Error(err)
 			}
 		}
-		l.closeWriters()
+		l.CloseWriters()
 	}()
-	l.finish(time.Minute) // ends at the end of the pipe
+	l.Finish(time.Minute) // ends at the end of the pipe
 	return out.String()
 }
 
@@ -86,7 +87,7 @@ func TestLabelLines(t *testing.T) {
 }
 
 // TestLabelFinishStops: a write end held open past the stages (a
-// descendant that left the pipeline's group) does not hold finish up
+// descendant that left the pipeline's group) does not hold Finish up
 // beyond its bound; what the pipes hold is written, a partial line with a
 // newline; and nothing of the labeller is left open or running.
 func TestLabelFinishStops(t *testing.T) {
@@ -100,7 +101,7 @@ func TestLabelFinishStops(t *testing.T) {
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	var out bytes.Buffer
 	g := &parser.Graph{Stages: []*parser.Stage{{ID: 0, Args: []string{"a"}}, {ID: 1, Args: []string{"b"}}}}
-	l, err := newLabeller(&out, g)
+	l, err := NewLabeller(&out, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +116,10 @@ func TestLabelFinishStops(t *testing.T) {
 	if _, err := unix.Write(escaped, []byte("whole\npartial")); err != nil {
 		t.Fatal(err)
 	}
-	l.closeWriters()
+	l.CloseWriters()
 	// Whether the relays have read their pipes by then or not, what they
 	// hold comes out.
-	l.finish(0)
+	l.Finish(0)
 	// Each stage's lines in order, the stages' in any.
 	got := out.String()
 	if !strings.Contains(got, "[1 a] done\n") || strings.Replace(got, "[1 a] done\n", "", 1) != "[2 b] whole\n[2 b] partial\n" {
@@ -128,7 +129,7 @@ func TestLabelFinishStops(t *testing.T) {
 		t.Errorf("%d descriptors open, want %d", got, fds+1)
 	}
 	// The goroutine that waited for the relays may not have exited yet.
-	deadline := time.Now().Add(scaled(10 * time.Second))
+	deadline := time.Now().Add(procs.Scaled(10 * time.Second))
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -45,34 +45,34 @@ import (
 // maxLabelledLine is the longest line a relay writes in one piece.
 const maxLabelledLine = 64 << 10
 
-// labelDrain is how long gpipe waits, once every stage has ended, for the
+// LabelDrain is how long gpipe waits, once every stage has ended, for the
 // relays to reach the end of their pipes: the stages' children are gone
 // by then (gpipe kills the pipeline's process group), but one that left
 // the group (setsid) may hold a stage's stderr open for ever. After that
 // the relays write what they hold and stop.
-const labelDrain = 2 * time.Second
+const LabelDrain = 2 * time.Second
 
-// labeller relays the stderr of every stage of a graph to gpipe's own,
-// labelled.
-type labeller struct {
+// Labeller relays the stderr of every stage of a graph to gpipe's own,
+// labelled (--label-stderr).
+type Labeller struct {
 	out *lockedWriter
 	// writers are the pipes' write ends, one per stage in Graph.Stages
-	// order, for stage.Options.Stderrs; closeWriters closes gpipe's copies.
+	// order, for stage.Options.Stderrs; CloseWriters closes gpipe's copies.
 	writers []*os.File
-	readers []*os.File // the relays' ends, closed by finish
+	readers []*os.File // the relays' ends, closed by Finish
 	relays  sync.WaitGroup
 }
 
-// newLabeller makes a pipe for every stage of g and starts its relay,
-// which writes to w. The caller hands the write ends to the stages, then
-// calls closeWriters, and finish once the stages have ended. On error
-// nothing is left open or running.
-func newLabeller(w io.Writer, g *parser.Graph) (*labeller, error) {
-	l := &labeller{out: &lockedWriter{w: w}}
+// NewLabeller makes a pipe for every stage of g and starts its relay,
+// which writes to w. The caller hands the write ends (Writers) to the
+// stages, then calls CloseWriters, and Finish once the stages have ended.
+// On error nothing is left open or running.
+func NewLabeller(w io.Writer, g *parser.Graph) (*Labeller, error) {
+	l := &Labeller{out: &lockedWriter{w: w}}
 	for range g.Stages {
 		r, w, err := relayPipe()
 		if err != nil {
-			l.closeWriters()
+			l.CloseWriters()
 			for _, r := range l.readers {
 				r.Close()
 			}
@@ -104,22 +104,31 @@ func relayPipe() (r, w *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "stderr relay"), os.NewFile(uintptr(fds[1]), "stderr"), nil
 }
 
-// closeWriters closes gpipe's copies of the write ends, once the stages
+// Writers are the pipes' write ends, one per stage in Graph.Stages order:
+// stage.Options.Stderrs. They are nil once CloseWriters has run.
+func (l *Labeller) Writers() []*os.File { return l.writers }
+
+// Out is the writer for gpipe's own messages while the stages run: w,
+// under the relays' lock, so that no message lands inside a stage's
+// line. It is safe for concurrent use.
+func (l *Labeller) Out() io.Writer { return l.out }
+
+// CloseWriters closes gpipe's copies of the write ends, once the stages
 // have been started with their own: a relay then sees the end of its pipe
 // when its stage, and whatever inherited its stderr, has closed it.
-func (l *labeller) closeWriters() {
+func (l *Labeller) CloseWriters() {
 	for _, w := range l.writers {
 		w.Close()
 	}
 	l.writers = nil
 }
 
-// finish waits until every relay has reached the end of its pipe, or for
+// Finish waits until every relay has reached the end of its pipe, or for
 // bound at most; then the relays still reading stop, after writing what
 // their pipes hold at that moment and what they hold themselves (a
 // partial line gets its newline), and every pipe is closed. When it
 // returns, no relay runs and nothing of the labeller is open.
-func (l *labeller) finish(bound time.Duration) {
+func (l *Labeller) Finish(bound time.Duration) {
 	ended := make(chan struct{})
 	go func() {
 		l.relays.Wait()
@@ -145,7 +154,7 @@ func (l *labeller) finish(bound time.Duration) {
 // relay reads one stage's stderr from r until its end, or until a read
 // deadline and then what the pipe holds, and writes it to l.out, every
 // line behind label; see the top of this file for how lines are cut.
-func (l *labeller) relay(label string, r *os.File) {
+func (l *Labeller) relay(label string, r *os.File) {
 	defer l.relays.Done()
 	buf := make([]byte, maxLabelledLine)
 	var out []byte
