@@ -378,10 +378,10 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 	if labels != nil {
 		opts.Stderrs = labels.Writers()
 	}
-	var pr *progress
+	var pr *report.Progress
 	if s.progress {
-		pr = newProgress(a.stderr, g, p.cmds, plan, a.stdin)
-		opts.MeasureIO, opts.OnEvent = true, pr.onEvent
+		pr = report.NewProgress(a.stderr, g, p.cmds, plan, a.stdin)
+		opts.MeasureIO, opts.OnEvent = true, pr.OnEvent
 	}
 	began := time.Now()
 	run := stage.Start(g, p.cmds, plan, opts)
@@ -389,13 +389,13 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		labels.CloseWriters() // every stage holds its own copy now
 	}
 	if pr != nil {
-		go pr.run(run.Snapshot)
+		go pr.Run(run.Snapshot)
 	}
 	res := run.Wait()
 	wall := time.Since(began)
 	if pr != nil {
 		// Stopped before --status prints, so that its lines come after.
-		pr.finish(run.Snapshot())
+		pr.Finish(run.Snapshot())
 	}
 	if labels != nil {
 		labels.Finish(report.LabelDrain)

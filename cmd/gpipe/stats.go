@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"syscall"
@@ -455,4 +456,19 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// humanBytes shows a byte count or rate in binary units: "512 B",
+// "12.0 MiB". (A copy of report's, until --stats moves there too.)
+func humanBytes(n float64) string {
+	if n < 1024 {
+		return strconv.FormatFloat(math.Floor(n), 'f', 0, 64) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := -1
+	for n >= 1024 && u < len(units)-1 {
+		n /= 1024
+		u++
+	}
+	return strconv.FormatFloat(n, 'f', 1, 64) + " " + units[u]
 }

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
-	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -51,11 +50,12 @@ type progressEdge struct {
 	total  int64  // the bytes it will carry, when known before the run; -1 if not
 }
 
-// progress draws or prints the edges' figures on w. Its methods run on the
-// goroutine of run, and finish once run has returned; but onEvent, which
+// Progress draws or prints the edges' figures on w (--progress). Its
+// methods run on the goroutine of Run, and Finish once Run has returned;
+// but OnEvent, which
 // runs on the supervisor's and touches only the terminal (mu, shown,
 // paused).
-type progress struct {
+type Progress struct {
 	w     io.Writer
 	fd    int  // w's descriptor, to ask a terminal its width
 	tty   bool // w is a terminal: redraw in place
@@ -67,22 +67,22 @@ type progress struct {
 	// is the first taken within the last rateWindow, or before it.
 	samples []sample
 
-	// mu orders the writes to the terminal: run's, and onEvent's from
+	// mu orders the writes to the terminal: Run's, and OnEvent's from
 	// the supervisor's goroutine. It guards shown.
 	mu    sync.Mutex
 	shown int // how many lines the terminal shows now, below the cursor's row
 	// paused is set while a stage is stopped (Ctrl-Z): nothing is drawn.
 	paused atomic.Bool
 
-	stop chan struct{} // closed by finish
-	done chan struct{} // closed when run returns
+	stop chan struct{} // closed by Finish
+	done chan struct{} // closed when Run returns
 }
 
-// newProgress prepares --progress for a run of g, right before it starts:
+// NewProgress prepares --progress for a run of g, right before it starts:
 // the totals known ahead are the sizes of the files the pipeline will read
 // (see knownTotals), and stdin is gpipe's own.
-func newProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbing.Plan, stdin *os.File) *progress {
-	p := &progress{
+func NewProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbing.Plan, stdin *os.File) *Progress {
+	p := &Progress{
 		w: w, fd: int(w.Fd()), tty: isTerminal(w), g: g, began: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -104,7 +104,7 @@ func newProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbi
 	}
 	for i, e := range g.Edges {
 		pe := progressEdge{
-			name:  fmt.Sprintf("edge %d: %s → %s", i+1, report.PortName(g, e.From, 1), report.PortName(g, e.To, 0)),
+			name:  fmt.Sprintf("edge %d: %s → %s", i+1, PortName(g, e.From, 1), PortName(g, e.To, 0)),
 			size:  plan.Meters[i].Size(),
 			total: totals[i],
 		}
@@ -133,16 +133,16 @@ func isProcess(c stage.Command) bool {
 	return !c.InProcess && (c.Path != "" || c.Builtin != "")
 }
 
-// onEvent is the pipeline's Options.OnEvent. A stage stopped by a signal
+// OnEvent is the pipeline's Options.OnEvent. A stage stopped by a signal
 // (Ctrl-Z) stops the pipeline and then gpipe, right after this event:
 // the lines are erased here, on the supervisor's goroutine, so that the
 // shell's "Stopped" and prompt come on a clean screen, and nothing is
-// drawn until a stage continues. Should run be drawing just then, the
+// drawn until a stage continues. Should Run be drawing just then, the
 // erase is left to it (TryLock), so that the supervisor never waits for
 // it; a write that blocks (the terminal's output suspended by Ctrl-S)
 // would hold the supervisor up, as it holds up every stage that writes
 // to the terminal.
-func (p *progress) onEvent(e stage.Event) {
+func (p *Progress) OnEvent(e stage.Event) {
 	switch e.Kind {
 	case stage.StoppedBy:
 		p.paused.Store(true)
@@ -155,9 +155,9 @@ func (p *progress) onEvent(e stage.Event) {
 	}
 }
 
-// run draws (on a terminal) or prints the figures on a timer until finish.
+// Run draws (on a terminal) or prints the figures on a timer until Finish.
 // snapshot is the running pipeline's Snapshot.
-func (p *progress) run(snapshot func() *stage.Snapshot) {
+func (p *Progress) Run(snapshot func() *stage.Snapshot) {
 	defer close(p.done)
 	every := progressEvery
 	if p.tty {
@@ -186,9 +186,9 @@ func (p *progress) run(snapshot func() *stage.Snapshot) {
 	}
 }
 
-// finish stops the timer and, on a terminal, erases the lines; elsewhere
+// Finish stops the timer and, on a terminal, erases the lines; elsewhere
 // it prints the last figures, from final, the ended pipeline's Snapshot.
-func (p *progress) finish(final *stage.Snapshot) {
+func (p *Progress) Finish(final *stage.Snapshot) {
 	close(p.stop)
 	<-p.done
 	if p.tty {
@@ -238,7 +238,7 @@ type edgeFigures struct {
 }
 
 // measure reads every edge's figures from snap.
-func (p *progress) measure(snap *stage.Snapshot) []edgeFigures {
+func (p *Progress) measure(snap *stage.Snapshot) []edgeFigures {
 	out := make([]edgeFigures, len(p.edges))
 	for i, e := range p.g.Edges {
 		pe, c := p.edges[i], snap.Edges[i]
@@ -277,7 +277,7 @@ func (p *progress) measure(snap *stage.Snapshot) []edgeFigures {
 // reader asleep in pipe_read) while the writer runs, so the writer holds
 // it back; or an end never started, so the edge was never opened. The
 // stage that the marks point to from both sides holds the pipeline back.
-func (p *progress) mark(i int, snap *stage.Snapshot) string {
+func (p *Progress) mark(i int, snap *stage.Snapshot) string {
 	e, pe, c := p.g.Edges[i], p.edges[i], snap.Edges[i]
 	from, to := snap.Stages[e.From.Stage], snap.Stages[e.To.Stage]
 	switch {
@@ -342,7 +342,7 @@ const rateWindow = time.Second
 
 // lines renders every edge's line from snap, with the rates over the
 // window since an earlier call.
-func (p *progress) lines(snap *stage.Snapshot) []progressLine {
+func (p *Progress) lines(snap *stage.Snapshot) []progressLine {
 	figs := p.measure(snap)
 	now := sample{at: snap.At, bytes: make([]uint64, len(figs)), known: make([]bool, len(figs))}
 	for i, f := range figs {
@@ -395,7 +395,7 @@ func (p *progress) lines(snap *stage.Snapshot) []progressLine {
 }
 
 // print writes the plain lines, for a stderr that is not a terminal.
-func (p *progress) print(snap *stage.Snapshot) {
+func (p *Progress) print(snap *stage.Snapshot) {
 	var b strings.Builder
 	for i, l := range p.lines(snap) {
 		b.WriteString("gpipe: progress: " + p.edges[i].name + ": " + l.text(false, true) + "\n")
@@ -409,7 +409,7 @@ func (p *progress) print(snap *stage.Snapshot) {
 // the lines down, and the next draw erases from the cursor down and draws
 // them again below it. A stage's line still without its newline may be
 // cut by the next draw.
-func (p *progress) draw(snap *stage.Snapshot) {
+func (p *Progress) draw(snap *stage.Snapshot) {
 	lines := p.lines(snap)
 	if len(lines) == 0 {
 		return
@@ -447,13 +447,13 @@ func (p *progress) draw(snap *stage.Snapshot) {
 
 // erase removes the lines from the terminal, leaving the cursor where
 // they began: the terminal as it was, but for what the stages wrote.
-func (p *progress) erase() {
+func (p *Progress) erase() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.eraseLocked()
 }
 
-func (p *progress) eraseLocked() {
+func (p *Progress) eraseLocked() {
 	if p.shown == 0 {
 		return
 	}
@@ -466,7 +466,7 @@ func (p *progress) eraseLocked() {
 // (gpipe … &) draws nothing over the shell's prompt, and never gets
 // SIGTTOU for it when the terminal has "stty tostop". A terminal that is
 // not gpipe's controlling terminal is drawn on.
-func (p *progress) foreground(snap *stage.Snapshot) bool {
+func (p *Progress) foreground(snap *stage.Snapshot) bool {
 	fg, err := unix.IoctlGetInt(p.fd, unix.TIOCGPGRP)
 	if err != nil || fg == unix.Getpgrp() {
 		return true
@@ -481,6 +481,12 @@ func (p *progress) foreground(snap *stage.Snapshot) bool {
 		}
 	}
 	return false
+}
+
+// isTerminal says f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func anyStopped(snap *stage.Snapshot) bool {
