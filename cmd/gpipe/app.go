@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -149,13 +148,13 @@ func exitCode(err error) int {
 		pe *parser.Error
 		le *stage.LookupError
 		be *stage.BuiltinError
-		xe *exitError
+		se *report.SVGError
 	)
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &xe):
-		return xe.code
+	case errors.As(err, &se):
+		return se.Code
 	case errors.As(err, &st):
 		return int(st)
 	case errors.As(err, &le):
@@ -330,13 +329,13 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		report.Explain(a.stdout, g, p.cmds, p.choices)
 		return nil
 	case s.dot && s.stats == statsOff:
-		writeDot(a.stdout, g, p.cmds, p.choices, nil)
+		report.WriteDot(a.stdout, g, p.cmds, p.choices, nil)
 		return nil
 	case s.svg && s.stats == statsOff:
-		return writeSVG(a.stdout, g, p.cmds, p.choices, nil, pathOf(a.env))
+		return report.WriteSVG(a.stdout, g, p.cmds, p.choices, nil, pathOf(a.env))
 	case s.svg:
 		// Found before the run, so that a missing dot starts nothing.
-		if _, err := lookDot(pathOf(a.env)); err != nil {
+		if _, err := report.LookDot(pathOf(a.env)); err != nil {
 			return err
 		}
 	}
@@ -373,7 +372,7 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		JobControl:  true, // gpipe is a command of the user's shell
 		Signals:     a.sigs,
 		OnError:     func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) },
-		OnLive:      func(snap *stage.Snapshot) { printLive(msgs, g, plan, snap) },
+		OnLive:      func(snap *stage.Snapshot) { report.PrintLive(msgs, g, plan, snap) },
 	}
 	if labels != nil {
 		opts.Stderrs = labels.Writers()
@@ -401,21 +400,21 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		labels.Finish(report.LabelDrain)
 	}
 	if s.status {
-		printStatus(a.stderr, res)
+		report.PrintStatus(a.stderr, res)
 	}
 	if s.stats != statsOff {
-		rs := collectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall, selfCPU())
+		rs := report.CollectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall, selfCPU())
 		var err error
 		switch {
 		case s.dot:
-			writeDot(a.stdout, g, p.cmds, p.choices, rs)
+			report.WriteDot(a.stdout, g, p.cmds, p.choices, rs)
 		case s.svg:
-			err = writeSVG(a.stdout, g, p.cmds, p.choices, rs, pathOf(a.env))
+			err = report.WriteSVG(a.stdout, g, p.cmds, p.choices, rs, pathOf(a.env))
 		}
 		if s.stats == statsJSON {
-			err = errors.Join(err, writeStatsJSON(a.stderr, rs))
+			err = errors.Join(err, rs.WriteJSON(a.stderr))
 		} else {
-			err = errors.Join(err, writeStatsText(a.stderr, rs))
+			err = errors.Join(err, rs.WriteText(a.stderr))
 		}
 		if err != nil {
 			fmt.Fprintf(a.stderr, "gpipe: --stats: %v\n", err)
@@ -469,67 +468,6 @@ type placedError struct {
 
 func (e *placedError) Error() string { return e.at.Error() }
 func (e *placedError) Unwrap() error { return e.err }
-
-func printStatus(w io.Writer, res *stage.Result) {
-	for _, s := range res.Statuses {
-		where := ""
-		switch {
-		case s.Stage.Added != "":
-			where = " (added by gpipe)"
-		case s.Stage.Parent != nil || s.Stage.Pos.Line > 1:
-			where = " at " + s.Stage.Pos.String()
-		}
-		fmt.Fprintf(w, "gpipe: status: %s%s: %s\n", s.Stage.Name(), where, s)
-	}
-}
-
-// printLive prints what SIGUSR1 asks for: one line per stage (state, pid,
-// time since it began, CPU so far) and one per edge (bytes so far and the
-// sides' waits, where gpipe can see them: the figures of --stats so far),
-// in one write so that the lines come out together.
-func printLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Snapshot) {
-	var b strings.Builder
-	for _, st := range snap.Stages {
-		fmt.Fprintf(&b, "gpipe: live: %s: %s", st.Stage.Name(), st.State)
-		switch {
-		case st.State == stage.NotStarted:
-			fmt.Fprintf(&b, " (%s)\n", st.Status)
-			continue
-		case st.State == stage.Ended:
-			fmt.Fprintf(&b, ", status %s, after %s", st.Status, seconds(st.Ended.Sub(st.Began)))
-		case st.InProcess:
-			fmt.Fprintf(&b, " inside gpipe, for %s", seconds(snap.At.Sub(st.Began)))
-		default:
-			fmt.Fprintf(&b, ", pid %d, for %s", st.Pid, seconds(snap.At.Sub(st.Began)))
-		}
-		if !st.InProcess {
-			// The figures --stats gives at the end, so far.
-			fmt.Fprintf(&b, ", cpu %s (user %s, sys %s)", seconds(st.CPU), seconds(st.User), seconds(st.System))
-			if st.MaxRSS > 0 {
-				fmt.Fprintf(&b, ", max rss %s", humanBytes(float64(st.MaxRSS)))
-			}
-			if st.IO.Known {
-				fmt.Fprintf(&b, ", read %s, wrote %s", humanBytes(float64(st.IO.Rchar)), humanBytes(float64(st.IO.Wchar)))
-			}
-		}
-		b.WriteString("\n")
-	}
-	for i, e := range g.Edges {
-		fmt.Fprintf(&b, "gpipe: live: edge %d: %s → %s: %s: ", i+1, report.PortName(g, e.From, 1), report.PortName(g, e.To, 0), plan.Choices[i].Transport)
-		if c := snap.Edges[i]; c.Known {
-			fmt.Fprintf(&b, "%d bytes written, %d read, %d queued, writer blocked %s, reader starved %s\n",
-				c.Written, c.Read, c.Queued(), seconds(c.Blocked), seconds(c.Starved))
-		} else {
-			b.WriteString("bytes not visible to gpipe (it is not in the data path)\n")
-		}
-	}
-	io.WriteString(w, b.String())
-}
-
-// seconds shows a duration as seconds with two decimals: "1.52s".
-func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
-}
 
 // expansionEnv is the environment words are expanded in: gpipe's own, with
 // PWD set to the working directory, which globs are relative to.

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/gpipe/gpipe/report"
 )
 
 // TestStatsJSONMatchesSchema runs real pipelines with --stats=json (rings,
@@ -29,9 +31,9 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		args  []string
-		check func(t *testing.T, r *runStats)
+		check func(t *testing.T, r *report.Stats)
 	}{
-		{[]string{"gen -n 1000 | cat | count"}, func(t *testing.T, r *runStats) {
+		{[]string{"gen -n 1000 | cat | count"}, func(t *testing.T, r *report.Stats) {
 			// 1..1000, one per line: 9*2 + 90*3 + 900*4 + 5 bytes.
 			for _, e := range r.Edges {
 				if e.Transport != "mem" || !e.Counted || e.Bytes == nil || *e.Bytes != 3893 || *e.Written != 3893 {
@@ -44,7 +46,7 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 				}
 			}
 		}},
-		{[]string{"--isolate", "gen -n 1000 | cat | count"}, func(t *testing.T, r *runStats) {
+		{[]string{"--isolate", "gen -n 1000 | cat | count"}, func(t *testing.T, r *report.Stats) {
 			for _, e := range r.Edges {
 				if e.Transport != "shm" || e.Bytes == nil || *e.Bytes != 3893 {
 					t.Errorf("edge %d: %+v, want 3893 bytes on a shm ring", e.Number, e)
@@ -56,7 +58,7 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 				}
 			}
 		}},
-		{[]string{"seq 1000 | sh -c 'kill -TERM $$' | cat"}, func(t *testing.T, r *runStats) {
+		{[]string{"seq 1000 | sh -c 'kill -TERM $$' | cat"}, func(t *testing.T, r *report.Stats) {
 			sh := r.Stages[1]
 			if sh.Signal == nil || *sh.Signal != "SIGTERM" || *sh.Status != 143 || sh.Reason != "killed by SIGTERM" {
 				t.Errorf("sh: %+v, want killed by SIGTERM", sh)
@@ -70,7 +72,7 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 				}
 			}
 		}},
-		{[]string{"seq 3000 | tee >(wc -c) | wc -c"}, func(t *testing.T, r *runStats) {
+		{[]string{"seq 3000 | tee >(wc -c) | wc -c"}, func(t *testing.T, r *report.Stats) {
 			// A fan-out's outputs, each with its reader; the figures
 			// depend on timing, the shape does not.
 			tee := r.Stages[1]
@@ -86,13 +88,13 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 					t.Errorf("tee output %d: %+v, want %s read by stage %d, nothing spilled", i, o, want.name, want.reader)
 				}
 			}
-			for _, s := range []stageStats{r.Stages[0], r.Stages[2], r.Stages[3]} {
+			for _, s := range []report.StageStats{r.Stages[0], r.Stages[2], r.Stages[3]} {
 				if s.Outputs != nil {
 					t.Errorf("stage %d: outputs %+v, want none (no fan-out)", s.Number, s.Outputs)
 				}
 			}
 		}},
-		{[]string{"yes | head -n 1 | paste - <(gen -n 2)"}, func(t *testing.T, r *runStats) {
+		{[]string{"yes | head -n 1 | paste - <(gen -n 2)"}, func(t *testing.T, r *report.Stats) {
 			if r.Stages[0].Reason != "broken pipe" {
 				t.Errorf("yes: %+v, want a broken pipe", r.Stages[0])
 			}
@@ -111,24 +113,24 @@ func TestStatsJSONMatchesSchema(t *testing.T) {
 			}
 			defer stdin.Close()
 			run(args, os.Environ(), stdin, stdout, stderr, nil)
-			report, err := os.ReadFile(stderr.Name())
+			stderrText, err := os.ReadFile(stderr.Name())
 			if err != nil {
 				t.Fatal(err)
 			}
 			// The report is the last thing on stderr: one JSON object.
-			i := bytes.Index(report, []byte("{\n"))
+			i := bytes.Index(stderrText, []byte("{\n"))
 			if i < 0 {
-				t.Fatalf("no JSON on stderr:\n%s", report)
+				t.Fatalf("no JSON on stderr:\n%s", stderrText)
 			}
 			var doc any
-			if err := json.Unmarshal(report[i:], &doc); err != nil {
-				t.Fatalf("stderr's report is not JSON: %v\n%s", err, report)
+			if err := json.Unmarshal(stderrText[i:], &doc); err != nil {
+				t.Fatalf("stderr's report is not JSON: %v\n%s", err, stderrText)
 			}
 			if errs := validate(schema, schema, doc, "$"); len(errs) > 0 {
-				t.Fatalf("the report breaks the schema:\n%s\n%s", strings.Join(errs, "\n"), report[i:])
+				t.Fatalf("the report breaks the schema:\n%s\n%s", strings.Join(errs, "\n"), stderrText[i:])
 			}
-			var r runStats
-			if err := json.Unmarshal(report[i:], &r); err != nil {
+			var r report.Stats
+			if err := json.Unmarshal(stderrText[i:], &r); err != nil {
 				t.Fatal(err)
 			}
 			busiest := 0

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -11,11 +11,10 @@ import (
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
-	"github.com/gpipe/gpipe/report"
 	"github.com/gpipe/gpipe/stage"
 )
 
-// writeDot writes the plan as a Graphviz DOT graph, what --explain says as
+// WriteDot writes the plan as a Graphviz DOT graph, what --explain says as
 // a picture: a node per stage, labelled with its number and words, shaped
 // by what runs it (a box for a program, a rounded box for a builtin, a
 // dashed one for a stage gpipe added, grey for a process substitution's
@@ -23,8 +22,9 @@ import (
 // to right as data flows, labelled with its ports where they are not the
 // usual ones and its transport. After a run (rs not nil, --stats), each
 // stage also shows how it ended and each edge the bytes it carried, or
-// that gpipe could not count them.
-func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *runStats) {
+// that gpipe could not count them. cmds and choices are the plan's, as
+// for Explain.
+func WriteDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *Stats) {
 	var b strings.Builder
 	b.WriteString("digraph gpipe {\n")
 	b.WriteString("\trankdir=LR;\n")
@@ -32,7 +32,7 @@ func writeDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	b.WriteString("\tedge [fontname=\"monospace\", fontsize=10];\n")
 	for i, st := range g.Stages {
 		c := cmds[i]
-		label := fmt.Sprintf("%d: %s", i+1, report.ShellWords(st.Args))
+		label := fmt.Sprintf("%d: %s", i+1, ShellWords(st.Args))
 		if len(st.Args) == 0 {
 			label = fmt.Sprintf("%d: (no command)", i+1)
 		}
@@ -104,40 +104,41 @@ func dotQuote(s string) string {
 	return `"` + s + `"`
 }
 
-// exitError is a failure with its own exit code and message.
-type exitError struct {
-	code int
-	msg  string
+// SVGError is a failure of WriteSVG, with the exit status gpipe gives it:
+// 127 when Graphviz's dot is not on the path, as for a command not found
+// (and the message names the Debian package to install); 125 when dot
+// could not run or failed.
+type SVGError struct {
+	Code int    // the exit status: 127 or 125
+	Msg  string // the whole message
 }
 
-func (e *exitError) Error() string { return e.msg }
+func (e *SVGError) Error() string { return e.Msg }
 
-// errNoDot is --svg without Graphviz: exit 127, as for a command not
-// found, with the Debian package to install.
-var errNoDot = &exitError{code: 127, msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
-
-// writeSVG renders the plan (after a run, with rs) through Graphviz's dot.
-func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *runStats, path string) error {
-	dot, err := lookDot(path)
+// WriteSVG renders the plan (after a run, with rs) through Graphviz's
+// dot, which it looks for in path, a PATH. It fails with an *SVGError.
+func WriteSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *Stats, path string) error {
+	dot, err := LookDot(path)
 	if err != nil {
-		return errNoDot
+		return &SVGError{Code: 127, Msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
 	}
 	var src, errBuf bytes.Buffer
-	writeDot(&src, g, cmds, choices, rs)
+	WriteDot(&src, g, cmds, choices, rs)
 	cmd := exec.Command(dot, "-Tsvg")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &src, w, &errBuf
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return &exitError{code: 125, msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
+			return &SVGError{Code: 125, Msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
 		}
-		return &exitError{code: 125, msg: fmt.Sprintf("--svg: %v", err)}
+		return &SVGError{Code: 125, Msg: fmt.Sprintf("--svg: %v", err)}
 	}
 	return nil
 }
 
-// lookDot finds dot in path (gpipe's PATH).
-func lookDot(path string) (string, error) {
+// LookDot finds Graphviz's dot in path, a PATH: its file, or
+// exec.ErrNotFound.
+func LookDot(path string) (string, error) {
 	for _, dir := range strings.Split(path, ":") {
 		if dir == "" {
 			dir = "."
@@ -148,14 +149,4 @@ func lookDot(path string) (string, error) {
 		}
 	}
 	return "", exec.ErrNotFound
-}
-
-// pathOf is the PATH in env.
-func pathOf(env []string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
-			return v
-		}
-	}
-	return ""
 }
