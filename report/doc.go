@@ -1,9 +1,14 @@
-// Package report renders what gpipe tells its users about a pipeline:
-// the plan that --explain prints, for the command line and for Go programs
-// (gpipe.Plan.Explain) alike, so that both print the same text.
+// Package report renders what gpipe tells its users about a pipeline, for
+// the command line and, where it has a use there, for Go programs: the
+// plan that --explain prints (gpipe.Plan.Explain prints the same text),
+// the plan as a Graphviz picture (--dot, --svg), the figures of a run
+// (--stats, as a table or JSON), the edges' bytes while it runs
+// (--progress), every stage's stderr with its label (--label-stderr),
+// the stages' statuses (--status) and the live state that SIGUSR1 asks
+// for.
 //
 // It reads the resolved plan (the graph, what runs each stage, each edge's
-// transport) and re-derives none of it. The other reports (--dot, --stats,
-// --progress, stderr labels) still live in cmd/gpipe; they move here as
-// the plan becomes one object (issue 18).
+// transport) and the run's results, snapshots and events, and re-derives
+// none of them. Parsing the command line and deciding the exit code stay
+// in cmd/gpipe.
 package report
