@@ -52,9 +52,8 @@ type progressEdge struct {
 
 // Progress draws or prints the edges' figures on w (--progress). Its
 // methods run on the goroutine of Run, and Finish once Run has returned;
-// but OnEvent, which
-// runs on the supervisor's and touches only the terminal (mu, shown,
-// paused).
+// but OnEvent, which runs on the supervisor's and touches only the
+// terminal (mu, shown, paused).
 type Progress struct {
 	w     io.Writer
 	fd    int  // w's descriptor, to ask a terminal its width
@@ -80,7 +79,9 @@ type Progress struct {
 
 // NewProgress prepares --progress for a run of g, right before it starts:
 // the totals known ahead are the sizes of the files the pipeline will read
-// (see knownTotals), and stdin is gpipe's own.
+// (see knownTotals), and stdin is gpipe's own. The caller hands OnEvent to
+// stage.Options.OnEvent (with MeasureIO set), starts Run on a goroutine of
+// its own once the run has started, and calls Finish once it has ended.
 func NewProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbing.Plan, stdin *os.File) *Progress {
 	p := &Progress{
 		w: w, fd: int(w.Fd()), tty: isTerminal(w), g: g, began: time.Now(),
