@@ -188,7 +188,47 @@ type Options struct {
 	// stops it and then this process. It catches SIGTSTP while the run
 	// lasts. Off, the terminal is left alone.
 	JobControl bool
+
+	// Buffer is the --buffer SIZE of the tees gpipe adds where a pipeline
+	// file (or a Graph) reads one output in several places; "" keeps
+	// tee's default.
+	Buffer string
+
+	// What follows is for a program that reports on the run as gpipe's
+	// command line does (package report): it reads the plan (Plan.Graph,
+	// Plan.Commands, Plan.Choices), the job's edges and snapshots, and
+	// these events.
+
+	// Measure keeps what --stats reports: the builtins' busy time and
+	// every process's I/O counts (stage.Options.MeasureBusy, MeasureIO).
+	Measure bool
+
+	// StageStderrs, when set, gives stage i its own standard error,
+	// StageStderrs[i], as stage.Options.Stderrs does (--label-stderr).
+	StageStderrs []*os.File
+
+	// OnStart is called by Start once the edges exist and before any
+	// stage starts: a reporter that reads the job's edges is made there.
+	OnStart func(*Job)
+
+	// OnEvent is told of every stage that starts, stops, continues or
+	// ends; OnLive is given a snapshot when SIGUSR1 comes through
+	// Signals; OnError is told of each stage that could not start, in
+	// place of the "gpipe: …" line on Stderr. See stage.Options.
+	OnEvent func(stage.Event)
+	OnLive  func(*stage.Snapshot)
+	OnError func(error)
 }
+
+// Closed, as Options.Stdin, Stdout or Stderr, gives the stages that
+// descriptor closed, as a shell gives a command the descriptor it was
+// itself started without: reading or writing it then fails.
+var Closed closedFile
+
+type closedFile struct{}
+
+func (closedFile) Read([]byte) (int, error)  { return 0, os.ErrClosed }
+func (closedFile) Write([]byte) (int, error) { return 0, os.ErrClosed }
 
 // Plan is a pipeline planned for one run: what runs each stage and how
 // each edge moves bytes. Making it creates nothing and starts nothing.
@@ -211,7 +251,7 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir}
+	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir, Buffer: opts.Buffer}
 	if p.file || opts.Transport == TransportFIFO {
 		// Named FIFOs live in a private directory, which plumbing
 		// creates (and removes) only if the run starts.
@@ -235,7 +275,7 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	}
 	cmds, err := stage.Resolve(g, env, reg)
 	if err != nil {
-		return nil, err
+		return nil, placeError(g, err)
 	}
 	// A builtin reads a terminal from a process of the pipeline's group
 	// only when that group gets the terminal.
@@ -255,7 +295,7 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	infos := stage.Infos(g, cmds)
 	choices, err := plumbing.Choose(g, infos, opts.Transport)
 	if err != nil {
-		return nil, err
+		return nil, transportError(g, err)
 	}
 	return &Plan{g: g, cmds: cmds, infos: infos, choices: choices, opts: opts, env: env}, nil
 }
@@ -269,6 +309,15 @@ func withPWD(env []string) []string {
 	}
 	return append(env[:len(env):len(env)], "PWD="+wd)
 }
+
+// Graph is the plan's graph: the user's stages, then those gpipe added.
+func (pl *Plan) Graph() *parser.Graph { return pl.g }
+
+// Commands says what runs each stage of Graph, by index.
+func (pl *Plan) Commands() []stage.Command { return pl.cmds }
+
+// Choices is each edge's transport and the reason for it, by index.
+func (pl *Plan) Choices() []plumbing.Choice { return pl.choices }
 
 // Explain is the plan as gpipe --explain prints it: each stage with what
 // runs it, each edge with its transport and the reason for it.
@@ -284,10 +333,20 @@ type Job struct {
 	p      *stage.Pipeline
 	plan   *Plan
 	stdio  *stdio
+	edges  *plumbing.Plan
+	began  time.Time
 	stop   func() bool // stops watching the context
 	once   sync.Once
 	result *Result
 }
+
+// Edges are the job's edges as plumbing made them: their meters, for a
+// live report.
+func (j *Job) Edges() *plumbing.Plan { return j.edges }
+
+// Snapshot is the run as it stands: while it runs, taken between two of
+// the supervisor's events; once it has ended, the final state.
+func (j *Job) Snapshot() *stage.Snapshot { return j.p.Snapshot() }
 
 // Start creates the plan's edges and starts every stage; it returns once
 // all have started (or the start was abandoned, see Options.FailFast).
@@ -314,25 +373,33 @@ func (pl *Plan) Start(ctx context.Context) (*Job, error) {
 		std.abandon()
 		return nil, err
 	}
-	msgs := std.stderr
-	p := stage.Start(pl.g, pl.cmds, plan, stage.Options{
-		Stdin:      std.stdin,
-		Stdout:     std.stdout,
-		Stderr:     std.stderr,
-		Grace:      o.Grace,
-		FailFast:   o.FailFast,
-		StopEarly:  o.StopEarly,
-		Signals:    o.Signals,
-		JobControl: o.JobControl,
-		OnError: func(err error) {
-			if msgs != nil {
-				fmt.Fprintf(msgs, "gpipe: %v\n", err)
-			}
-		},
+	onError := o.OnError
+	if msgs := std.stderr; onError == nil && msgs != nil {
+		onError = func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) }
+	}
+	j := &Job{plan: pl, stdio: std, edges: plan}
+	if o.OnStart != nil {
+		o.OnStart(j)
+	}
+	j.began = time.Now()
+	j.p = stage.Start(pl.g, pl.cmds, plan, stage.Options{
+		Stdin:       std.stdin,
+		Stdout:      std.stdout,
+		Stderr:      std.stderr,
+		Stderrs:     o.StageStderrs,
+		Grace:       o.Grace,
+		FailFast:    o.FailFast,
+		StopEarly:   o.StopEarly,
+		Signals:     o.Signals,
+		JobControl:  o.JobControl,
+		MeasureBusy: o.Measure,
+		MeasureIO:   o.Measure || o.OnEvent != nil,
+		OnError:     onError,
+		OnEvent:     o.OnEvent,
+		OnLive:      o.OnLive,
 	})
-	r := &Job{p: p, plan: pl, stdio: std}
-	r.stop = context.AfterFunc(ctx, func() { p.Signal(syscall.SIGTERM) })
-	return r, nil
+	j.stop = context.AfterFunc(ctx, func() { j.p.Signal(syscall.SIGTERM) })
+	return j, nil
 }
 
 // Signal acts on sig as the gpipe command does on receiving it: SIGINT,
@@ -345,9 +412,11 @@ func (r *Job) Signal(sig syscall.Signal) { r.p.Signal(sig) }
 func (r *Job) Wait() *Result {
 	r.once.Do(func() {
 		res := r.p.Wait()
+		wall := time.Since(r.began)
 		r.stop()
 		r.stdio.finish()
 		r.result = newResult(r.plan.g, res)
+		r.result.Raw, r.result.Wall = res, wall
 	})
 	return r.result
 }
@@ -370,4 +439,49 @@ func Run(ctx context.Context, spec string, opts Options) (*Result, error) {
 	}
 	res := r.Wait()
 	return res, res.Err()
+}
+
+// placeError puts a stage that cannot run (a command not found, a
+// builtin's bad flag) at its place in a pipeline file; in a spec, the
+// error names the stage already.
+func placeError(g *parser.Graph, err error) error {
+	if g.Name == "spec" || g.Name == "graph" {
+		return err
+	}
+	var (
+		le *stage.LookupError
+		be *stage.BuiltinError
+	)
+	switch {
+	case errors.As(err, &le):
+		return &PlacedError{At: parser.Error{Name: g.Name, Pos: g.Stages[le.ID].Pos, Text: err.Error()}, Err: err}
+	case errors.As(err, &be):
+		return &PlacedError{At: parser.Error{Name: g.Name, Pos: g.Stages[be.ID].Pos, Text: err.Error()}, Err: err}
+	}
+	return err
+}
+
+// PlacedError is an error of a stage with its place in a pipeline file:
+// it reads as the place ("build.gp:3:7: …"), and unwraps to the error
+// (a *stage.LookupError carries the exit status, 126 or 127).
+type PlacedError struct {
+	At  parser.Error
+	Err error
+}
+
+func (e *PlacedError) Error() string { return e.At.Error() }
+func (e *PlacedError) Unwrap() error { return e.Err }
+
+// transportError is a transport that cannot be had (shm to a program) at
+// the edge of a pipeline file whose mark ("@shm") asked for it; otherwise
+// the *plumbing.TransportError itself, which Options.Transport caused.
+func transportError(g *parser.Graph, err error) error {
+	var te *plumbing.TransportError
+	if !errors.As(err, &te) {
+		return err
+	}
+	if i := te.Edge; g.Name != "spec" && i >= 0 && g.Edges[i].Transport != parser.TransportAuto {
+		return &parser.Error{Name: g.Name, Pos: g.Edges[i].Pos, Text: err.Error()}
+	}
+	return err
 }

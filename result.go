@@ -3,6 +3,7 @@ package gpipe
 import (
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/stage"
@@ -23,6 +24,14 @@ type Result struct {
 	// Stages holds every stage's status, in the order of the source (the
 	// stages gpipe added, such as the tees of a pipeline file, last).
 	Stages []StageStatus
+
+	// Wall is how long the run took, from the start of its first stage
+	// until every stage had ended.
+	Wall time.Duration
+
+	// Raw is the supervisor's own account, which reports read (--stats:
+	// CPU, memory, I/O, fan-out queues).
+	Raw *stage.Result
 
 	// failed is the stage whose status ExitCode is; -1 for none.
 	failed int

@@ -41,6 +41,8 @@ func newStdio(in io.Reader, out, errOut io.Writer) (*stdio, error) {
 // input is what the first stage reads for r.
 func (s *stdio) input(r io.Reader) (*os.File, error) {
 	switch r := r.(type) {
+	case closedFile:
+		return nil, nil
 	case nil:
 		return s.devNull(os.O_RDONLY)
 	case *os.File:
@@ -65,6 +67,8 @@ func (s *stdio) input(r io.Reader) (*os.File, error) {
 // output is what the stages write to for w.
 func (s *stdio) output(w io.Writer) (*os.File, error) {
 	switch w := w.(type) {
+	case closedFile:
+		return nil, nil
 	case nil:
 		return s.devNull(os.O_WRONLY)
 	case *os.File:
