@@ -234,8 +234,10 @@ func TestBuiltinsInMemory(t *testing.T) {
 		{name: "tee empty", args: []string{"tee", "a"}, want: "", written: `a="";`},
 		{name: "tee -a", args: []string{"tee", "-a", "-p", "a"}, input: "new\n", files: map[string]string{}, want: "new\n", written: `a="new\n";`},
 		{name: "tee cannot create", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"a": errDisk}, want: "x\n", written: `b="x\n";`, err: "a: disk on fire"},
+		{name: "tee write error", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"write:a": errDisk}, want: "x\n", written: `a="";b="x\n";`, err: "a: disk on fire"},
 		{name: "tee reader gone", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"write:a": syscall.EPIPE}, want: "x\n", written: `a="";b="x\n";`},
 		{name: "tee every reader gone", args: []string{"tee", "a"}, input: "x\n", fail: map[string]error{"write:a": syscall.EPIPE, "write:stdout": syscall.EPIPE}, written: `a="";`, err: "every output: broken pipe"},
+		{name: "tee stdout write error", args: []string{"tee", "a"}, input: "x\n", fail: map[string]error{"write:stdout": errDisk}, written: `a="x\n";`, err: "standard output: disk on fire"},
 		{name: "tee read error", args: []string{"tee", "a"}, input: "x\n", readErr: errDisk, want: "x\n", written: `a="x\n";`, err: "disk on fire"},
 		// split
 		{name: "split lines", args: []string{"split", "a", "b", "c"}, input: seq(1, 8), written: `a="1\n4\n7\n";b="2\n5\n8\n";c="3\n6\n";`},
