@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,12 +38,13 @@ var vias = []via{
 		func(w io.Writer) plumbing.Sink { return plumbing.NewWriterSinkSize(w, 16) }},
 }
 
-// memFiles is a Files in memory: Open reads in, Create writes out, and
-// the names in fail fail to open, or fail on their first write.
+// memFiles is a Files in memory: Open reads in, Create writes out (after
+// in's content, to append), and the names in fail fail to open, or fail
+// on their first read or write.
 type memFiles struct {
 	via  via
 	in   map[string]string
-	fail map[string]error // by name: the error of opening it, or of writing it ("write:NAME")
+	fail map[string]error // by name: the error of opening it; "read:NAME", "write:NAME": of reading, writing it
 
 	mu    sync.Mutex
 	out   map[string]*bytes.Buffer
@@ -74,11 +76,11 @@ func (m *memFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b := m.out[name]
-	if b == nil || !appendTo {
-		b = &bytes.Buffer{}
-		m.out[name] = b
+	b := &bytes.Buffer{}
+	if appendTo {
+		b.WriteString(m.in[name]) // the file as it stands
 	}
+	m.out[name] = b
 	var w io.Writer = b
 	if err := m.fail["write:"+name]; err != nil {
 		w = &failWriter{err: err}
@@ -232,7 +234,8 @@ func TestBuiltinsInMemory(t *testing.T) {
 		{name: "tee", args: []string{"tee", "a", "b"}, input: seq(1, 10), want: seq(1, 10), written: fmt.Sprintf("a=%q;b=%q;", seq(1, 10), seq(1, 10))},
 		{name: "tee stdout only", args: []string{"tee"}, input: long, want: long},
 		{name: "tee empty", args: []string{"tee", "a"}, want: "", written: `a="";`},
-		{name: "tee -a", args: []string{"tee", "-a", "-p", "a"}, input: "new\n", files: map[string]string{}, want: "new\n", written: `a="new\n";`},
+		{name: "tee -a", args: []string{"tee", "-a", "-p", "a", "b"}, input: "new\n", files: map[string]string{"a": "old\n"}, want: "new\n", written: `a="old\nnew\n";b="new\n";`},
+		{name: "tee truncates", args: []string{"tee", "a"}, input: "new\n", files: map[string]string{"a": "old\n"}, want: "new\n", written: `a="new\n";`},
 		{name: "tee cannot create", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"a": errDisk}, want: "x\n", written: `b="x\n";`, err: "a: disk on fire"},
 		{name: "tee write error", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"write:a": errDisk}, want: "x\n", written: `a="";b="x\n";`, err: "a: disk on fire"},
 		{name: "tee reader gone", args: []string{"tee", "a", "b"}, input: "x\n", fail: map[string]error{"write:a": syscall.EPIPE}, want: "x\n", written: `a="";b="x\n";`},
@@ -372,3 +375,240 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+func TestMoreUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gen", "-n", "1.5"}, `gen: invalid value "1.5" for flag -n: want a whole number, such as 1000000 or 1e6`},
+		{[]string{"gen", "-n", "1e100"}, `gen: invalid value "1e100" for flag -n: want a whole number, such as 1000000 or 1e6`},
+		{[]string{"gen", "-n", "x"}, `gen: invalid value "x" for flag -n: want a whole number, such as 1000000 or 1e6`},
+		{[]string{"gen", "--bytes", "-1"}, `gen: --bytes: invalid size "-1" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{[]string{"gen", "--bytes", "9999999999G"}, `gen: --bytes: size "9999999999G" is too large`},
+		{[]string{"filter", "a\nb"}, "filter: PATTERN must not contain a newline"},
+		{[]string{"filter", "a", "b"}, "filter: want one PATTERN, got 2 arguments"},
+		{[]string{"filter", "--x", "a"}, "filter: flag provided but not defined: -x"},
+		{[]string{"count", "x"}, `count: unexpected argument "x"`},
+		{[]string{"head", "-c", "x"}, `head: -c: invalid size "x" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{[]string{"head", "x"}, `head: unexpected argument "x"`},
+		{[]string{"head", "-n", "-5"}, "head: all but the last 5: not supported"},
+		{[]string{"head", "-c", "-1K"}, "head: all but the last 1K: not supported"},
+		{[]string{"head", "-n", "-x"}, "head: all but the last x: not supported"},
+		{[]string{"merge"}, "merge: want at least one INPUT"},
+		{[]string{"merge", "--buffer", "1K", "a"}, `merge: --buffer "1K": want a size from 128KiB to 1TiB`},
+		{[]string{"merge", "--buffer", "2TiB", "a"}, `merge: --buffer "2TiB": want a size from 128KiB to 1TiB`},
+		{[]string{"merge", "-x", "a"}, "merge: flag provided but not defined: -x"},
+		{[]string{"tee", "--buffer", "x"}, `tee: --buffer "x": want a size from 128KiB to 1TiB`},
+		{[]string{"tee", "-x"}, "tee: flag provided but not defined: -x"},
+		{[]string{"split", "-n", "0", "a"}, "split: -n 0: want at least 1 line"},
+		{[]string{"split", "--bytes", "0", "a"}, `split: --bytes "0": want a size of at least 1 byte`},
+		{[]string{"split", "--bytes", "x", "a"}, `split: --bytes "x": want a size of at least 1 byte`},
+		{[]string{"split"}, "split: want at least one OUTPUT"},
+		{[]string{"split", "--buffer", "1", "a"}, `split: --buffer "1": want a size from 128KiB to 1TiB`},
+		{[]string{"sink", "--x"}, "sink: flag provided but not defined: -x"},
+		{[]string{"cat", "-u"}, "cat: flag provided but not defined: -u"},
+		{[]string{"sha256", "-x"}, "sha256: flag provided but not defined: -x"},
+		{[]string{"count", "-x"}, "count: flag provided but not defined: -x"},
+		{[]string{"head", "-x"}, "head: flag provided but not defined: -x"},
+	}
+	for _, tt := range tests {
+		_, err := Default()[tt.args[0]].Parse(tt.args[1:])
+		var ue *UsageError
+		if !errors.As(err, &ue) || err.Error() != tt.want || ue.Builtin != tt.args[0] {
+			t.Errorf("%q: error %v, want usage error %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// TestSplitRefusesAnExistingFile: coreutils' split reads its FILE; the
+// builtin, which would overwrite it, leaves that to the program.
+func TestSplitRefusesAnExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "input")
+	if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Default()["split"].Parse([]string{path})
+	want := "split: " + path + ": an existing file is coreutils split's input; the builtin writes its OUTPUTs"
+	var ue *UsageError
+	if !errors.As(err, &ue) || err.Error() != want {
+		t.Errorf("error %v, want usage error %q", err, want)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "x\n" {
+		t.Errorf("the file holds %q, %v", b, err)
+	}
+	if _, err := Default()["split"].Parse([]string{os.DevNull}); err != nil {
+		t.Errorf("split %s: %v, want no error: a device is no input file", os.DevNull, err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"0", 0, ""},
+		{"17", 17, ""},
+		{"1K", 1 << 10, ""},
+		{"1KiB", 1 << 10, ""},
+		{"1KB", 1000, ""},
+		{"3M", 3 << 20, ""},
+		{"3MiB", 3 << 20, ""},
+		{"3MB", 3e6, ""},
+		{"2G", 2 << 30, ""},
+		{"2GiB", 2 << 30, ""},
+		{"2GB", 2e9, ""},
+		{"5T", 5 << 40, ""},
+		{"5TiB", 5 << 40, ""},
+		{"5TB", 5e12, ""},
+		{"4611686018427387904", 1 << 62, ""},
+		{"4194304T", 1 << 62, ""},
+		{"4194305T", 0, `size "4194305T" is too large`},
+		{"", 0, `invalid size "" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{"K", 0, `invalid size "K" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{"-1", 0, `invalid size "-1" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{"1.5K", 0, `invalid size "1.5K" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{"1k", 0, `invalid size "1k" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{" 1", 0, `invalid size " 1" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+		{"99999999999999999999", 0, `invalid size "99999999999999999999" (want a number with an optional K, M, G, KiB, MiB, GiB, KB, MB or GB)`},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if got != tt.want || errString(err) != tt.err {
+			t.Errorf("ParseSize(%q) = %d, %q; want %d, %q", tt.in, got, errString(err), tt.want, tt.err)
+		}
+	}
+}
+
+// TestOSFiles: names are files, opened as a program opens them.
+func TestOSFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	write := func(appendTo bool, text string) {
+		t.Helper()
+		s, err := OSFiles{}.Create(path, appendTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := plumbing.Write(s, []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() string {
+		t.Helper()
+		s, err := OSFiles{}.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		got, err := io.ReadAll(&sourceReader{s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	write(false, "one\n")
+	write(true, "two\n")
+	if got := read(); got != "one\ntwo\n" {
+		t.Errorf("after a create and an append: %q", got)
+	}
+	write(false, "three\n")
+	if got := read(); got != "three\n" {
+		t.Errorf("after a create that truncates: %q", got)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := (OSFiles{}).Open(missing); errString(err) != "open "+missing+": no such file or directory" {
+		t.Errorf("Open of a missing file: %v", err)
+	}
+	noDir := filepath.Join(dir, "no", "f")
+	if _, err := (OSFiles{}).Create(noDir, false); errString(err) != "open "+noDir+": no such file or directory" {
+		t.Errorf("Create in a missing directory: %v", err)
+	}
+}
+
+// sourceReader reads a Source as an io.Reader.
+type sourceReader struct{ s plumbing.Source }
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	buf, err := r.s.Peek(1)
+	n := copy(p, buf)
+	r.s.Release(n)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, err
+}
+
+// TestUsageNamesValues: a flag's value is named as the synopsis names it,
+// VALUE where it does not; a default is shown unless it is a zero.
+func TestUsageNamesValues(t *testing.T) {
+	b := &Builtin{Name: "x", Synopsis: "x [-k WORD] [--long] [--size SIZE...]", Summary: "Do x."}
+	fs, _ := flags(b)
+	fs.String("k", "", "a word")
+	fs.Bool("long", false, "at length")
+	fs.String("size", "1K", "how much")
+	fs.Int("z", 0, "not in the synopsis")
+	fs.Int("q", 3, "not in the synopsis either")
+	want := `usage: x [-k WORD] [--long] [--size SIZE...]
+Do x.
+  -k WORD      a word
+  --long       at length
+  -q VALUE     not in the synopsis either (default 3)
+  --size SIZE  how much (default 1K)
+  -z VALUE     not in the synopsis
+`
+	if got := usage(b, fs); got != want {
+		t.Errorf("usage:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestCloseSink: Close's errors are added to the run's, but those the
+// run's error holds already.
+func TestCloseSink(t *testing.T) {
+	other := errors.New("close failed")
+	tests := []struct {
+		name    string
+		runErr  error
+		sinkErr error // the sink's write error, which Close returns
+		want    string
+	}{
+		{"none", nil, nil, ""},
+		{"the run's", errDisk, nil, "disk on fire"},
+		{"Close's", nil, other, "close failed"},
+		{"both", errDisk, other, "disk on fire\nclose failed"},
+		{"the same", errDisk, errDisk, "disk on fire"},
+		{"wrapped by the run", fmt.Errorf("out: %w", errDisk), errDisk, "out: disk on fire"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w io.Writer = io.Discard
+			if tt.sinkErr != nil {
+				w = &failWriter{err: tt.sinkErr}
+			}
+			s := plumbing.NewWriterSink(w)
+			if err := plumbing.Write(s, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if got := errString(closeSink(tt.runErr, s)); got != tt.want {
+				t.Errorf("closeSink = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// A Close that fails twice over keeps both, but the run's.
+	s := &joinCloser{Sink: plumbing.NewWriterSink(io.Discard), err: errors.Join(errDisk, other)}
+	if got := errString(closeSink(errDisk, s)); got != "disk on fire\nclose failed" {
+		t.Errorf("closeSink of a joined error = %q", got)
+	}
+}
+
+// joinCloser is a Sink whose Close fails with err.
+type joinCloser struct {
+	plumbing.Sink
+	err error
+}
+
+func (j *joinCloser) Close() error { return j.err }
