@@ -209,33 +209,6 @@ func valueName(synopsis, flag string) string {
 	return "VALUE"
 }
 
-// closeSink closes s, which a run that returned err wrote, and adds
-// Close's errors to err but those err holds already: a sink keeps its
-// first write error and returns it again from Close.
-func closeSink(err error, s plumbing.Sink) error {
-	cerr := s.Close()
-	if cerr == nil {
-		return err
-	}
-	if err == nil {
-		return cerr
-	}
-	errs := []error{cerr}
-	if j, ok := cerr.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	all := []error{err}
-	for _, e := range errs {
-		if !errors.Is(err, e) {
-			all = append(all, e)
-		}
-	}
-	if len(all) == 1 {
-		return err
-	}
-	return errors.Join(all...)
-}
-
 func usagef(b string, format string, args ...any) error {
 	return &UsageError{Builtin: b, Msg: fmt.Sprintf(format, args...)}
 }

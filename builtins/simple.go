@@ -36,7 +36,7 @@ func sinkBuiltin() *Builtin {
 					return err
 				}
 				err = each(in, func(p []byte) error { return plumbing.Write(out, p) })
-				return closeSink(err, out)
+				return plumbing.CloseAfter(out, err)
 			}, nil
 		}
 		return nil, usagef(b.Name, "want at most one FILE, got %d arguments", fs.NArg())

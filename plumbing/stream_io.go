@@ -234,6 +234,34 @@ func (s *WriterSink) Close() error {
 	return err
 }
 
+// CloseAfter closes s, which a builtin wrote until it returned err, and
+// returns err with Close's errors added, but those err holds already: a
+// sink keeps its first write error and returns it again from Close, and
+// a plain errors.Join would say it twice.
+func CloseAfter(s Sink, err error) error {
+	cerr := s.Close()
+	if cerr == nil {
+		return err
+	}
+	if err == nil {
+		return cerr
+	}
+	errs := []error{cerr}
+	if j, ok := cerr.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	all := []error{err}
+	for _, e := range errs {
+		if !errors.Is(err, e) {
+			all = append(all, e)
+		}
+	}
+	if len(all) == 1 {
+		return err
+	}
+	return errors.Join(all...)
+}
+
 var (
 	_ Source    = (*ReaderSource)(nil)
 	_ Sink      = (*WriterSink)(nil)

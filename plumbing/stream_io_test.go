@@ -547,3 +547,59 @@ func TestWriterSinkClose(t *testing.T) {
 		t.Errorf("Flush after Close, nothing committed: %v", err)
 	}
 }
+
+var errFire = errors.New("on fire")
+
+// TestCloseAfter: Close's errors are added to the run's, but those the
+// run's error holds already.
+func TestCloseAfter(t *testing.T) {
+	other := errors.New("close failed")
+	tests := []struct {
+		name    string
+		runErr  error
+		sinkErr error // the sink's write error, which Close returns
+		want    string
+	}{
+		{"none", nil, nil, ""},
+		{"the run's", errFire, nil, "on fire"},
+		{"Close's", nil, other, "close failed"},
+		{"both", errFire, other, "on fire\nclose failed"},
+		{"the same", errFire, errFire, "on fire"},
+		{"wrapped by the run", fmt.Errorf("out: %w", errFire), errFire, "out: on fire"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w io.Writer = io.Discard
+			if tt.sinkErr != nil {
+				w = funcWriter(func([]byte) (int, error) { return 0, tt.sinkErr })
+			}
+			s := NewWriterSink(w)
+			if err := Write(s, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if got := errString(CloseAfter(s, tt.runErr)); got != tt.want {
+				t.Errorf("CloseAfter = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// A Close that fails twice over keeps both, but the run's.
+	s := &joinCloser{Sink: NewWriterSink(io.Discard), err: errors.Join(errFire, other)}
+	if got := errString(CloseAfter(s, errFire)); got != "on fire\nclose failed" {
+		t.Errorf("CloseAfter of a joined error = %q", got)
+	}
+}
+
+// joinCloser is a Sink whose Close fails with err.
+type joinCloser struct {
+	Sink
+	err error
+}
+
+func (j *joinCloser) Close() error { return j.err }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
