@@ -85,7 +85,7 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 			err = sink.Flush()
 		}
 		if closeIt {
-			err = errors.Join(err, sink.Close())
+			err = plumbing.CloseAfter(sink, err)
 		}
 	}
 	f.mu.Lock()

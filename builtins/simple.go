@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -37,7 +36,7 @@ func sinkBuiltin() *Builtin {
 					return err
 				}
 				err = each(in, func(p []byte) error { return plumbing.Write(out, p) })
-				return errors.Join(err, out.Close())
+				return plumbing.CloseAfter(out, err)
 			}, nil
 		}
 		return nil, usagef(b.Name, "want at most one FILE, got %d arguments", fs.NArg())

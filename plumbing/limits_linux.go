@@ -223,13 +223,17 @@ func (p *Plan) WithNeed(err error) error {
 }
 
 // fdLimit returns the soft limit of open descriptors and how many gpipe
-// has open.
+// has open. Counting them takes a descriptor: when none is left, which is
+// when WithNeed asks, every one below the limit is open.
 func fdLimit() (limit, inUse int, ok bool) {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > 1<<30 {
 		return 0, 0, false
 	}
 	entries, err := os.ReadDir("/proc/self/fd")
+	if errors.Is(err, unix.EMFILE) {
+		return int(rl.Cur), int(rl.Cur), true
+	}
 	if err != nil {
 		return 0, 0, false
 	}

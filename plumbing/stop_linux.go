@@ -50,12 +50,12 @@ func (s *Stop) Release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.files = nil
-	if s.efd < 0 {
+	efd := s.efd
+	s.efd = -2 // released: fd() makes no new one
+	if efd < 0 {
 		return nil
 	}
-	err := unix.Close(s.efd)
-	s.efd = -2 // released: fd() makes no new one
-	return err
+	return unix.Close(efd)
 }
 
 // stopped is the deadline that ends a wait in the poller: long past.
