@@ -144,3 +144,30 @@ func codes(r *Result) []int {
 	}
 	return c
 }
+
+// devNull opens /dev/null for reading and writing, closed when the test
+// ends.
+func devNull(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// waitResult waits for a started pipeline's end, within the scaled
+// deadline.
+func waitResult(t *testing.T, p *Pipeline) *Result {
+	t.Helper()
+	done := make(chan *Result, 1)
+	go func() { done <- p.Wait() }()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(scaled(20 * time.Second)):
+		t.Fatalf("the pipeline did not end within %v", scaled(20*time.Second))
+		return nil
+	}
+}
