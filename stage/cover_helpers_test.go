@@ -43,6 +43,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 type setup struct {
 	reg       map[string]*builtins.Builtin // nil: builtins.Default()
 	isolate   bool
+	ttyStdin  bool // Place as if gpipe's stdin were a terminal
 	transport parser.Transport
 	fifoDir   bool // process substitutions become named FIFOs (--transport fifo)
 	stdin     *os.File
@@ -81,7 +82,7 @@ func prepareWith(t *testing.T, spec string, su setup) (*parser.Graph, []Command,
 	if err != nil {
 		t.Fatal(err)
 	}
-	Place(g, cmds, su.isolate, false)
+	Place(g, cmds, su.isolate, su.ttyStdin)
 	plan, err := plumbing.New(g, Infos(g, cmds), plumbing.Options{Transport: su.transport})
 	if err != nil {
 		t.Fatal(err)
