@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
@@ -172,3 +174,6 @@ func waitResult(t *testing.T, p *Pipeline) *Result {
 		return nil
 	}
 }
+
+// mkfifo makes a named FIFO at path.
+func mkfifo(path string) error { return unix.Mkfifo(path, 0o600) }
