@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestInProcessPorts: a builtin inside gpipe opens its FILE operands
@@ -30,6 +33,10 @@ func TestInProcessPorts(t *testing.T) {
 			"3\n", "", []int{0, 0, 0, 0}, map[string]string{"p": "1\n2\n3\n"}},
 		{"pipe and ring ports in", "merge <(seq 2) <(gen -n 3) | count", setup{},
 			"5\n", "", []int{0, 0, 0, 0}, nil},
+		{"pipe port twice", "merge <(seq 2) /dev/fd/63 | count", setup{},
+			"2\n", "", []int{0, 0, 0}, nil},
+		{"pipe port twice, in a helper", "merge <(seq 2) /dev/fd/63 | count", setup{isolate: true},
+			"2\n", "", []int{0, 0, 0}, nil},
 		{"shm ring port in", "merge <(cat) <(gen -n 1) | count", setup{ttyStdin: true, stdin: open(t, in)},
 			"3\n", "", []int{0, 0, 0, 0}, nil},
 		{"files by name", "merge /dev/null " + in + " | count", setup{},
@@ -68,4 +75,36 @@ func open(t *testing.T, name string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestInProcessShmPort: a builtin inside gpipe writes to a shm ring port
+// whose reader runs in a helper process (it opens a FIFO by a
+// redirection, which this test writes).
+func TestInProcessShmPort(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := mkfifo(fifo); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// The helper's open of the FIFO waits for this writer, which
+		// closes it at once; count's descriptor 3 then reads nothing.
+		for deadline := time.Now().Add(scaled(20 * time.Second)); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				f.Close()
+				return
+			}
+		}
+	}()
+	spec := "gen -n 3 | tee >(count 3< " + fifo + " > " + dir + "/c)"
+	_, cmds, plan := prepareWith(t, spec, setup{})
+	plan.Close()
+	if !cmds[1].InProcess || cmds[2].InProcess {
+		t.Fatalf("tee inside gpipe %v, count %v; want tee inside, count in a helper", cmds[1].InProcess, cmds[2].InProcess)
+	}
+	r := runSetup(t, spec, setup{})
+	got, err := os.ReadFile(filepath.Join(dir, "c"))
+	if r.stdout != "1\n2\n3\n" || r.stderr != "" || !slices.Equal(codes(r.Result), []int{0, 0, 0}) || err != nil || string(got) != "3\n" {
+		t.Errorf("stdout %q, stderr %q, codes %v, count wrote %q (%v)", r.stdout, r.stderr, codes(r.Result), got, err)
+	}
 }
