@@ -324,7 +324,9 @@ func TestHelperQuit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sr.Close()
-	sw.Write(spec)
+	if _, err := sw.Write(spec); err != nil {
+		t.Fatal(err)
+	}
 	sw.Close()
 	cmd := exec.CommandContext(ctx, self, ChildArg, "3", "stage 1 (cat)")
 	var stderr bytes.Buffer

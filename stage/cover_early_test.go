@@ -7,12 +7,10 @@ import (
 	"time"
 )
 
-// stopped early, in these tests, is a stage that would otherwise sleep
-// 30 seconds after its one line: "sh -c 'echo a; exec sleep 30'" ended by
-// SIGPIPE shows gpipe stopped it (sleep never writes), as does a builtin
-// reading from it that ends with status 141 by SIGPIPE. The runs'
-// deadline is below 30 seconds only when unscaled; the statuses are what
-// the tests check.
+// slowWriter writes one line and then sleeps without writing: only an
+// early stop ends it by SIGPIPE, and a builtin downstream of it that ends
+// by SIGPIPE (141) was stopped early too, not by a write. The statuses
+// are what the tests check; the run's deadline only catches a hang.
 const slowWriter = "sh -c 'echo a; exec sleep 30'"
 
 // signals lists the signals that ended a run's stages.
