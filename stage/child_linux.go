@@ -149,12 +149,12 @@ func RunChild(args []string, stderr io.Writer) int {
 	quitting := quitLikeAProgram()
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
-		return 125
+		return ExitCannotStart
 	}
 	spec, err := readSpec(args[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
-		return 125
+		return ExitCannotStart
 	}
 	for i, r := range spec.Redirs {
 		var err error
@@ -165,7 +165,7 @@ func RunChild(args []string, stderr io.Writer) int {
 		}
 		if err != nil && i < spec.FIFOs && errors.Is(err, syscall.ENOENT) {
 			if r.Op != parser.RedirRead {
-				return 128 + int(syscall.SIGPIPE)
+				return ExitBrokenPipe
 			}
 			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull})
 		}
@@ -203,11 +203,12 @@ func execStage(spec childSpec) error {
 		return err
 	}
 	if spec.Parent != 0 && unix.Getppid() != spec.Parent {
-		os.Exit(128 + int(syscall.SIGKILL))
+		os.Exit(ExitSignalled(syscall.SIGKILL))
 	}
 	err := unix.Exec(spec.Path, spec.Args, spec.Env)
 	if errors.Is(err, syscall.ENOEXEC) {
-		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), spec.Env)
+		sh, args := shellFallback(spec.Path, spec.Args)
+		err = unix.Exec(sh, args, spec.Env)
 	}
 	return err
 }
@@ -295,7 +296,7 @@ func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int 
 	b := builtins.Default()[spec.Builtin]
 	if b == nil {
 		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
-		return 125
+		return ExitCannotStart
 	}
 	run, err := b.Parse(spec.Args[1:])
 	if err != nil {
@@ -323,7 +324,7 @@ func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int 
 		sock.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-			return 125
+			return ExitCannotStart
 		}
 	}
 	for _, fd := range spec.Closed {
@@ -479,7 +480,7 @@ func finishBuiltin(stage string, err error, in plumbing.Source, out plumbing.Sin
 	case err == nil:
 		return 0
 	case plumbing.IsBrokenPipe(err):
-		return 128 + int(syscall.SIGPIPE)
+		return ExitBrokenPipe
 	}
 	fmt.Fprintf(stderr, "gpipe: %s: %v\n", stage, err)
 	if errors.Is(err, plumbing.ErrWriterDied) {
@@ -520,7 +521,7 @@ func quitLikeAProgram() <-chan struct{} {
 	go func() {
 		<-quit
 		close(quitting)
-		os.Exit(128 + int(syscall.SIGQUIT))
+		os.Exit(ExitSignalled(syscall.SIGQUIT))
 	}()
 	return quitting
 }

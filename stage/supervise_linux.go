@@ -317,8 +317,8 @@ func (s *supervisor) startAll() {
 		var p *os.Process
 		var status Status
 		if err := s.plan.Open(i); err != nil {
-			// Out of descriptors: gpipe's own resources, status 125.
-			status = Status{Stage: st, Code: 125, Err: fmt.Errorf("%s: %w", st.Name(), err)}
+			// Out of descriptors: gpipe's own resources, ExitCannotStart.
+			status = Status{Stage: st, Code: ExitCannotStart, Err: fmt.Errorf("%s: %w", st.Name(), err)}
 		} else if s.cmds[i].InProcess {
 			status = s.startBuiltin(st, s.cmds[i])
 			if status.Started {
@@ -327,7 +327,7 @@ func (s *supervisor) startAll() {
 		} else {
 			p, status = s.start(st, s.cmds[i])
 		}
-		if status.Code == 125 && status.Err != nil {
+		if status.Code == ExitCannotStart && status.Err != nil {
 			// Out of descriptors, say: what the pipeline needs, and the limit.
 			status.Err = s.plan.WithNeed(status.Err)
 		}
@@ -335,7 +335,7 @@ func (s *supervisor) startAll() {
 		if status.Err != nil && !status.Reported && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
 		}
-		if status.Err != nil && status.Code >= 125 && s.opts.FailFast {
+		if status.Err != nil && status.Code >= ExitCannotStart && s.opts.FailFast {
 			s.res.FailedStart = i
 			// The builtins that started are stopped now, before this
 			// stage's ends are released below: its reader gone, a
@@ -501,7 +501,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	if spec.Redirs != nil || spec.Builtin != "" {
 		helper, err := helperCommand(spec, t)
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 		cmd = helper
 	}
@@ -509,14 +509,15 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		s.created = append(s.created, t.created...)
 	}
 	if err := s.group(); err != nil {
-		return fail(125, err)
+		return fail(ExitCannotStart, err)
 	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
 		// A script without "#!": bash runs it with a shell, and so do we.
-		p, err = os.StartProcess("/bin/sh", append([]string{"sh", cmd.Path}, cmd.Args[1:]...), attr)
+		sh, args := shellFallback(cmd.Path, cmd.Args)
+		p, err = os.StartProcess(sh, args, attr)
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
@@ -667,7 +668,7 @@ func (s *supervisor) supervise() {
 				s.left[i] = true
 				s.dropOutCopies(i)
 				st := &s.res.Statuses[i]
-				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
+				st.Signal, st.Code = syscall.SIGKILL, ExitSignalled(syscall.SIGKILL)
 				delete(s.inproc, i)
 			}
 		}
@@ -783,7 +784,7 @@ func (s *supervisor) record(e exit) {
 		st.Code, st.Busy, st.Outputs = b.code, b.busy, b.outputs
 		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
-			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)
+			st.Signal, st.Code = syscall.SIGPIPE, ExitBrokenPipe
 		} else if b.stopped {
 			sig, ok := s.res.Signal.(syscall.Signal)
 			if !ok {
@@ -791,8 +792,8 @@ func (s *supervisor) record(e exit) {
 				// the processes with SIGKILL: so it reads the same.
 				sig = syscall.SIGKILL
 			}
-			st.Signal, st.Code = sig, 128+int(sig)
-		} else if s.opts.StopEarly && b.code == 128+int(syscall.SIGPIPE) && s.res.Signal == nil {
+			st.Signal, st.Code = sig, ExitSignalled(sig)
+		} else if s.opts.StopEarly && b.code == ExitBrokenPipe && s.res.Signal == nil {
 			// Under StopEarly, a builtin that found its reader gone
 			// itself, a moment before gpipe would have stopped it, reads
 			// the same as one stopped: which of the two came first is a
@@ -803,7 +804,7 @@ func (s *supervisor) record(e exit) {
 		return
 	}
 	if e.err != nil {
-		st.Code, st.Err = 125, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
+		st.Code, st.Err = ExitCannotStart, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
 		return
 	}
 	st.User, st.System = time.Duration(e.usage.Utime.Nano()), time.Duration(e.usage.Stime.Nano())
@@ -817,12 +818,12 @@ func (s *supervisor) record(e exit) {
 		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {
 			st.Signal = syscall.SIGPIPE // a helper stopped early (see stopEarly)
 		}
-		st.Code = 128 + int(st.Signal)
+		st.Code = ExitSignalled(st.Signal)
 		return
 	}
 	st.Code = e.ws.ExitStatus()
 	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
-	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) {
+	if s.cmds[e.stage].Builtin != "" && st.Code == ExitSignalled(syscall.SIGQUIT) {
 		// A builtin's helper process ends by SIGQUIT with this status,
 		// and by nothing else (see quitLikeAProgram and finishBuiltin):
 		// shown as the quit it is, also when the quit reached the group

@@ -117,7 +117,7 @@ func (e *exitError) Error() string { return e.msg }
 
 // errNoDot is --svg without Graphviz: exit 127, as for a command not
 // found, with the Debian package to install.
-var errNoDot = &exitError{code: 127, msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
+var errNoDot = &exitError{code: stage.ExitNotFound, msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
 
 // writeSVG renders the plan (after a run, with rs) through Graphviz's dot.
 func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *runStats, path string) error {
@@ -132,9 +132,9 @@ func writeSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return &exitError{code: 125, msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
+			return &exitError{code: exitInternal, msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
 		}
-		return &exitError{code: 125, msg: fmt.Sprintf("--svg: %v", err)}
+		return &exitError{code: exitInternal, msg: fmt.Sprintf("--svg: %v", err)}
 	}
 	return nil
 }

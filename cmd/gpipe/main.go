@@ -38,7 +38,7 @@ func main() {
 }
 
 // dieBy makes gpipe, torn down by sig and its stages gone, die by that
-// signal rather than exit 128+N, as a program that does not catch it
+// signal rather than exit with stage.ExitSignalled(sig), as a program that does not catch it
 // would: a calling shell sees the signal, and a loop of gpipe runs stops
 // at one Ctrl-C (bash stops a loop only when its command died by SIGINT).
 // The Go runtime, once sig is no longer caught, dies by it on receipt.

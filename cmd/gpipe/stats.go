@@ -77,7 +77,7 @@ type stageStats struct {
 	Kind    string `json:"kind"` // program, builtin (inside gpipe), builtin-process, none
 	Started bool   `json:"started"`
 	Pid     *int   `json:"pid"`
-	// Status is the exit code, 128+N for a death by signal N; null if the
+	// Status is the exit code, stage.ExitSignalled(N) for a death by signal N; null if the
 	// stage never started.
 	Status *int    `json:"status"`
 	Signal *string `json:"signal"`
