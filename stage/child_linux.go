@@ -140,12 +140,19 @@ func readSpec(arg string) (childSpec, error) {
 }
 
 // RunChild is the whole life of a helper process; args are its arguments
-// after ChildArg: the instructions' descriptor, and the stage's name. It applies the stage's redirections in order, opening
-// files itself (a FIFO's open blocks here, in this process only), then
-// replaces itself with the stage's program, or runs the builtin. It
-// returns only if that fails, with the exit status to end with: 1 for a
-// failed redirection, as in bash, 126 or 127 for a program that cannot run.
-func RunChild(args []string, stderr io.Writer) int {
+// after ChildArg: the instructions' descriptor, and the stage's name. It
+// applies the stage's redirections in order, opening files itself (a
+// FIFO's open blocks here, in this process only), then replaces itself
+// with the stage's program, or runs the builtin. It returns only if that
+// fails, with the exit status to end with: 1 for a failed redirection, as
+// in bash, ExitNotExecutable or ExitNotFound for a program that cannot
+// run (see startFailure); or when the builtin has run, with its status.
+//
+// reg is where the helper finds its builtin, by the name the pipeline was
+// resolved with (Resolve): the helper is a new run of the same binary, so
+// its main passes the registry that binary resolves pipelines with. A
+// builtin reg does not hold fails with ExitCannotStart.
+func RunChild(args []string, stderr io.Writer, reg map[string]*builtins.Builtin) int {
 	quitting := quitLikeAProgram()
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
@@ -177,7 +184,7 @@ func RunChild(args []string, stderr io.Writer) int {
 		}
 	}
 	if spec.Builtin != "" {
-		return runBuiltin(spec, stderr, quitting)
+		return runBuiltin(spec, reg[spec.Builtin], stderr, quitting)
 	}
 	if spec.Path == "" {
 		return 0 // a stage of redirections only
@@ -289,11 +296,11 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// runBuiltin runs a builtin stage in a helper process over its rings, or
-// its descriptors 0 and 1 where it has no ring, and returns its exit status
-// (see finishBuiltin).
-func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int {
-	b := builtins.Default()[spec.Builtin]
+// runBuiltin runs b, the builtin of a stage, in a helper process over its
+// rings, or its descriptors 0 and 1 where it has no ring, and returns its
+// exit status (see finishBuiltin). A nil b is a builtin the helper does
+// not know.
+func runBuiltin(spec childSpec, b *builtins.Builtin, stderr io.Writer, quitting <-chan struct{}) int {
 	if b == nil {
 		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
 		return ExitCannotStart

@@ -8,13 +8,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/stage"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == stage.ChildArg {
 		// gpipe re-executed as the helper of one stage.
-		os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
+		os.Exit(stage.RunChild(os.Args[2:], os.Stderr, builtins.Default()))
 	}
 	if len(os.Args) > 1 && os.Args[1] == stage.GuardianArg {
 		// gpipe re-executed as the guardian of a pipeline's process group.
