@@ -53,6 +53,10 @@ type childSpec struct {
 	FIFOs int
 	// Parent is gpipe's pid: the helper dies with it (see execStage).
 	Parent int
+	// Report is the helper's end of its report pipe to gpipe, which
+	// learns there whether the stage started (see report_linux.go); 0:
+	// none, and a start that fails is reported on stderr only.
+	Report int
 }
 
 // childRing is a ring end a builtin finds at descriptors Mem and Sock, in
@@ -163,30 +167,33 @@ func RunChild(args []string, stderr io.Writer, reg map[string]*builtins.Builtin)
 		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
 		return ExitCannotStart
 	}
+	h := &helper{spec: spec, stderr: stderr}
+	if spec.Report > 0 {
+		// An exec that succeeds closes it: the stage started.
+		unix.CloseOnExec(spec.Report)
+	}
 	for i, r := range spec.Redirs {
 		var err error
 		if i < spec.FIFOs {
 			err = openFIFO(r)
 		} else {
-			err = applyRaw(r)
+			err = applyRaw(r, h.created)
 		}
 		if err != nil && i < spec.FIFOs && errors.Is(err, syscall.ENOENT) {
 			if r.Op != parser.RedirRead {
 				return ExitBrokenPipe
 			}
-			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull})
+			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull}, nil)
 		}
 		if err != nil {
-			// As bash words it, on the stderr the stage has at this
-			// point (this process's descriptor 2, as redirected so far).
-			fmt.Fprintf(stderr, "gpipe: %v\n", err)
-			return 1
+			return h.failed(redirectCode(err), err, spec.Redirs[:i])
 		}
 	}
 	if spec.Builtin != "" {
-		return runBuiltin(spec, reg[spec.Builtin], stderr, quitting)
+		return runBuiltin(h, reg[spec.Builtin], quitting)
 	}
 	if spec.Path == "" {
+		h.started()
 		return 0 // a stage of redirections only
 	}
 	for _, fd := range spec.Closed {
@@ -194,7 +201,53 @@ func RunChild(args []string, stderr io.Writer, reg map[string]*builtins.Builtin)
 	}
 	err = execStage(spec)
 	code, text := startFailure(spec.Path, err)
-	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Path, text)
+	return h.failed(code, errors.New(spec.Path+": "+text), nil)
+}
+
+// helper is what a helper process knows as it starts its stage: its
+// instructions, and its standard error as it was when it started.
+type helper struct {
+	spec   childSpec
+	stderr io.Writer
+}
+
+// created tells gpipe of a file that a redirection is about to create.
+func (h *helper) created(path string) {
+	if h.spec.Report > 0 {
+		_ = childReport{Created: path}.send(h.spec.Report)
+	}
+}
+
+// started tells gpipe that the stage runs (a builtin) or has done all it
+// had to (redirections only): the report pipe is closed.
+func (h *helper) started() {
+	if h.spec.Report > 0 {
+		_ = unix.Close(h.spec.Report)
+		h.spec.Report = 0
+	}
+}
+
+// failed reports that the stage did not start, with status code, because
+// of err, and returns code; done are the redirections performed before
+// the one that failed, if one did. The message is worded as for a stage
+// gpipe could not start itself (bashError), and goes where gpipe writes
+// it then (see supervisor.start): a failed redirection's to the stage's
+// standard error if the redirections before it moved it (this process's
+// descriptor 2, as redirected so far), as bash writes it; any other to
+// gpipe, which reports it on its own standard error, whatever the
+// redirections: a program that cannot run may abandon the whole run
+// (Options.FailFast), and the stage's standard error may be a pipe whose
+// reader goes with it.
+func (h *helper) failed(code int, err error, done []parser.Redirect) int {
+	msg := bashError(h.spec.Stage, code, err).Error()
+	moved := stderrMoved(done)
+	if moved {
+		fmt.Fprintf(h.stderr, "gpipe: %s\n", msg)
+	}
+	sent := h.spec.Report > 0 && childReport{Failed: true, Code: code, Text: msg, Reported: moved}.send(h.spec.Report) == nil
+	if !moved && !sent {
+		fmt.Fprintf(h.stderr, "gpipe: %s\n", msg)
+	}
 	return code
 }
 
@@ -222,8 +275,9 @@ func execStage(spec childSpec) error {
 
 // applyRaw performs one redirection on this process's own descriptors,
 // with system calls only: nothing here may start the Go runtime's poller,
-// whose descriptor a redirection could overwrite.
-func applyRaw(r parser.Redirect) error {
+// whose descriptor a redirection could overwrite. A file it is about to
+// create is told to created first, when created is not nil.
+func applyRaw(r parser.Redirect, created func(path string)) error {
 	flags, isFile := openFlags(r.Op)
 	switch r.Op {
 	case parser.RedirClose:
@@ -237,6 +291,12 @@ func applyRaw(r parser.Redirect) error {
 	}
 	if !isFile {
 		return fmt.Errorf("redirection %d is not supported", r.Op)
+	}
+	var st unix.Stat_t
+	if created != nil && flags&unix.O_CREAT != 0 && unix.Lstat(r.Path, &st) == unix.ENOENT {
+		// Told before, so that a helper killed in the open leaves no
+		// file untold.
+		created(r.Path)
 	}
 	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)
 	if err != nil {
@@ -296,19 +356,18 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// runBuiltin runs b, the builtin of a stage, in a helper process over its
-// rings, or its descriptors 0 and 1 where it has no ring, and returns its
-// exit status (see finishBuiltin). A nil b is a builtin the helper does
-// not know.
-func runBuiltin(spec childSpec, b *builtins.Builtin, stderr io.Writer, quitting <-chan struct{}) int {
+// runBuiltin runs b, the builtin of h's stage, in a helper process over
+// its rings, or its descriptors 0 and 1 where it has no ring, and returns
+// its exit status (see finishBuiltin). A nil b is a builtin the helper
+// does not know.
+func runBuiltin(h *helper, b *builtins.Builtin, quitting <-chan struct{}) int {
+	spec, stderr := h.spec, h.stderr
 	if b == nil {
-		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
-		return ExitCannotStart
+		return h.failed(ExitCannotStart, fmt.Errorf("no builtin %q", spec.Builtin), nil)
 	}
 	run, err := b.Parse(spec.Args[1:])
 	if err != nil {
-		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-		return 2
+		return h.failed(2, fmt.Errorf("%s: %w", spec.Stage, err), nil)
 	}
 	var in plumbing.Source
 	var out plumbing.Sink
@@ -330,8 +389,7 @@ func runBuiltin(spec childSpec, b *builtins.Builtin, stderr io.Writer, quitting 
 		mem.Close()
 		sock.Close()
 		if err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-			return ExitCannotStart
+			return h.failed(ExitCannotStart, err, nil)
 		}
 	}
 	for _, fd := range spec.Closed {
@@ -352,8 +410,7 @@ func runBuiltin(spec childSpec, b *builtins.Builtin, stderr io.Writer, quitting 
 		// builtin reports it as status 141 instead.
 		fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
 		if err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
-			return 1
+			return h.failed(ExitCannotStart, fmt.Errorf("standard output: %w", err), nil)
 		}
 		sink := plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
 		// Descriptor 1 itself must not hold the pipe open once the
@@ -365,6 +422,7 @@ func runBuiltin(spec childSpec, b *builtins.Builtin, stderr io.Writer, quitting 
 		out = sink
 	}
 	plumbing.FlushBeforeWait(in, out)
+	h.started()
 	err = run(in, out, files)
 	if errors.Is(err, plumbing.ErrWriterDied) && quitting != nil {
 		select {

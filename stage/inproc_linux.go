@@ -67,7 +67,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	for _, r := range st.Redirs {
 		if err := t.apply(r); err != nil {
 			failed := fail(redirectCode(err), err)
-			failed.Err = bashError(st, failed.Code, err)
+			failed.Err = bashError(st.Name(), failed.Code, err)
 			failed.Reported = t.reportRedirect(s.stderr(st.ID), failed.Err)
 			return failed
 		}

@@ -264,10 +264,10 @@ func checkExecutable(p string) *LookupError {
 // of gpipe's ("missing.txt: No such file or directory", "9: Bad file
 // descriptor", "./x.sh: Permission denied"). When what failed is gpipe's
 // own resources (ExitCannotStart), which bash would not meet there, the stage
-// is named first, as for gpipe's other failures.
-func bashError(st *parser.Stage, code int, err error) error {
+// is named first (stage, "stage 2 (cat)"), as for gpipe's other failures.
+func bashError(stage string, code int, err error) error {
 	if code == ExitCannotStart {
-		return fmt.Errorf("%s: %w", st.Name(), err)
+		return fmt.Errorf("%s: %w", stage, err)
 	}
 	return err
 }

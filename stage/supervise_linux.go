@@ -165,6 +165,7 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		stops:       map[int]*plumbing.Stop{},
 		outCopies:   map[int]*os.File{},
 		ports:       map[int]*portFiles{},
+		reports:     map[int]*startReport{},
 		ctl:         make(chan func()),
 	}
 	if s.tty != nil {
@@ -275,6 +276,10 @@ type supervisor struct {
 	// ports holds, under Options.StopEarly, each in-process stage's
 	// port files, which keep copies of the FIFOs it opens to write.
 	ports map[int]*portFiles
+	// reports holds the report pipe of each stage started through a
+	// helper process, which tells whether the stage started after all
+	// (see report_linux.go); only written by startAll.
+	reports map[int]*startReport
 
 	// stderrCopy is the copy of Options.Stderr that the builtins inside
 	// gpipe write to (see sharedStderr).
@@ -295,6 +300,9 @@ type exit struct {
 	io      IO  // the process's last I/O figures, with Options.MeasureIO
 	reap    int // the pid of an ended process still to be reaped (see wait)
 	builtin *builtinExit
+	// report is what the helper process of an ended stage reported
+	// (see report_linux.go); nil for a stage without a helper.
+	report *startReport
 }
 
 // startAll starts the stages in order, each with its descriptors, and
@@ -355,7 +363,7 @@ func (s *supervisor) startAll() {
 		}
 	}
 	for i := range s.running {
-		go s.wait(i, s.res.Statuses[i].Pid)
+		go s.wait(i, s.res.Statuses[i].Pid, s.reports[i])
 	}
 }
 
@@ -388,7 +396,11 @@ func (s *supervisor) teardownPending() os.Signal {
 // another process that got the pid after it. gpipe thus holds no pidfd
 // per running stage (os.Process is released once started): a pipeline of
 // programs needs no descriptor per stage, as under bash.
-func (s *supervisor) wait(i, pid int) {
+//
+// A stage started through a helper process has its helper's report
+// (rep): its end comes with what the helper reported, read to the pipe's
+// end, which the helper's end has reached.
+func (s *supervisor) wait(i, pid int, rep *startReport) {
 	// si_code of a child's change (asm-generic/siginfo.h).
 	const cldStopped, cldContinued = 5, 6
 	for {
@@ -423,6 +435,10 @@ func (s *supervisor) wait(i, pid int) {
 				e.io = processIO(pid)
 			}
 			e.reap = pid
+			if rep != nil {
+				<-rep.done
+				e.report = rep
+			}
 		}
 		s.exits <- e
 		return
@@ -467,7 +483,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	// as bash's message: the word, then the system's ("missing: No such
 	// file or directory"); see bashError.
 	failAsBash := func(code int, err error) (*os.Process, Status) {
-		status.Code, status.Err = code, bashError(st, code, err)
+		status.Code, status.Err = code, bashError(st.Name(), code, err)
 		return nil, status
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
@@ -498,7 +514,17 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 			spec.Rings = append(spec.Rings, childRing{FD: e.FD, Writer: e.Ring.Writer, Mem: t.addAbove(e.Ring.Mem), Sock: t.addAbove(e.Ring.Sock)})
 		}
 	}
+	var rep *startReport
 	if spec.Redirs != nil || spec.Builtin != "" {
+		var err error
+		if rep, spec.Report, err = newStartReport(t); err != nil {
+			return fail(ExitCannotStart, err)
+		}
+		defer func() {
+			if s.reports[st.ID] != rep {
+				rep.r.Close() // the helper did not start
+			}
+		}()
 		helper, err := helperCommand(spec, t)
 		if err != nil {
 			return fail(ExitCannotStart, err)
@@ -521,7 +547,13 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
+		// Reported on gpipe's own stderr, whatever the stage's
+		// redirections, as by the helper (see helper.failed).
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
+	}
+	if rep != nil {
+		s.reports[st.ID] = rep
+		go rep.read()
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	// Its pidfd is closed at once: the process is signalled and
@@ -568,13 +600,7 @@ func (s *supervisor) supervise() {
 		s.signal(s.abandoned)
 		s.signal(syscall.SIGCONT)
 	case s.res.FailedStart >= 0:
-		// A start failed: what started goes at once, and so do the
-		// files the redirections created.
-		s.stopBuiltins()
-		s.signal(syscall.SIGKILL)
-		for _, path := range s.created {
-			_ = os.Remove(path)
-		}
+		s.abandonStart()
 	}
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
@@ -617,11 +643,15 @@ func (s *supervisor) supervise() {
 			delete(s.inproc, e.stage)
 			s.dropOutCopies(e.stage)
 			s.record(e)
+			pid := s.res.Statuses[e.stage].Pid
+			if e.report != nil && e.report.failed != nil {
+				s.helperFailed(e.stage, e.report)
+			}
 			s.plan.Exited(e.stage)
 			if s.opts.StopEarly {
 				s.stopEarly()
 			}
-			ev := Event{Kind: Exited, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Status: s.res.Statuses[e.stage]}
+			ev := Event{Kind: Exited, Stage: e.stage, Pid: pid, Status: s.res.Statuses[e.stage]}
 			if e.builtin == nil && e.err == nil {
 				ru := e.usage
 				ev.Usage = &ru
@@ -673,6 +703,17 @@ func (s *supervisor) supervise() {
 			}
 		}
 	}
+	if s.res.FailedStart >= 0 {
+		// The files the helpers' redirections created, which each
+		// reported as it created them: all told once every helper has
+		// ended.
+		for _, rep := range s.reports {
+			<-rep.done
+			for _, path := range rep.created {
+				_ = os.Remove(path)
+			}
+		}
+	}
 	if s.pgid != 0 {
 		// The stages are gone; their own children in the group go too,
 		// whether the run was torn down or ended by itself: nothing a
@@ -684,6 +725,34 @@ func (s *supervisor) supervise() {
 		if s.guard != nil {
 			s.guard.end()
 		}
+	}
+}
+
+// abandonStart ends a start abandoned because a stage could not start
+// (Options.FailFast): what started goes at once, and so do the files the
+// redirections created.
+func (s *supervisor) abandonStart() {
+	s.stopBuiltins()
+	s.signal(syscall.SIGKILL)
+	for _, path := range s.created {
+		_ = os.Remove(path)
+	}
+}
+
+// helperFailed takes the report of stage i's helper process that the
+// stage did not start. Its status and message read as those of a stage
+// gpipe could not start itself (see start), and under Options.FailFast
+// the start is abandoned in the same way, though by now the stages after
+// it have started too: they are killed with those before it.
+func (s *supervisor) helperFailed(i int, rep *startReport) {
+	st := &s.res.Statuses[i]
+	rep.notStarted(st)
+	if !st.Reported && s.opts.OnError != nil {
+		s.opts.OnError(st.Err)
+	}
+	if st.Code >= ExitCannotStart && s.opts.FailFast && s.res.FailedStart < 0 && s.res.Signal == nil {
+		s.res.FailedStart = i
+		s.abandonStart()
 	}
 }
 
