@@ -65,7 +65,7 @@ func Main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case stage.ChildArg:
-			os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
+			os.Exit(stage.RunChild(os.Args[2:], os.Stderr, builtins.Default()))
 		case stage.GuardianArg:
 			os.Exit(stage.RunGuardian())
 		}

@@ -120,7 +120,7 @@ func (e *SVGError) Error() string { return e.Msg }
 func WriteSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *Stats, path string) error {
 	dot, err := LookDot(path)
 	if err != nil {
-		return &SVGError{Code: 127, Msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
+		return &SVGError{Code: stage.ExitNotFound, Msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
 	}
 	var src, errBuf bytes.Buffer
 	WriteDot(&src, g, cmds, choices, rs)
@@ -129,9 +129,9 @@ func WriteSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return &SVGError{Code: 125, Msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
+			return &SVGError{Code: stage.ExitCannotStart, Msg: fmt.Sprintf("--svg: dot failed: %s", strings.TrimSpace(errBuf.String()))}
 		}
-		return &SVGError{Code: 125, Msg: fmt.Sprintf("--svg: %v", err)}
+		return &SVGError{Code: stage.ExitCannotStart, Msg: fmt.Sprintf("--svg: %v", err)}
 	}
 	return nil
 }

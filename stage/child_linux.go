@@ -53,6 +53,10 @@ type childSpec struct {
 	FIFOs int
 	// Parent is gpipe's pid: the helper dies with it (see execStage).
 	Parent int
+	// Report is the helper's end of its report pipe to gpipe, which
+	// learns there whether the stage started (see report_linux.go); 0:
+	// none, and a start that fails is reported on stderr only.
+	Report int
 }
 
 // childRing is a ring end a builtin finds at descriptors Mem and Sock, in
@@ -140,46 +144,56 @@ func readSpec(arg string) (childSpec, error) {
 }
 
 // RunChild is the whole life of a helper process; args are its arguments
-// after ChildArg: the instructions' descriptor, and the stage's name. It applies the stage's redirections in order, opening
-// files itself (a FIFO's open blocks here, in this process only), then
-// replaces itself with the stage's program, or runs the builtin. It
-// returns only if that fails, with the exit status to end with: 1 for a
-// failed redirection, as in bash, 126 or 127 for a program that cannot run.
-func RunChild(args []string, stderr io.Writer) int {
+// after ChildArg: the instructions' descriptor, and the stage's name. It
+// applies the stage's redirections in order, opening files itself (a
+// FIFO's open blocks here, in this process only), then replaces itself
+// with the stage's program, or runs the builtin. It returns only if that
+// fails, with the exit status to end with: 1 for a failed redirection, as
+// in bash, ExitNotExecutable or ExitNotFound for a program that cannot
+// run (see startFailure); or when the builtin has run, with its status.
+//
+// reg is where the helper finds its builtin, by the name the pipeline was
+// resolved with (Resolve): the helper is a new run of the same binary, so
+// its main passes the registry that binary resolves pipelines with. A
+// builtin reg does not hold fails with ExitCannotStart.
+func RunChild(args []string, stderr io.Writer, reg map[string]*builtins.Builtin) int {
 	quitting := quitLikeAProgram()
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "gpipe: %s: want two arguments, the instructions' descriptor and the stage\n", ChildArg)
-		return 125
+		return ExitCannotStart
 	}
 	spec, err := readSpec(args[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "gpipe: %s: bad helper instructions: %v\n", ChildArg, err)
-		return 125
+		return ExitCannotStart
+	}
+	h := &helper{spec: spec, stderr: stderr}
+	if spec.Report > 0 {
+		// An exec that succeeds closes it: the stage started.
+		unix.CloseOnExec(spec.Report)
 	}
 	for i, r := range spec.Redirs {
 		var err error
 		if i < spec.FIFOs {
 			err = openFIFO(r)
 		} else {
-			err = applyRaw(r)
+			err = applyRaw(r, h.created)
 		}
 		if err != nil && i < spec.FIFOs && errors.Is(err, syscall.ENOENT) {
 			if r.Op != parser.RedirRead {
-				return 128 + int(syscall.SIGPIPE)
+				return ExitBrokenPipe
 			}
-			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull})
+			err = applyRaw(parser.Redirect{FD: r.FD, Op: parser.RedirRead, Path: os.DevNull}, nil)
 		}
 		if err != nil {
-			// As bash words it, on the stderr the stage has at this
-			// point (this process's descriptor 2, as redirected so far).
-			fmt.Fprintf(stderr, "gpipe: %v\n", err)
-			return 1
+			return h.failed(redirectCode(err), err, spec.Redirs[:i])
 		}
 	}
 	if spec.Builtin != "" {
-		return runBuiltin(spec, stderr, quitting)
+		return runBuiltin(h, reg[spec.Builtin], quitting)
 	}
 	if spec.Path == "" {
+		h.started()
 		return 0 // a stage of redirections only
 	}
 	for _, fd := range spec.Closed {
@@ -187,7 +201,53 @@ func RunChild(args []string, stderr io.Writer) int {
 	}
 	err = execStage(spec)
 	code, text := startFailure(spec.Path, err)
-	fmt.Fprintf(stderr, "gpipe: %s: %s\n", spec.Path, text)
+	return h.failed(code, errors.New(spec.Path+": "+text), nil)
+}
+
+// helper is what a helper process knows as it starts its stage: its
+// instructions, and its standard error as it was when it started.
+type helper struct {
+	spec   childSpec
+	stderr io.Writer
+}
+
+// created tells gpipe of a file that a redirection is about to create.
+func (h *helper) created(path string) {
+	if h.spec.Report > 0 {
+		_ = childReport{Created: path}.send(h.spec.Report)
+	}
+}
+
+// started tells gpipe that the stage runs (a builtin) or has done all it
+// had to (redirections only): the report pipe is closed.
+func (h *helper) started() {
+	if h.spec.Report > 0 {
+		_ = unix.Close(h.spec.Report)
+		h.spec.Report = 0
+	}
+}
+
+// failed reports that the stage did not start, with status code, because
+// of err, and returns code; done are the redirections performed before
+// the one that failed, if one did. The message is worded as for a stage
+// gpipe could not start itself (bashError), and goes where gpipe writes
+// it then (see supervisor.start): a failed redirection's to the stage's
+// standard error if the redirections before it moved it (this process's
+// descriptor 2, as redirected so far), as bash writes it; any other to
+// gpipe, which reports it on its own standard error, whatever the
+// redirections: a program that cannot run may abandon the whole run
+// (Options.FailFast), and the stage's standard error may be a pipe whose
+// reader goes with it.
+func (h *helper) failed(code int, err error, done []parser.Redirect) int {
+	msg := bashError(h.spec.Stage, code, err).Error()
+	moved := stderrMoved(done)
+	if moved {
+		fmt.Fprintf(h.stderr, "gpipe: %s\n", msg)
+	}
+	sent := h.spec.Report > 0 && childReport{Failed: true, Code: code, Text: msg, Reported: moved}.send(h.spec.Report) == nil
+	if !moved && !sent {
+		fmt.Fprintf(h.stderr, "gpipe: %s\n", msg)
+	}
 	return code
 }
 
@@ -203,19 +263,21 @@ func execStage(spec childSpec) error {
 		return err
 	}
 	if spec.Parent != 0 && unix.Getppid() != spec.Parent {
-		os.Exit(128 + int(syscall.SIGKILL))
+		os.Exit(ExitSignalled(syscall.SIGKILL))
 	}
 	err := unix.Exec(spec.Path, spec.Args, spec.Env)
 	if errors.Is(err, syscall.ENOEXEC) {
-		err = unix.Exec("/bin/sh", append([]string{"sh", spec.Path}, spec.Args[1:]...), spec.Env)
+		sh, args := shellFallback(spec.Path, spec.Args)
+		err = unix.Exec(sh, args, spec.Env)
 	}
 	return err
 }
 
 // applyRaw performs one redirection on this process's own descriptors,
 // with system calls only: nothing here may start the Go runtime's poller,
-// whose descriptor a redirection could overwrite.
-func applyRaw(r parser.Redirect) error {
+// whose descriptor a redirection could overwrite. A file it is about to
+// create is told to created first, when created is not nil.
+func applyRaw(r parser.Redirect, created func(path string)) error {
 	flags, isFile := openFlags(r.Op)
 	switch r.Op {
 	case parser.RedirClose:
@@ -229,6 +291,12 @@ func applyRaw(r parser.Redirect) error {
 	}
 	if !isFile {
 		return fmt.Errorf("redirection %d is not supported", r.Op)
+	}
+	var st unix.Stat_t
+	if created != nil && flags&unix.O_CREAT != 0 && unix.Lstat(r.Path, &st) == unix.ENOENT {
+		// Told before, so that a helper killed in the open leaves no
+		// file untold.
+		created(r.Path)
 	}
 	fd, err := openRetry(r.Path, flags|unix.O_CLOEXEC)
 	if err != nil {
@@ -288,19 +356,18 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// runBuiltin runs a builtin stage in a helper process over its rings, or
-// its descriptors 0 and 1 where it has no ring, and returns its exit status
-// (see finishBuiltin).
-func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int {
-	b := builtins.Default()[spec.Builtin]
+// runBuiltin runs b, the builtin of h's stage, in a helper process over
+// its rings, or its descriptors 0 and 1 where it has no ring, and returns
+// its exit status (see finishBuiltin). A nil b is a builtin the helper
+// does not know.
+func runBuiltin(h *helper, b *builtins.Builtin, quitting <-chan struct{}) int {
+	spec, stderr := h.spec, h.stderr
 	if b == nil {
-		fmt.Fprintf(stderr, "gpipe: %s: no builtin %q\n", spec.Stage, spec.Builtin)
-		return 125
+		return h.failed(ExitCannotStart, fmt.Errorf("no builtin %q", spec.Builtin), nil)
 	}
 	run, err := b.Parse(spec.Args[1:])
 	if err != nil {
-		fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-		return 2
+		return h.failed(2, fmt.Errorf("%s: %w", spec.Stage, err), nil)
 	}
 	var in plumbing.Source
 	var out plumbing.Sink
@@ -322,8 +389,7 @@ func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int 
 		mem.Close()
 		sock.Close()
 		if err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: %v\n", spec.Stage, err)
-			return 125
+			return h.failed(ExitCannotStart, err, nil)
 		}
 	}
 	for _, fd := range spec.Closed {
@@ -344,8 +410,7 @@ func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int 
 		// builtin reports it as status 141 instead.
 		fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
 		if err != nil {
-			fmt.Fprintf(stderr, "gpipe: %s: standard output: %v\n", spec.Stage, err)
-			return 1
+			return h.failed(ExitCannotStart, fmt.Errorf("standard output: %w", err), nil)
 		}
 		sink := plumbing.NewFileSink(os.NewFile(uintptr(fd), "stdout"))
 		// Descriptor 1 itself must not hold the pipe open once the
@@ -357,6 +422,7 @@ func runBuiltin(spec childSpec, stderr io.Writer, quitting <-chan struct{}) int 
 		out = sink
 	}
 	plumbing.FlushBeforeWait(in, out)
+	h.started()
 	err = run(in, out, files)
 	if errors.Is(err, plumbing.ErrWriterDied) && quitting != nil {
 		select {
@@ -479,7 +545,7 @@ func finishBuiltin(stage string, err error, in plumbing.Source, out plumbing.Sin
 	case err == nil:
 		return 0
 	case plumbing.IsBrokenPipe(err):
-		return 128 + int(syscall.SIGPIPE)
+		return ExitBrokenPipe
 	}
 	fmt.Fprintf(stderr, "gpipe: %s: %v\n", stage, err)
 	if errors.Is(err, plumbing.ErrWriterDied) {
@@ -520,7 +586,7 @@ func quitLikeAProgram() <-chan struct{} {
 	go func() {
 		<-quit
 		close(quitting)
-		os.Exit(128 + int(syscall.SIGQUIT))
+		os.Exit(ExitSignalled(syscall.SIGQUIT))
 	}()
 	return quitting
 }

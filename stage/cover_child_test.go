@@ -26,8 +26,8 @@ import (
 // as a tool writes its counters there when it exits, and the report
 // merges them.
 
-// helper is one run of a helper process.
-type helper struct {
+// helperRun is one run of a helper process.
+type helperRun struct {
 	code           int
 	stdout, stderr string
 }
@@ -73,7 +73,7 @@ func startHelper(t *testing.T, ctx context.Context, spec *childSpec, args []stri
 }
 
 // runHelper runs the helper to its end, within the scaled deadline.
-func runHelper(t *testing.T, spec *childSpec, args []string, input string, extra ...*os.File) helper {
+func runHelper(t *testing.T, spec *childSpec, args []string, input string, extra ...*os.File) helperRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scaled(20*time.Second))
 	defer cancel()
@@ -103,7 +103,7 @@ func runHelper(t *testing.T, spec *childSpec, args []string, input string, extra
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatal(err)
 	}
-	return helper{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	return helperRun{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 }
 
 // TestHelperBadStart: a helper started wrongly says so, with status 125.

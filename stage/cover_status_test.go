@@ -98,11 +98,11 @@ func TestStartFailure(t *testing.T) {
 	}
 	st := linear(1).Stages[0]
 	err := &os.PathError{Op: "open", Path: "f", Err: syscall.EMFILE}
-	if got := bashError(st, redirectCode(err), err).Error(); got != "stage 1 (s): open f: too many open files" {
+	if got := bashError(st.Name(), redirectCode(err), err).Error(); got != "stage 1 (s): open f: too many open files" {
 		t.Errorf("gpipe's own resources: %q", got)
 	}
 	err.Err = syscall.ENOENT
-	if code := redirectCode(err); code != 1 || bashError(st, code, err) != error(err) {
-		t.Errorf("a missing file: %d, %v", code, bashError(st, code, err))
+	if code := redirectCode(err); code != 1 || bashError(st.Name(), code, err) != error(err) {
+		t.Errorf("a missing file: %d, %v", code, bashError(st.Name(), code, err))
 	}
 }

@@ -67,7 +67,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	for _, r := range st.Redirs {
 		if err := t.apply(r); err != nil {
 			failed := fail(redirectCode(err), err)
-			failed.Err = bashError(st, failed.Code, err)
+			failed.Err = bashError(st.Name(), failed.Code, err)
 			failed.Reported = t.reportRedirect(s.stderr(st.ID), failed.Err)
 			return failed
 		}
@@ -87,7 +87,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 			err = files.addRing(e)
 		}
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 	}
 	// The descriptors the builtin may open by path: its ports and
@@ -97,7 +97,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	for fd, f := range t.files {
 		if fd > 2 || std[fd] {
 			if err := files.keep(fd, f); err != nil {
-				return fail(125, err)
+				return fail(ExitCannotStart, err)
 			}
 		}
 	}
@@ -139,7 +139,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	if in == nil {
 		f, err := dup(0)
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 		in = closedEnd{"standard input"}
 		if f != nil {
@@ -158,7 +158,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	if out == nil {
 		f, err := dup(1)
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 		out = closedEnd{"standard output"}
 		if f != nil {
@@ -172,11 +172,11 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 		// descriptor each.
 		shared, err := s.sharedStderr()
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 		stderr = nopCloser{shared}
 	} else if f, err := dup(2); err != nil {
-		return fail(125, err)
+		return fail(ExitCannotStart, err)
 	} else if f != nil {
 		stderr = f
 	}

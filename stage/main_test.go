@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/builtins"
 )
 
 // TestMain lets this test binary play the gpipe processes that Run starts
@@ -16,7 +18,7 @@ func TestMain(m *testing.M) {
 		case GuardianArg:
 			os.Exit(RunGuardian())
 		case ChildArg:
-			os.Exit(RunChild(os.Args[2:], os.Stderr))
+			os.Exit(RunChild(os.Args[2:], os.Stderr, registry()))
 		}
 	}
 	// Run gives a pipeline the terminal it finds; these tests run without
@@ -27,3 +29,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// registry is the builtins these tests resolve pipelines with, and the
+// one their helper processes find them in: as gpipe's main, the test
+// binary's entry point is where the registry is chosen.
+func registry() map[string]*builtins.Builtin { return builtins.Default() }

@@ -6,15 +6,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gpipe/gpipe/builtins"
 )
 
 // TestStartObserveSteer starts a pipeline, watches it through its events
 // and snapshots, stops and continues its process, tears it down, and
 // reads the final snapshot with the bytes its ring carried.
 func TestStartObserveSteer(t *testing.T) {
-	g, cmds, plan := prepare(t, "gen -n 5 | cat | sleep 100", builtins.Default())
+	g, cmds, plan := prepare(t, "gen -n 5 | cat | sleep 100", registry())
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +100,7 @@ func TestMeasureIO(t *testing.T) {
 	if _, err := os.Stat("/proc/self/io"); err != nil {
 		t.Skipf("no /proc/PID/io here: %v", err)
 	}
-	g, cmds, plan := prepare(t, "seq 100000 | cat | sh -c 'cat > /dev/null; exec sleep 100'", builtins.Default())
+	g, cmds, plan := prepare(t, "seq 100000 | cat | sh -c 'cat > /dev/null; exec sleep 100'", registry())
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

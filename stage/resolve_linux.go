@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,7 +70,7 @@ type LookupError struct {
 	Stage string // "stage 2 (foo)"
 	ID    int    // the stage's index in the graph
 	Word  string // the command word bash names: "foo", "./x.sh" ("command foo": "foo")
-	Code  int    // 127 not found, 126 found but not executable, as in bash
+	Code  int    // ExitNotFound, or ExitNotExecutable: found but not executable, as in bash
 	Text  string // "command not found", "Permission denied", …
 
 	dir bool // the name is a directory, which a PATH search skips
@@ -233,52 +232,30 @@ func lookPath(name, path string) (string, *LookupError) {
 		}
 		// Like bash, the search skips directories, and remembers a file
 		// it may not execute in case nothing better turns up.
-		if err.Code == 126 && !err.dir && denied == nil {
+		if err.Code == ExitNotExecutable && !err.dir && denied == nil {
 			denied = err
 		}
 	}
 	if denied != nil {
 		return "", denied
 	}
-	return "", &LookupError{Code: 127, Text: "command not found"}
+	return "", &LookupError{Code: ExitNotFound, Text: "command not found"}
 }
 
 func checkExecutable(p string) *LookupError {
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &LookupError{Code: 127, Text: errText(syscall.ENOENT)}
+		return &LookupError{Code: ExitNotFound, Text: errText(syscall.ENOENT)}
 	case err != nil:
-		return &LookupError{Code: 126, Text: errText(err)}
+		return &LookupError{Code: ExitNotExecutable, Text: errText(err)}
 	case fi.IsDir():
-		return &LookupError{Code: 126, Text: errText(syscall.EISDIR), dir: true}
+		return &LookupError{Code: ExitNotExecutable, Text: errText(syscall.EISDIR), dir: true}
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
-		return &LookupError{Code: 126, Text: errText(err)}
+		return &LookupError{Code: ExitNotExecutable, Text: errText(err)}
 	}
 	return nil
-}
-
-// startFailure is the status and message of a program that could not be
-// started, as bash gives them: 127 for a program that is not there; 126
-// for one that is there but cannot run (not executable, a directory, an
-// argument list too long, a "#!" interpreter that is not there, where
-// bash 5.2 says "cannot execute: required file not found" and 127); 125
-// when gpipe's own resources ran out (descriptors, memory, processes).
-func startFailure(path string, err error) (int, string) {
-	switch {
-	case resourceError(err):
-		return 125, errText(err)
-	case errors.Is(err, syscall.ENOENT):
-		if interp, ok := interpreter(path); ok {
-			return 126, fmt.Sprintf("%s: bad interpreter: %s", interp, errText(err))
-		}
-		if _, statErr := os.Stat(path); statErr == nil {
-			return 126, "cannot execute: required file not found"
-		}
-		return 127, errText(err)
-	}
-	return 126, errText(err)
 }
 
 // bashError is the error of a stage that did not start because a
@@ -286,55 +263,13 @@ func startFailure(path string, err error) (int, string) {
 // without its own name: the path, then the system's message, and nothing
 // of gpipe's ("missing.txt: No such file or directory", "9: Bad file
 // descriptor", "./x.sh: Permission denied"). When what failed is gpipe's
-// own resources (code 125), which bash would not meet there, the stage
-// is named first, as for gpipe's other failures.
-func bashError(st *parser.Stage, code int, err error) error {
-	if code == 125 {
-		return fmt.Errorf("%s: %w", st.Name(), err)
+// own resources (ExitCannotStart), which bash would not meet there, the stage
+// is named first (stage, "stage 2 (cat)"), as for gpipe's other failures.
+func bashError(stage string, code int, err error) error {
+	if code == ExitCannotStart {
+		return fmt.Errorf("%s: %w", stage, err)
 	}
 	return err
-}
-
-// redirectCode is the status of a stage whose redirection failed: 1, as
-// in bash, or 125 when what failed is gpipe's resources.
-func redirectCode(err error) int {
-	if resourceError(err) {
-		return 125
-	}
-	return 1
-}
-
-// resourceError reports whether err is one of gpipe's resources running
-// out, not the user's program or file: status 125.
-func resourceError(err error) bool {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EBADF} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// interpreter returns the program named on the "#!" line of the file at
-// path, if it has one.
-func interpreter(path string) (string, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	buf := make([]byte, 256)
-	n, _ := io.ReadFull(f, buf)
-	line, _, _ := strings.Cut(string(buf[:n]), "\n")
-	rest, ok := strings.CutPrefix(line, "#!")
-	if !ok {
-		return "", false
-	}
-	fields := strings.Fields(rest)
-	if len(fields) == 0 {
-		return "", false
-	}
-	return fields[0], true
 }
 
 // errText is the system's message for err without the operation and path

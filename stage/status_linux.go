@@ -16,7 +16,7 @@ import (
 type Status struct {
 	Stage   *parser.Stage
 	Started bool           // a process ran (false: no command words, or setup failed)
-	Code    int            // the exit code, or 128+N for death by signal N
+	Code    int            // the exit code, or ExitSignalled(N) for death by signal N
 	Signal  syscall.Signal // the signal that killed the process; 0 if it exited
 	Err     error          // why the stage did not start; nil if it did
 
@@ -65,20 +65,11 @@ type Status struct {
 	Began, Ended time.Time
 }
 
-// ExitPanic is the status of an in-process builtin that panicked: a bug
-// in gpipe, reported as that stage's failure (EX_SOFTWARE of sysexits.h).
-const ExitPanic = 70
-
-// ExitInputBroken is the status a builtin ends with when the writer of its
-// input ring died before closing it, after passing on every byte the
-// writer had committed.
-const ExitInputBroken = 3
-
 // BrokenPipe reports whether the stage stopped because the reader of its
-// output had gone: killed by SIGPIPE, or exited with 141, the status a shell
+// output had gone: killed by SIGPIPE, or exited with ExitBrokenPipe, as a shell
 // or a builtin gives for it. Such a stage did not fail for its own reason.
 func (s Status) BrokenPipe() bool {
-	return s.Signal == unix.SIGPIPE || (s.Signal == 0 && s.Code == 128+int(unix.SIGPIPE))
+	return s.Signal == unix.SIGPIPE || (s.Signal == 0 && s.Code == ExitBrokenPipe)
 }
 
 // String describes the status for --status: "0", "3", "141 (SIGPIPE)".
@@ -134,7 +125,7 @@ func newResult(g *parser.Graph) *Result {
 }
 
 // ExitCode applies gpipe's exit-status rule:
-//   - 128+N when gpipe was torn down by signal N;
+//   - ExitSignalled(N) when gpipe was torn down by signal N;
 //   - otherwise the status of the downstream-most stage that failed for its
 //     own reason (not a broken pipe: "yes | head -1" succeeds; not a
 //     builtin whose input writer died, whose failure is the writer's).
@@ -147,7 +138,7 @@ func newResult(g *parser.Graph) *Result {
 //   - otherwise 0.
 func (r *Result) ExitCode() int {
 	if sig, ok := r.Signal.(syscall.Signal); ok {
-		return 128 + int(sig)
+		return ExitSignalled(sig)
 	}
 	if r.FailedStart >= 0 {
 		return r.Statuses[r.FailedStart].Code

@@ -175,6 +175,7 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		stops:       map[int]*plumbing.Stop{},
 		outCopies:   map[int]*os.File{},
 		ports:       map[int]*portFiles{},
+		reports:     map[int]*startReport{},
 		ctl:         make(chan func()),
 	}
 	if opts.JobControl {
@@ -288,6 +289,10 @@ type supervisor struct {
 	// ports holds, under Options.StopEarly, each in-process stage's
 	// port files, which keep copies of the FIFOs it opens to write.
 	ports map[int]*portFiles
+	// reports holds the report pipe of each stage started through a
+	// helper process, which tells whether the stage started after all
+	// (see report_linux.go); only written by startAll.
+	reports map[int]*startReport
 
 	// stderrCopy is the copy of Options.Stderr that the builtins inside
 	// gpipe write to (see sharedStderr).
@@ -308,6 +313,9 @@ type exit struct {
 	io      IO  // the process's last I/O figures, with Options.MeasureIO
 	reap    int // the pid of an ended process still to be reaped (see wait)
 	builtin *builtinExit
+	// report is what the helper process of an ended stage reported
+	// (see report_linux.go); nil for a stage without a helper.
+	report *startReport
 }
 
 // startAll starts the stages in order, each with its descriptors, and
@@ -330,8 +338,8 @@ func (s *supervisor) startAll() {
 		var p *os.Process
 		var status Status
 		if err := s.plan.Open(i); err != nil {
-			// Out of descriptors: gpipe's own resources, status 125.
-			status = Status{Stage: st, Code: 125, Err: fmt.Errorf("%s: %w", st.Name(), err)}
+			// Out of descriptors: gpipe's own resources, ExitCannotStart.
+			status = Status{Stage: st, Code: ExitCannotStart, Err: fmt.Errorf("%s: %w", st.Name(), err)}
 		} else if s.cmds[i].InProcess {
 			status = s.startBuiltin(st, s.cmds[i])
 			if status.Started {
@@ -340,7 +348,7 @@ func (s *supervisor) startAll() {
 		} else {
 			p, status = s.start(st, s.cmds[i])
 		}
-		if status.Code == 125 && status.Err != nil {
+		if status.Code == ExitCannotStart && status.Err != nil {
 			// Out of descriptors, say: what the pipeline needs, and the limit.
 			status.Err = s.plan.WithNeed(status.Err)
 		}
@@ -348,7 +356,7 @@ func (s *supervisor) startAll() {
 		if status.Err != nil && !status.Reported && s.opts.OnError != nil {
 			s.opts.OnError(status.Err)
 		}
-		if status.Err != nil && status.Code >= 125 && s.opts.FailFast {
+		if status.Err != nil && status.Code >= ExitCannotStart && s.opts.FailFast {
 			s.res.FailedStart = i
 			// The builtins that started are stopped now, before this
 			// stage's ends are released below: its reader gone, a
@@ -368,7 +376,7 @@ func (s *supervisor) startAll() {
 		}
 	}
 	for i := range s.running {
-		go s.wait(i, s.res.Statuses[i].Pid)
+		go s.wait(i, s.res.Statuses[i].Pid, s.reports[i])
 	}
 }
 
@@ -401,7 +409,11 @@ func (s *supervisor) teardownPending() os.Signal {
 // another process that got the pid after it. gpipe thus holds no pidfd
 // per running stage (os.Process is released once started): a pipeline of
 // programs needs no descriptor per stage, as under bash.
-func (s *supervisor) wait(i, pid int) {
+//
+// A stage started through a helper process has its helper's report
+// (rep): its end comes with what the helper reported, read to the pipe's
+// end, which the helper's end has reached.
+func (s *supervisor) wait(i, pid int, rep *startReport) {
 	// si_code of a child's change (asm-generic/siginfo.h).
 	const cldStopped, cldContinued = 5, 6
 	for {
@@ -436,6 +448,10 @@ func (s *supervisor) wait(i, pid int) {
 				e.io = processIO(pid)
 			}
 			e.reap = pid
+			if rep != nil {
+				<-rep.done
+				e.report = rep
+			}
 		}
 		s.exits <- e
 		return
@@ -480,7 +496,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	// as bash's message: the word, then the system's ("missing: No such
 	// file or directory"); see bashError.
 	failAsBash := func(code int, err error) (*os.Process, Status) {
-		status.Code, status.Err = code, bashError(st, code, err)
+		status.Code, status.Err = code, bashError(st.Name(), code, err)
 		return nil, status
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
@@ -511,10 +527,20 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 			spec.Rings = append(spec.Rings, childRing{FD: e.FD, Writer: e.Ring.Writer, Mem: t.addAbove(e.Ring.Mem), Sock: t.addAbove(e.Ring.Sock)})
 		}
 	}
+	var rep *startReport
 	if spec.Redirs != nil || spec.Builtin != "" {
+		var err error
+		if rep, spec.Report, err = newStartReport(t); err != nil {
+			return fail(ExitCannotStart, err)
+		}
+		defer func() {
+			if s.reports[st.ID] != rep {
+				rep.r.Close() // the helper did not start
+			}
+		}()
 		helper, err := helperCommand(spec, t)
 		if err != nil {
-			return fail(125, err)
+			return fail(ExitCannotStart, err)
 		}
 		cmd = helper
 	}
@@ -522,18 +548,25 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		s.created = append(s.created, t.created...)
 	}
 	if err := s.group(); err != nil {
-		return fail(125, err)
+		return fail(ExitCannotStart, err)
 	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
 		// A script without "#!": bash runs it with a shell, and so do we.
-		p, err = os.StartProcess("/bin/sh", append([]string{"sh", cmd.Path}, cmd.Args[1:]...), attr)
+		sh, args := shellFallback(cmd.Path, cmd.Args)
+		p, err = os.StartProcess(sh, args, attr)
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
+		// Reported on gpipe's own stderr, whatever the stage's
+		// redirections, as by the helper (see helper.failed).
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
+	}
+	if rep != nil {
+		s.reports[st.ID] = rep
+		go rep.read()
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
 	// Its pidfd is closed at once: the process is signalled and
@@ -580,13 +613,7 @@ func (s *supervisor) supervise() {
 		s.signal(s.abandoned)
 		s.signal(syscall.SIGCONT)
 	case s.res.FailedStart >= 0:
-		// A start failed: what started goes at once, and so do the
-		// files the redirections created.
-		s.stopBuiltins()
-		s.signal(syscall.SIGKILL)
-		for _, path := range s.created {
-			_ = os.Remove(path)
-		}
+		s.abandonStart()
 	}
 	for len(s.running)+len(s.inproc) > 0 {
 		select {
@@ -629,11 +656,15 @@ func (s *supervisor) supervise() {
 			delete(s.inproc, e.stage)
 			s.dropOutCopies(e.stage)
 			s.record(e)
+			pid := s.res.Statuses[e.stage].Pid
+			if e.report != nil && e.report.failed != nil {
+				s.helperFailed(e.stage, e.report)
+			}
 			s.plan.Exited(e.stage)
 			if s.opts.StopEarly {
 				s.stopEarly()
 			}
-			ev := Event{Kind: Exited, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Status: s.res.Statuses[e.stage]}
+			ev := Event{Kind: Exited, Stage: e.stage, Pid: pid, Status: s.res.Statuses[e.stage]}
 			if e.builtin == nil && e.err == nil {
 				ru := e.usage
 				ev.Usage = &ru
@@ -680,8 +711,19 @@ func (s *supervisor) supervise() {
 				s.left[i] = true
 				s.dropOutCopies(i)
 				st := &s.res.Statuses[i]
-				st.Signal, st.Code = syscall.SIGKILL, 128+int(syscall.SIGKILL)
+				st.Signal, st.Code = syscall.SIGKILL, ExitSignalled(syscall.SIGKILL)
 				delete(s.inproc, i)
+			}
+		}
+	}
+	if s.res.FailedStart >= 0 {
+		// The files the helpers' redirections created, which each
+		// reported as it created them: all told once every helper has
+		// ended.
+		for _, rep := range s.reports {
+			<-rep.done
+			for _, path := range rep.created {
+				_ = os.Remove(path)
 			}
 		}
 	}
@@ -696,6 +738,34 @@ func (s *supervisor) supervise() {
 		if s.guard != nil {
 			s.guard.end()
 		}
+	}
+}
+
+// abandonStart ends a start abandoned because a stage could not start
+// (Options.FailFast): what started goes at once, and so do the files the
+// redirections created.
+func (s *supervisor) abandonStart() {
+	s.stopBuiltins()
+	s.signal(syscall.SIGKILL)
+	for _, path := range s.created {
+		_ = os.Remove(path)
+	}
+}
+
+// helperFailed takes the report of stage i's helper process that the
+// stage did not start. Its status and message read as those of a stage
+// gpipe could not start itself (see start), and under Options.FailFast
+// the start is abandoned in the same way, though by now the stages after
+// it have started too: they are killed with those before it.
+func (s *supervisor) helperFailed(i int, rep *startReport) {
+	st := &s.res.Statuses[i]
+	rep.notStarted(st)
+	if !st.Reported && s.opts.OnError != nil {
+		s.opts.OnError(st.Err)
+	}
+	if st.Code >= ExitCannotStart && s.opts.FailFast && s.res.FailedStart < 0 && s.res.Signal == nil {
+		s.res.FailedStart = i
+		s.abandonStart()
 	}
 }
 
@@ -796,7 +866,7 @@ func (s *supervisor) record(e exit) {
 		st.Code, st.Busy, st.Outputs = b.code, b.busy, b.outputs
 		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
-			st.Signal, st.Code = syscall.SIGPIPE, 128+int(syscall.SIGPIPE)
+			st.Signal, st.Code = syscall.SIGPIPE, ExitBrokenPipe
 		} else if b.stopped {
 			sig, ok := s.res.Signal.(syscall.Signal)
 			if !ok {
@@ -804,8 +874,8 @@ func (s *supervisor) record(e exit) {
 				// the processes with SIGKILL: so it reads the same.
 				sig = syscall.SIGKILL
 			}
-			st.Signal, st.Code = sig, 128+int(sig)
-		} else if s.opts.StopEarly && b.code == 128+int(syscall.SIGPIPE) && s.res.Signal == nil {
+			st.Signal, st.Code = sig, ExitSignalled(sig)
+		} else if s.opts.StopEarly && b.code == ExitBrokenPipe && s.res.Signal == nil {
 			// Under StopEarly, a builtin that found its reader gone
 			// itself, a moment before gpipe would have stopped it, reads
 			// the same as one stopped: which of the two came first is a
@@ -816,7 +886,7 @@ func (s *supervisor) record(e exit) {
 		return
 	}
 	if e.err != nil {
-		st.Code, st.Err = 125, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
+		st.Code, st.Err = ExitCannotStart, fmt.Errorf("%s: wait: %w", st.Stage.Name(), e.err)
 		return
 	}
 	st.User, st.System = time.Duration(e.usage.Utime.Nano()), time.Duration(e.usage.Stime.Nano())
@@ -830,12 +900,12 @@ func (s *supervisor) record(e exit) {
 		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {
 			st.Signal = syscall.SIGPIPE // a helper stopped early (see stopEarly)
 		}
-		st.Code = 128 + int(st.Signal)
+		st.Code = ExitSignalled(st.Signal)
 		return
 	}
 	st.Code = e.ws.ExitStatus()
 	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
-	if s.cmds[e.stage].Builtin != "" && st.Code == 128+int(syscall.SIGQUIT) {
+	if s.cmds[e.stage].Builtin != "" && st.Code == ExitSignalled(syscall.SIGQUIT) {
 		// A builtin's helper process ends by SIGQUIT with this status,
 		// and by nothing else (see quitLikeAProgram and finishBuiltin):
 		// shown as the quit it is, also when the quit reached the group

@@ -161,7 +161,7 @@ func TestRunRedirectFailureFailsOnlyThatStage(t *testing.T) {
 // withBoom is the default registry and "boom", a builtin that passes its
 // first block on and then panics: a bug in a builtin.
 func withBoom() map[string]*builtins.Builtin {
-	reg := builtins.Default()
+	reg := registry()
 	reg["boom"] = &builtins.Builtin{Name: "boom", Parse: func([]string) (builtins.Run, error) {
 		return func(in plumbing.Source, out plumbing.Sink, _ builtins.Files) error {
 			buf, _ := in.Peek(1)
@@ -213,7 +213,7 @@ func TestInProcessTeardown(t *testing.T) {
 		}
 		sigs <- syscall.SIGTERM
 	}()
-	r := runWith(t, "gen | cat | sh -c 'read x; touch "+marker+"; exec cat > /dev/null'", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
+	r := runWith(t, "gen | cat | sh -c 'read x; touch "+marker+"; exec cat > /dev/null'", registry(), nil, sigs, time.Second, 10*time.Second)
 	for i, s := range r.Statuses {
 		if s.Signal != syscall.SIGTERM || s.Code != 143 {
 			t.Errorf("stage %d: %v, want 143 (SIGTERM)", i+1, s)
@@ -246,7 +246,7 @@ func TestInProcessTeardownIsNoEnd(t *testing.T) {
 		runs = 20
 	}
 	for range runs {
-		g, cmds, plan := prepare(t, "cat | cat | cat | count", builtins.Default())
+		g, cmds, plan := prepare(t, "cat | cat | cat | count", registry())
 		p := Start(g, cmds, plan, Options{Stdin: r, Stdout: devnull, Stderr: devnull, Grace: time.Second})
 		p.Signal(syscall.SIGTERM)
 		done := make(chan *Result, 1)
@@ -272,7 +272,7 @@ func TestSignalBeforeStartStartsNothing(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	sigs <- syscall.SIGTERM
 	dir := t.TempDir()
-	r := runWith(t, "gen | cat | sh -c 'touch "+dir+"/ran' > "+dir+"/created", builtins.Default(), nil, sigs, time.Second, 10*time.Second)
+	r := runWith(t, "gen | cat | sh -c 'touch "+dir+"/ran' > "+dir+"/created", registry(), nil, sigs, time.Second, 10*time.Second)
 	for i, s := range r.Statuses {
 		if !s.Skipped || s.Started {
 			t.Errorf("stage %d: %v, want never started", i+1, s)
@@ -326,7 +326,7 @@ func TestFailFast(t *testing.T) {
 // is kept; without, it is zero, as is a builtin's CPU time either way.
 func TestInProcessBusy(t *testing.T) {
 	for _, on := range []bool{true, false} {
-		r := runFull(t, "gen -n 2000000 | filter 7 | count", builtins.Default(), nil, Options{Grace: time.Second, MeasureBusy: on}, 20*time.Second)
+		r := runFull(t, "gen -n 2000000 | filter 7 | count", registry(), nil, Options{Grace: time.Second, MeasureBusy: on}, 20*time.Second)
 		for i, s := range r.Statuses {
 			if s.Code != 0 || (s.Busy > 0) != on || s.CPU != 0 {
 				t.Errorf("MeasureBusy %v: stage %d: status %v, busy %v, CPU %v", on, i+1, s, s.Busy, s.CPU)
@@ -351,7 +351,7 @@ func TestRunStderrs(t *testing.T) {
 	common, first, third, fourth, fifth := file("common"), file("first"), file("third"), file("fourth"), file("fifth")
 	spec := `sh -c "echo one >&2; echo x" | sh -c "cat; echo two >&2" | sh -c "echo three >&2" 2>/dev/null | sh -c "echo four >&2" | sink nodir/out`
 	opts := Options{Grace: time.Second, Stderrs: []*os.File{first, nil, third, fourth, fifth}}
-	runFull(t, spec, builtins.Default(), common, opts, 20*time.Second)
+	runFull(t, spec, registry(), common, opts, 20*time.Second)
 	for _, c := range []struct{ name, want string }{
 		{"common", "two\n"},
 		{"first", "one\n"},

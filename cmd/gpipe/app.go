@@ -21,8 +21,8 @@ const version = "0.1.0-dev"
 
 // Exit codes of gpipe itself; a stage's own status passes through as it is.
 const (
-	exitUsage    = 2   // bad flag, bad spec: nothing was started
-	exitInternal = 125 // gpipe could not set the pipeline up (no pipe, say)
+	exitUsage    = 2                     // bad flag, bad spec: nothing was started
+	exitInternal = stage.ExitCannotStart // gpipe could not set the pipeline up (no pipe, say)
 )
 
 const description = `Runs SPEC, a pipeline in bash syntax, as a supervised graph of processes:

@@ -8,13 +8,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/stage"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == stage.ChildArg {
 		// gpipe re-executed as the helper of one stage.
-		os.Exit(stage.RunChild(os.Args[2:], os.Stderr))
+		os.Exit(stage.RunChild(os.Args[2:], os.Stderr, builtins.Default()))
 	}
 	if len(os.Args) > 1 && os.Args[1] == stage.GuardianArg {
 		// gpipe re-executed as the guardian of a pipeline's process group.
@@ -38,7 +39,7 @@ func main() {
 }
 
 // dieBy makes gpipe, torn down by sig and its stages gone, die by that
-// signal rather than exit 128+N, as a program that does not catch it
+// signal rather than exit with stage.ExitSignalled(sig), as a program that does not catch it
 // would: a calling shell sees the signal, and a loop of gpipe runs stops
 // at one Ctrl-C (bash stops a loop only when its command died by SIGINT).
 // The Go runtime, once sig is no longer caught, dies by it on receipt.
