@@ -132,8 +132,8 @@ type Pipeline struct {
 // they have ended. See Run.
 //
 // Process groups: every process of the pipeline runs in a group of its
-// own, led by a guardian, which gets the terminal when gpipe has it (see
-// group_linux.go). Teardown and job-control signals go to the whole group,
+// own, led by the first, which gets the terminal when gpipe has it, and
+// guarded by a guardian (see group_linux.go). Teardown and job-control signals go to the whole group,
 // reaching the stages' own children too.
 //
 // Job control: when gpipe has a controlling terminal, a stage stopped by a
@@ -250,13 +250,15 @@ type supervisor struct {
 	inherited []int // descriptors gpipe inherited, handed on to every stage
 	res       *Result
 
-	tty        *terminal      // gpipe's controlling terminal; nil if it has none
-	foreground bool           // gpipe was in the terminal's foreground at the start
-	gaveTTY    bool           // the pipeline's group was given the terminal
-	guard      *guardian      // watches the pipeline's process group, once a process runs
-	pgid       int            // that group
-	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
-	grace      <-chan time.Time
+	tty         *terminal      // gpipe's controlling terminal; nil if it has none
+	foreground  bool           // gpipe was in the terminal's foreground at the start
+	gaveTTY     bool           // the pipeline's group was given the terminal
+	guard       *guardian      // watches the pipeline's process group, once started (see guardGroup)
+	guardFailed bool           // the guardian could not be started
+	pgid        int            // that group, led by the first process started
+	firstStart  time.Time      // when that process started
+	tstp        chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
+	grace       <-chan time.Time
 
 	exits   chan exit
 	running map[int]*os.Process    // by stage index; only touched by supervise after startAll
@@ -353,6 +355,13 @@ func (s *supervisor) startAll() {
 		if status.Started {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
+		s.guardGroup(false)
+	}
+	s.guardGroup(true)
+	if s.pgid == 0 && s.foreground && !s.tty.ours() {
+		// No process started, but one that failed to (a program that
+		// cannot be executed) was given the terminal as it forked.
+		s.tty.give(unix.Getpgrp())
 	}
 	for i := range s.running {
 		go s.wait(i, s.res.Statuses[i].Pid)
@@ -508,10 +517,12 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	if s.opts.FailFast {
 		s.created = append(s.created, t.created...)
 	}
-	if err := s.group(); err != nil {
-		return fail(125, err)
-	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
+	if s.pgid == 0 && s.foreground {
+		// The first process leads the pipeline's group, and hands it the
+		// terminal before it runs anything (see group_linux.go).
+		sys.Foreground, sys.Ctty = true, s.tty.fd
+	}
 	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
 	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
 	if errors.Is(err, syscall.ENOEXEC) {
@@ -523,6 +534,9 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
 	}
 	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
+	if s.pgid == 0 {
+		s.pgid, s.gaveTTY, s.firstStart = p.Pid, sys.Foreground, status.Began
+	}
 	// Its pidfd is closed at once: the process is signalled and
 	// waited for by its pid (see wait), which Release forgets.
 	_ = p.Release()
@@ -538,24 +552,26 @@ func (s *supervisor) stderr(i int) *os.File {
 	return s.opts.Stderr
 }
 
-// group makes the pipeline's process group before the first process
-// starts: the guardian leads it, so that no process of the pipeline ever
-// runs unguarded, and in the terminal's foreground the group gets the
-// terminal at once, before any stage could read it.
-func (s *supervisor) group() error {
-	if s.guard != nil {
-		return nil
+// guardGroup starts the guardian of the pipeline's process group (see
+// group_linux.go) once a process runs: at once if all is set, else only
+// if the stages' start has taken guardianDelay so far. The group's leader
+// is not reaped before it is called with all set, so that the guardian
+// joins the pipeline's group, never another that got its id. A guardian
+// that cannot be started is reported (Options.OnError), and the pipeline
+// runs on without it.
+func (s *supervisor) guardGroup(all bool) {
+	if s.guard != nil || s.guardFailed || s.pgid == 0 || (!all && time.Since(s.firstStart) < guardianDelay) {
+		return
 	}
-	var tty *terminal
-	if s.foreground {
-		tty = s.tty
-	}
-	g, err := startGuardian(tty)
+	g, err := startGuardian(s.pgid)
 	if err != nil {
-		return err
+		s.guardFailed = true
+		if s.opts.OnError != nil {
+			s.opts.OnError(err)
+		}
+		return
 	}
-	s.guard, s.pgid, s.gaveTTY = g, g.proc.Pid, tty != nil
-	return nil
+	s.guard = g
 }
 
 // supervise waits for every started stage, passing teardown signals on and
