@@ -121,7 +121,7 @@ func RunGuardian() int {
 
 // guardian leads and watches over the pipeline's process group.
 type guardian struct {
-	proc *os.Process
+	pid  int
 	pipe *os.File // gpipe's end: closing it (or gpipe's death) ends the group
 	// heard gets each teardown signal that reached the group (see
 	// RunGuardian); it is never closed, and may drop a signal that
@@ -158,13 +158,13 @@ func startGuardian(pgid int) (*guardian, error) {
 	}
 	defer null.Close()
 	sys := &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
-	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, hw, null}, Sys: sys})
+	pid, err := startProcess(self, []string{"gpipe", GuardianArg}, nil, []*os.File{r, hw, null}, sys)
 	if err != nil {
 		w.Close()
 		hr.Close()
 		return nil, fmt.Errorf("the guardian of the pipeline's process group: %w", err)
 	}
-	g := &guardian{proc: p, pipe: w, heard: make(chan syscall.Signal, 1)}
+	g := &guardian{pid: pid, pipe: w, heard: make(chan syscall.Signal, 1)}
 	go g.listen(hr)
 	return g, nil
 }
@@ -198,7 +198,13 @@ func (g *guardian) listen(r *os.File) {
 // in the background, so that gpipe's exit does not wait for it.
 func (g *guardian) end() {
 	g.pipe.Close()
-	go func() { _, _ = g.proc.Wait() }()
+	go func() {
+		for {
+			if _, err := unix.Wait4(g.pid, nil, 0, nil); err != unix.EINTR {
+				return
+			}
+		}
+	}()
 }
 
 // terminal is gpipe's controlling terminal, kept open while the pipeline

@@ -157,7 +157,7 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		inherited:   inheritedFDs(),
 		res:         newResult(g),
 		exits:       make(chan exit, 2*len(g.Stages)),
-		running:     map[int]*os.Process{},
+		running:     map[int]bool{},
 		inproc:      map[int]bool{},
 		left:        map[int]bool{},
 		stopped:     map[int]bool{},
@@ -261,7 +261,7 @@ type supervisor struct {
 	grace       <-chan time.Time
 
 	exits   chan exit
-	running map[int]*os.Process    // by stage index; only touched by supervise after startAll
+	running map[int]bool           // process stages not reaped yet, by stage index; only touched by supervise after startAll
 	inproc  map[int]bool           // in-process stages still running, by stage index
 	stops   map[int]*plumbing.Stop // each in-process stage's own, by stage index (see stopBuiltins)
 
@@ -316,7 +316,6 @@ func (s *supervisor) startAll() {
 			_ = s.plan.Release(i)
 			continue
 		}
-		var p *os.Process
 		var status Status
 		if err := s.plan.Open(i); err != nil {
 			// Out of descriptors: gpipe's own resources, status 125.
@@ -327,7 +326,7 @@ func (s *supervisor) startAll() {
 				s.inproc[i] = true
 			}
 		} else {
-			p, status = s.start(st, s.cmds[i])
+			status = s.start(st, s.cmds[i])
 		}
 		if status.Code == 125 && status.Err != nil {
 			// Out of descriptors, say: what the pipeline needs, and the limit.
@@ -349,8 +348,8 @@ func (s *supervisor) startAll() {
 			s.plan.Exited(i)
 		}
 		_ = s.plan.Release(i)
-		if p != nil {
-			s.running[i] = p
+		if status.Started && !s.cmds[i].InProcess {
+			s.running[i] = true
 		}
 		if status.Started {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
@@ -466,18 +465,18 @@ func (s *supervisor) reap(e *exit) {
 	}
 }
 
-func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) {
+func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 	status := Status{Stage: st}
-	fail := func(code int, err error) (*os.Process, Status) {
+	fail := func(code int, err error) Status {
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
-		return nil, status
+		return status
 	}
 	// A redirection or a program that fails as it would under bash reads
 	// as bash's message: the word, then the system's ("missing: No such
 	// file or directory"); see bashError.
-	failAsBash := func(code int, err error) (*os.Process, Status) {
+	failAsBash := func(code int, err error) Status {
 		status.Code, status.Err = code, bashError(st, code, err)
-		return nil, status
+		return status
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
@@ -492,13 +491,13 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
-				p, failed := failAsBash(redirectCode(err), err)
+				failed := failAsBash(redirectCode(err), err)
 				failed.Reported = t.reportRedirect(s.stderr(st.ID), failed.Err)
-				return p, failed
+				return failed
 			}
 		}
 		if cmd.Path == "" && cmd.Builtin == "" {
-			return nil, status // only redirections: done, like bash
+			return status // only redirections: done, like bash
 		}
 	}
 	spec.Closed = closedStd(t, spec.Redirs)
@@ -523,24 +522,41 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		// terminal before it runs anything (see group_linux.go).
 		sys.Foreground, sys.Ctty = true, s.tty.fd
 	}
-	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
-	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
+	files := t.procFiles()
+	pid, err := startProcess(cmd.Path, cmd.Args, cmd.Env, files, sys)
 	if errors.Is(err, syscall.ENOEXEC) {
 		// A script without "#!": bash runs it with a shell, and so do we.
-		p, err = os.StartProcess("/bin/sh", append([]string{"sh", cmd.Path}, cmd.Args[1:]...), attr)
+		pid, err = startProcess("/bin/sh", append([]string{"sh", cmd.Path}, cmd.Args[1:]...), cmd.Env, files, sys)
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
 	}
-	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
+	status.Started, status.Pid, status.Began = true, pid, time.Now()
 	if s.pgid == 0 {
-		s.pgid, s.gaveTTY, s.firstStart = p.Pid, sys.Foreground, status.Began
+		s.pgid, s.gaveTTY, s.firstStart = pid, sys.Foreground, status.Began
 	}
-	// Its pidfd is closed at once: the process is signalled and
-	// waited for by its pid (see wait), which Release forgets.
-	_ = p.Release()
-	return p, status
+	return status
+}
+
+// startProcess starts the program at path with argv and env (nil: gpipe's
+// own environment), with files as its descriptors 0, 1, 2, … (nil: that
+// descriptor closed), and returns its pid. It is syscall.StartProcess, not
+// os.StartProcess: gpipe signals and waits for its processes by pid (see
+// wait), and os.StartProcess would open a pidfd for each only to close
+// it, and, the first time, fork a child more to see whether the system
+// has pidfds.
+func startProcess(path string, argv, env []string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
+	if env == nil {
+		env = syscall.Environ()
+	}
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd() // ^uintptr(0) for nil: closed in the child
+	}
+	pid, _, err := syscall.StartProcess(path, argv, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
+	runtime.KeepAlive(files)
+	return pid, err
 }
 
 // stderr is the standard error stage i starts with, before its

@@ -393,7 +393,7 @@ func TestGuardedOnceStarted(t *testing.T) {
 	if p.s.guard == nil {
 		t.Fatal("no guardian once Start has returned")
 	}
-	guard := p.s.guard.proc.Pid
+	guard := p.s.guard.pid
 	if pgid, err := syscall.Getpgid(guard); err != nil || pgid != first {
 		t.Fatalf("the guardian, %d, is in group %d (%v), not the pipeline's, %d", guard, pgid, err, first)
 	}
