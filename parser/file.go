@@ -2,7 +2,6 @@ package parser
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,9 +51,7 @@ const (
 )
 
 var (
-	labelRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*):$`)
-	refRE   = regexp.MustCompile(`^@([A-Za-z_][A-Za-z0-9_]*)(?::([0-9]+))?$`)
-	marks   = map[string]Transport{"@pipe": TransportPipe, "@fifo": TransportFIFO, "@shm": TransportShm, "@mem": TransportMem}
+	marks = map[string]Transport{"@pipe": TransportPipe, "@fifo": TransportFIFO, "@shm": TransportShm, "@mem": TransportMem}
 )
 
 // fileHeader reads src up to its graph: the syntax tree, the declarations
@@ -534,7 +531,7 @@ func (fb *fileBuilder) findLabels(name string, f *syntax.File) error {
 		if !ok || err != nil || len(call.Args) == 0 {
 			return err == nil
 		}
-		m := labelRE.FindStringSubmatch(call.Args[0].Lit())
+		m := matchLabel(call.Args[0].Lit())
 		if m == nil {
 			return true
 		}
@@ -606,7 +603,7 @@ func (fb *fileBuilder) reference(s *syntax.Stmt) (end, bool, error) {
 	if _, ok := marks[lit]; ok {
 		return end{}, true, errf("a transport mark stands alone between two commands: `a | %s | b`", lit)
 	}
-	m := refRE.FindStringSubmatch(lit)
+	m := matchRef(lit)
 	if m != nil && marks["@"+m[1]] != TransportAuto {
 		return end{}, true, errf("a transport mark takes no descriptor: `a | @%s | b`", m[1])
 	}
@@ -841,4 +838,52 @@ func (b *builder) addTee(at Pos, why string, outs []*Edge, toStdout bool) (*Stag
 		fd--
 	}
 	return tee, nil
+}
+
+// matchLabel matches a stage's label, `^([A-Za-z_][A-Za-z0-9_]*):$`, and
+// returns the submatches as regexp's FindStringSubmatch would: the whole
+// and the name, or nil. (Not a regexp: one compiled at start-up cost every
+// run of gpipe, and of its guardian and helpers, its compilation.)
+func matchLabel(s string) []string {
+	name, ok := strings.CutSuffix(s, ":")
+	if !ok || !isName(name) {
+		return nil
+	}
+	return []string{s, name}
+}
+
+// matchRef matches a reference, `^@([A-Za-z_][A-Za-z0-9_]*)(?::([0-9]+))?$`,
+// and returns the submatches as regexp's FindStringSubmatch would: the
+// whole, the name and the descriptor ("" when there is none), or nil.
+func matchRef(s string) []string {
+	rest, ok := strings.CutPrefix(s, "@")
+	if !ok {
+		return nil
+	}
+	name, fd, hasFD := strings.Cut(rest, ":")
+	if !isName(name) || (hasFD && !isDigits(fd)) {
+		return nil
+	}
+	return []string{s, name, fd}
+}
+
+// isName reports whether s is `[A-Za-z_][A-Za-z0-9_]*`.
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isDigits reports whether s is `[0-9]+`.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -179,7 +179,7 @@ func checkSupported(name string, lines *lineIndex, f *syntax.File, file bool) er
 // so does a word that is no reference ("@", "@a-b"). An "@" that is not
 // the command word ("echo @x") is an ordinary word.
 func fileOnly(cmd string) string {
-	m := refRE.FindStringSubmatch(cmd)
+	m := matchRef(cmd)
 	if m == nil {
 		return ""
 	}

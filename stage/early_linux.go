@@ -37,16 +37,16 @@ func (s *supervisor) stopEarly() {
 		if s.pipeStopped[i] {
 			continue
 		}
-		p := s.running[i]
+		runs := s.running[i]
 		switch {
-		case p != nil && s.cmds[i].Builtin == "":
+		case runs && s.cmds[i].Builtin == "":
 			if s.anyOutputGone(i) {
 				s.pipeStopped[i] = true
 				// By pid: the process is not reaped before it leaves
 				// s.running (see wait), so it is never another's.
 				_ = syscall.Kill(s.res.Statuses[i].Pid, syscall.SIGPIPE)
 			}
-		case p != nil:
+		case runs:
 			if s.allOutputsGone(i) {
 				// A helper process, in Go, cannot tell a SIGPIPE sent
 				// to it from those its own writes to a gone output
@@ -157,7 +157,7 @@ func (s *supervisor) readerGone(k int) bool {
 			return gone
 		}
 	}
-	if s.running[e.From.Stage] == nil {
+	if !s.running[e.From.Stage] {
 		return false
 	}
 	pid := s.res.Statuses[e.From.Stage].Pid

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,23 +22,56 @@ import (
 // every process of the pipeline once, and gpipe takes the terminal back
 // when the pipeline ends or stops.
 //
-// The group is led by a guardian: a small gpipe process, started before
-// the first stage, that waits for gpipe to go, and tells gpipe of each
-// teardown signal that reaches the group (the builtins inside gpipe, which
-// is not in the group, would not hear Ctrl-C otherwise). It holds a
-// pipe whose only writer is gpipe; when that pipe reports end of file,
-// gpipe is gone (even by SIGKILL, which no handler sees) and the guardian
-// kills the whole group with SIGKILL, itself included. When the pipeline
-// ends normally, gpipe kills the group itself, guardian included, so that
-// no child a stage left behind (`sh -c "sleep 300 &"`) outlives it. While
-// the guardian lives, the group exists and its id cannot be reused.
+// The first process started leads the group, as a shell's first process
+// of a job does, and hands it the terminal before it runs anything, so
+// that no stage could read the terminal from the background. It is reaped
+// only once every process of the pipeline has been started: until then,
+// if only as a zombie, the group exists for the others to join.
 //
-// Its cost, measured on the 2-core VM where a fork and exec of /bin/true
-// from bash takes 5 ms: see the README.
+// The group is guarded by a guardian: a small gpipe process in the group
+// that waits for gpipe to go, and tells gpipe of each teardown signal that
+// reaches the group (the builtins inside gpipe, which is not in the group,
+// would not hear Ctrl-C otherwise). It holds a pipe whose only writer is
+// gpipe; when that pipe reports end of file, gpipe is gone (even by
+// SIGKILL, which no handler sees) and the guardian kills the whole group
+// with SIGKILL, itself included. When the pipeline ends normally, gpipe
+// kills the group itself, guardian included, so that no child a stage
+// left behind (`sh -c "sleep 300 &"`) outlives it. While the guardian
+// lives, the group exists and its id cannot be reused.
 //
-// What cannot be covered: a process that leaves the group (setsid, a
-// daemon that double-forks into a session of its own) escapes, as it
+// The guardian is started after the stages, not before them: it is gpipe
+// itself, executed again, and the start of its Go runtime competed with
+// the stages' for the CPU, on the critical path of every run. Started
+// first, it made `gpipe '/bin/true | /bin/true | /bin/true'` take 1.69
+// times bash's time; started after the stages, 1.43 to 1.55; with no
+// guardian at all, 1.36 to 1.45 (medians of 60 to 80 interleaved runs, four
+// times, on a 2-core VM). So that the
+// start of a long pipeline does not leave the group unguarded for long,
+// it starts as soon as the stages have taken guardianDelay to start, if
+// some are still to start then.
+//
+// What that leaves uncovered: if gpipe is killed by SIGKILL in the window
+// between the start of its first process and the fork of the guardian (at
+// most guardianDelay and one stage's start), the stages die all the same,
+// each by its parent-death signal (Pdeathsig, SIGKILL), but a child that a
+// stage had already started in that window, and that does not die with
+// its parent, survives. (SIGKILL any later, or any other death or exit of
+// gpipe, leaves nothing.) The other cheaper guards do not close it
+// either: PR_SET_CHILD_SUBREAPER makes gpipe adopt orphans while gpipe
+// lives, not kill them when it dies; a pidfd is held by the one who
+// watches, which gpipe cannot be for itself. Only a process forked before
+// the first stage closes the window, and forking one costs a Go re-exec
+// or a raw fork of gpipe's address space (0.92 of the time in the
+// prototype) on the critical path; exec'ing a tiny static guardian
+// instead would need a binary per architecture shipped inside gpipe.
+//
+// What cannot be covered at all: a process that leaves the group (setsid,
+// a daemon that double-forks into a session of its own) escapes, as it
 // escapes a shell's job control.
+
+// guardianDelay is how long the start of a pipeline's stages goes on
+// before the guardian is started before the rest of them (see above).
+const guardianDelay = time.Millisecond
 
 // GuardianArg is the first argument of a gpipe process that runs as the
 // guardian of a pipeline's process group: cmd/gpipe hands such a process
@@ -87,7 +121,7 @@ func RunGuardian() int {
 
 // guardian leads and watches over the pipeline's process group.
 type guardian struct {
-	proc *os.Process
+	pid  int
 	pipe *os.File // gpipe's end: closing it (or gpipe's death) ends the group
 	// heard gets each teardown signal that reached the group (see
 	// RunGuardian); it is never closed, and may drop a signal that
@@ -95,11 +129,12 @@ type guardian struct {
 	heard chan syscall.Signal
 }
 
-// startGuardian starts the guardian in a new process group, which it
-// leads; with tty set it also makes that group the terminal's foreground
-// group. Its standard output is a pipe that gpipe reads for the signals it
-// hears, and its error /dev/null: it must hold no pipe a caller waits on.
-func startGuardian(tty *terminal) (*guardian, error) {
+// startGuardian starts the guardian in process group pgid, which a
+// process of the pipeline leads, and which has the terminal already if it
+// gets it. Its standard output is a pipe that gpipe reads for the signals
+// it hears, and its error /dev/null: it must hold no pipe a caller waits
+// on.
+func startGuardian(pgid int) (*guardian, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find gpipe's own executable: %w", err)
@@ -122,17 +157,14 @@ func startGuardian(tty *terminal) (*guardian, error) {
 		return nil, err
 	}
 	defer null.Close()
-	sys := &syscall.SysProcAttr{Setpgid: true}
-	if tty != nil {
-		sys.Foreground, sys.Ctty = true, tty.fd
-	}
-	p, err := os.StartProcess(self, []string{"gpipe", GuardianArg}, &os.ProcAttr{Files: []*os.File{r, hw, null}, Sys: sys})
+	sys := &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	pid, err := startProcess(self, []string{"gpipe", GuardianArg}, nil, []*os.File{r, hw, null}, sys)
 	if err != nil {
 		w.Close()
 		hr.Close()
 		return nil, fmt.Errorf("the guardian of the pipeline's process group: %w", err)
 	}
-	g := &guardian{proc: p, pipe: w, heard: make(chan syscall.Signal, 1)}
+	g := &guardian{pid: pid, pipe: w, heard: make(chan syscall.Signal, 1)}
 	go g.listen(hr)
 	return g, nil
 }
@@ -166,7 +198,13 @@ func (g *guardian) listen(r *os.File) {
 // in the background, so that gpipe's exit does not wait for it.
 func (g *guardian) end() {
 	g.pipe.Close()
-	go func() { _, _ = g.proc.Wait() }()
+	go func() {
+		for {
+			if _, err := unix.Wait4(g.pid, nil, 0, nil); err != unix.EINTR {
+				return
+			}
+		}
+	}()
 }
 
 // terminal is gpipe's controlling terminal, kept open while the pipeline

@@ -143,8 +143,8 @@ type Pipeline struct {
 // they have ended. See Run.
 //
 // Process groups: every process of the pipeline runs in a group of its
-// own, led by a guardian, which gets the terminal when gpipe has it (see
-// group_linux.go). Teardown and job-control signals go to the whole group,
+// own, led by the first, which gets the terminal when gpipe has it, and
+// guarded by a guardian (see group_linux.go). Teardown and job-control signals go to the whole group,
 // reaching the stages' own children too.
 //
 // Job control, with Options.JobControl: when gpipe has a controlling terminal, a stage stopped by a
@@ -167,7 +167,7 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 		inherited:   inheritedFDs(),
 		res:         newResult(g),
 		exits:       make(chan exit, 2*len(g.Stages)),
-		running:     map[int]*os.Process{},
+		running:     map[int]bool{},
 		inproc:      map[int]bool{},
 		left:        map[int]bool{},
 		stopped:     map[int]bool{},
@@ -264,16 +264,18 @@ type supervisor struct {
 	inherited []int // descriptors gpipe inherited, handed on to every stage
 	res       *Result
 
-	tty        *terminal      // gpipe's controlling terminal; nil if it has none
-	foreground bool           // gpipe was in the terminal's foreground at the start
-	gaveTTY    bool           // the pipeline's group was given the terminal
-	guard      *guardian      // watches the pipeline's process group, once a process runs
-	pgid       int            // that group
-	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
-	grace      <-chan time.Time
+	tty         *terminal      // gpipe's controlling terminal; nil if it has none
+	foreground  bool           // gpipe was in the terminal's foreground at the start
+	gaveTTY     bool           // the pipeline's group was given the terminal
+	guard       *guardian      // watches the pipeline's process group, once started (see guardGroup)
+	guardFailed bool           // the guardian could not be started
+	pgid        int            // that group, led by the first process started
+	firstStart  time.Time      // when that process started
+	tstp        chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
+	grace       <-chan time.Time
 
 	exits   chan exit
-	running map[int]*os.Process    // by stage index; only touched by supervise after startAll
+	running map[int]bool           // process stages not reaped yet, by stage index; only touched by supervise after startAll
 	inproc  map[int]bool           // in-process stages still running, by stage index
 	stops   map[int]*plumbing.Stop // each in-process stage's own, by stage index (see stopBuiltins)
 
@@ -335,7 +337,6 @@ func (s *supervisor) startAll() {
 			_ = s.plan.Release(i)
 			continue
 		}
-		var p *os.Process
 		var status Status
 		if err := s.plan.Open(i); err != nil {
 			// Out of descriptors: gpipe's own resources, ExitCannotStart.
@@ -346,7 +347,7 @@ func (s *supervisor) startAll() {
 				s.inproc[i] = true
 			}
 		} else {
-			p, status = s.start(st, s.cmds[i])
+			status = s.start(st, s.cmds[i])
 		}
 		if status.Code == ExitCannotStart && status.Err != nil {
 			// Out of descriptors, say: what the pipeline needs, and the limit.
@@ -368,12 +369,19 @@ func (s *supervisor) startAll() {
 			s.plan.Exited(i)
 		}
 		_ = s.plan.Release(i)
-		if p != nil {
-			s.running[i] = p
+		if status.Started && !s.cmds[i].InProcess {
+			s.running[i] = true
 		}
 		if status.Started {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
+		s.guardGroup(false)
+	}
+	s.guardGroup(true)
+	if s.pgid == 0 && s.foreground && !s.tty.ours() {
+		// No process started, but one that failed to (a program that
+		// cannot be executed) was given the terminal as it forked.
+		s.tty.give(unix.Getpgrp())
 	}
 	for i := range s.running {
 		go s.wait(i, s.res.Statuses[i].Pid, s.reports[i])
@@ -407,8 +415,17 @@ func (s *supervisor) teardownPending() os.Signal {
 // supervisor reaps it (reap) as it takes the stage out of s.running, in
 // the goroutine that signals stages by pid, so that no signal can reach
 // another process that got the pid after it. gpipe thus holds no pidfd
-// per running stage (os.Process is released once started): a pipeline of
+// per running stage (none is opened, see startProcess): a pipeline of
 // programs needs no descriptor per stage, as under bash.
+//
+// Each wait holds an OS thread, blocked in waitid, while its stage runs.
+// One waiter for all stages, a prototype blocked in waitid(P_PGID) on the
+// pipeline's group, took the same time for three /bin/true and 0.86 to
+// 0.92 of it for fifty (medians of 30 to 80 interleaved runs), but it is
+// not done: a stage that leaves the group (setsid) would never be seen to
+// end; waitid(P_ALL) would take the children of another pipeline started
+// in the same process, or another part of it; and a pidfd per stage (in
+// one epoll) costs a descriptor per stage, and says nothing of stops.
 //
 // A stage started through a helper process has its helper's report
 // (rep): its end comes with what the helper reported, read to the pipe's
@@ -486,18 +503,18 @@ func (s *supervisor) reap(e *exit) {
 	}
 }
 
-func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) {
+func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 	status := Status{Stage: st}
-	fail := func(code int, err error) (*os.Process, Status) {
+	fail := func(code int, err error) Status {
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
-		return nil, status
+		return status
 	}
 	// A redirection or a program that fails as it would under bash reads
 	// as bash's message: the word, then the system's ("missing: No such
 	// file or directory"); see bashError.
-	failAsBash := func(code int, err error) (*os.Process, Status) {
+	failAsBash := func(code int, err error) Status {
 		status.Code, status.Err = code, bashError(st.Name(), code, err)
-		return nil, status
+		return status
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
 	defer t.close()
@@ -512,13 +529,13 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	} else {
 		for _, r := range st.Redirs {
 			if err := t.apply(r); err != nil {
-				p, failed := failAsBash(redirectCode(err), err)
+				failed := failAsBash(redirectCode(err), err)
 				failed.Reported = t.reportRedirect(s.stderr(st.ID), failed.Err)
-				return p, failed
+				return failed
 			}
 		}
 		if cmd.Path == "" && cmd.Builtin == "" {
-			return nil, status // only redirections: done, like bash
+			return status // only redirections: done, like bash
 		}
 	}
 	spec.Closed = closedStd(t, spec.Redirs)
@@ -547,16 +564,18 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 	if s.opts.FailFast {
 		s.created = append(s.created, t.created...)
 	}
-	if err := s.group(); err != nil {
-		return fail(ExitCannotStart, err)
-	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
-	attr := &os.ProcAttr{Env: cmd.Env, Files: t.procFiles(), Sys: sys}
-	p, err := os.StartProcess(cmd.Path, cmd.Args, attr)
+	if s.pgid == 0 && s.foreground {
+		// The first process leads the pipeline's group, and hands it the
+		// terminal before it runs anything (see group_linux.go).
+		sys.Foreground, sys.Ctty = true, s.tty.fd
+	}
+	files := t.procFiles()
+	pid, err := startProcess(cmd.Path, cmd.Args, cmd.Env, files, sys)
 	if errors.Is(err, syscall.ENOEXEC) {
 		// A script without "#!": bash runs it with a shell, and so do we.
 		sh, args := shellFallback(cmd.Path, cmd.Args)
-		p, err = os.StartProcess(sh, args, attr)
+		pid, err = startProcess(sh, args, cmd.Env, files, sys)
 	}
 	if err != nil {
 		code, text := startFailure(cmd.Path, err)
@@ -568,11 +587,31 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) (*os.Process, Status) 
 		s.reports[st.ID] = rep
 		go rep.read()
 	}
-	status.Started, status.Pid, status.Began = true, p.Pid, time.Now()
-	// Its pidfd is closed at once: the process is signalled and
-	// waited for by its pid (see wait), which Release forgets.
-	_ = p.Release()
-	return p, status
+	status.Started, status.Pid, status.Began = true, pid, time.Now()
+	if s.pgid == 0 {
+		s.pgid, s.gaveTTY, s.firstStart = pid, sys.Foreground, status.Began
+	}
+	return status
+}
+
+// startProcess starts the program at path with argv and env (nil: gpipe's
+// own environment), with files as its descriptors 0, 1, 2, … (nil: that
+// descriptor closed), and returns its pid. It is syscall.StartProcess, not
+// os.StartProcess: gpipe signals and waits for its processes by pid (see
+// wait), and os.StartProcess would open a pidfd for each only to close
+// it, and, the first time, fork a child more to see whether the system
+// has pidfds.
+func startProcess(path string, argv, env []string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
+	if env == nil {
+		env = syscall.Environ()
+	}
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd() // ^uintptr(0) for nil: closed in the child
+	}
+	pid, _, err := syscall.StartProcess(path, argv, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
+	runtime.KeepAlive(files)
+	return pid, err
 }
 
 // stderr is the standard error stage i starts with, before its
@@ -584,24 +623,26 @@ func (s *supervisor) stderr(i int) *os.File {
 	return s.opts.Stderr
 }
 
-// group makes the pipeline's process group before the first process
-// starts: the guardian leads it, so that no process of the pipeline ever
-// runs unguarded, and in the terminal's foreground the group gets the
-// terminal at once, before any stage could read it.
-func (s *supervisor) group() error {
-	if s.guard != nil {
-		return nil
+// guardGroup starts the guardian of the pipeline's process group (see
+// group_linux.go) once a process runs: at once if all is set, else only
+// if the stages' start has taken guardianDelay so far. The group's leader
+// is not reaped before it is called with all set, so that the guardian
+// joins the pipeline's group, never another that got its id. A guardian
+// that cannot be started is reported (Options.OnError), and the pipeline
+// runs on without it.
+func (s *supervisor) guardGroup(all bool) {
+	if s.guard != nil || s.guardFailed || s.pgid == 0 || (!all && time.Since(s.firstStart) < guardianDelay) {
+		return
 	}
-	var tty *terminal
-	if s.foreground {
-		tty = s.tty
-	}
-	g, err := startGuardian(tty)
+	g, err := startGuardian(s.pgid)
 	if err != nil {
-		return err
+		s.guardFailed = true
+		if s.opts.OnError != nil {
+			s.opts.OnError(err)
+		}
+		return
 	}
-	s.guard, s.pgid, s.gaveTTY = g, g.proc.Pid, tty != nil
-	return nil
+	s.guard = g
 }
 
 // supervise waits for every started stage, passing teardown signals on and

@@ -3,6 +3,7 @@ package stage
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -366,5 +367,37 @@ func TestRunStderrs(t *testing.T) {
 		if string(got) != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// TestGuardedOnceStarted: the first process leads the pipeline's group,
+// and the guardian is in that group by the time Start returns, with no
+// wait: the window in which a SIGKILL of gpipe would leave a stage's
+// children (see group_linux.go) is over once the start is.
+func TestGuardedOnceStarted(t *testing.T) {
+	g, cmds, plan := prepare(t, "sleep 30 | sleep 30", nil)
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	p := Start(g, cmds, plan, Options{Stdin: devnull, Stdout: devnull, Stderr: devnull})
+	defer func() {
+		p.Signal(syscall.SIGTERM)
+		p.Wait()
+	}()
+	first := p.s.res.Statuses[0].Pid
+	if pgid, err := syscall.Getpgid(first); err != nil || pgid != first {
+		t.Fatalf("the first stage, %d, is in group %d (%v), not its own", first, pgid, err)
+	}
+	if p.s.guard == nil {
+		t.Fatal("no guardian once Start has returned")
+	}
+	guard := p.s.guard.pid
+	if pgid, err := syscall.Getpgid(guard); err != nil || pgid != first {
+		t.Fatalf("the guardian, %d, is in group %d (%v), not the pipeline's, %d", guard, pgid, err, first)
+	}
+	if cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(guard), "cmdline")); !strings.Contains(string(cmdline), GuardianArg) {
+		t.Fatalf("process %d in the pipeline's group is %q, not a guardian", guard, cmdline)
 	}
 }

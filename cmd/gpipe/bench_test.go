@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,73 @@ func BenchmarkStartup3Dash(b *testing.B) {
 // initialisation alone costs most of a millisecond.
 func BenchmarkStartup3PlainBuild(b *testing.B) {
 	benchCompare(b, benchSpec{spec: startup3, other: bashArgv(startup3), name: "bash", plainBuild: true})
+}
+
+// BenchmarkStartupShells is start-up against bash and dash, gpipe and
+// both shells interleaved in one run (each iteration runs all three, in
+// an order that rotates), on the three pipelines issue 18 names: three
+// /bin/true, one /bin/true (which both shells exec in place, without a
+// fork), and three builtins against the coreutils that do the same (both
+// print 1). The shells run the pipeline as it is, "-c SPEC", with no
+// pipefail (dash has none), so that each takes its fastest path.
+//
+// Each side's figure is its median over b.N runs, not the mean: on a
+// shared machine a few runs that another job delays would otherwise make
+// the figure. gpipe/bash and gpipe/dash are ratios of those medians;
+// the targets are at most 1.0 for the externals and 0.7 for the
+// builtins, against bash.
+func BenchmarkStartupShells(b *testing.B) {
+	shells := []string{"bash", "dash"}
+	for _, sh := range shells {
+		if _, err := exec.LookPath(sh); err != nil {
+			b.Skipf("no %s to compare with: %v", sh, err)
+		}
+	}
+	cases := []struct {
+		name, gpipe, shell string
+	}{
+		{"3true", startup3, startup3},
+		{"1true", "/bin/true", "/bin/true"},
+		{"builtins", "gen -n 1 | filter 1 | count", "seq 1 | grep 1 | wc -l"},
+	}
+	bin := gpipeBinary(b, true)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			argvs := [][]string{{bin, c.gpipe}}
+			for _, sh := range shells {
+				argvs = append(argvs, []string{sh, "-c", c.shell})
+			}
+			want, err := exec.Command(bin, c.gpipe).Output()
+			if err != nil {
+				b.Fatalf("gpipe %q: %v", c.gpipe, err)
+			}
+			for _, argv := range argvs[1:] {
+				if out, err := exec.Command(argv[0], argv[1:]...).Output(); err != nil || string(out) != string(want) {
+					b.Fatalf("outputs differ: gpipe %q, %s %q (%v)", want, argv[0], out, err)
+				}
+			}
+			times := make([][]time.Duration, len(argvs))
+			b.ResetTimer()
+			for i := range b.N {
+				for k := range argvs {
+					j := (i + k) % len(argvs)
+					times[j] = append(times[j], timeRun(b, argvs[j]))
+				}
+			}
+			b.StopTimer()
+			med := make([]float64, len(argvs))
+			for j, t := range times {
+				slices.Sort(t)
+				med[j] = float64(t[len(t)/2].Nanoseconds())
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(med[0], "gpipe-ns/op")
+			for j, sh := range shells {
+				b.ReportMetric(med[j+1], sh+"-ns/op")
+				b.ReportMetric(med[0]/med[j+1], fmt.Sprintf("gpipe/%s", sh))
+			}
+		})
+	}
 }
 
 // throughputBytes is what BenchmarkThroughput pushes through two pipes:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gpipe/gpipe/internal/procs"
+	"github.com/gpipe/gpipe/stage"
 )
 
 // These tests drive gpipe as a user does, from an interactive bash on a
@@ -282,6 +283,22 @@ sh -c 'trap "" TERM; echo $$ >> pids; exec sleep 300' &
 sleep 300
 `
 
+// TestTerminalNothingStarted: when no stage starts (their interpreter
+// is missing), gpipe still has the terminal at the end, and so has the
+// script that ran it: each failed start forked a process that made its
+// own group the terminal's foreground before its exec failed, and the
+// group of the first process to start is the pipeline's (see
+// group_linux.go). Without the terminal, the script's read would stop it
+// (SIGTTIN) rather than read the line.
+func TestTerminalNothingStarted(t *testing.T) {
+	sh := startShell(t, terminalGpipe(t), map[string]string{"badinterp": "#!/nonexistent/interpreter\necho never\n"})
+	sh.send("sh -c 'gpipe \"./badinterp | ./badinterp\"; echo status=$?; read x; echo got-$x'\n")
+	sh.expect(`status=126\r\n`)
+	sh.send("line\n")
+	sh.expect(`got-line\r\n`)
+	sh.expect(`\$ $`)
+}
+
 // TestTerminalTerm: SIGTERM sent to gpipe in a terminal's foreground
 // reaches the whole pipeline, a stage's own child included, and gpipe
 // dies by it.
@@ -432,18 +449,21 @@ func waitPids(sh *shell, n int) []int {
 	}
 }
 
-// waitGroupReady waits until the guardian of pid's process group (its
-// leader) waits for gpipe, which it does once it listens for the signals
-// that reach the group: a key typed before would end it, not the run.
+// waitGroupReady waits until the guardian of pid's process group (the
+// member that gpipe started as "gpipe --gpipe-guardian") waits for gpipe,
+// which it does once it listens for the signals that reach the group: a
+// key typed before would end it, not the run.
 func waitGroupReady(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(termDeadline)
 	for {
 		if pgid, err := syscall.Getpgid(pid); err == nil {
-			chans, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pgid))
-			for _, c := range chans {
-				if data, _ := os.ReadFile(c); strings.Contains(string(data), "pipe_read") {
-					return
+			for _, g := range groupGuardians(pgid) {
+				chans, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", g))
+				for _, c := range chans {
+					if data, _ := os.ReadFile(c); strings.Contains(string(data), "pipe_read") {
+						return
+					}
 				}
 			}
 		}
@@ -452,6 +472,26 @@ func waitGroupReady(t *testing.T, pid int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// groupGuardians returns the pids of the guardians in process group pgid.
+func groupGuardians(pgid int) []int {
+	var pids []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+			continue
+		}
+		cmdline, _ := os.ReadFile(d + "/cmdline")
+		if strings.Contains(string(cmdline), "\x00"+stage.GuardianArg) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // waitFlowing waits until process pid has read or written 4 MiB, more
