@@ -310,6 +310,20 @@ func withPWD(env []string) []string {
 	return append(env[:len(env):len(env)], "PWD="+wd)
 }
 
+// Options are the options the plan was made with. The fields used only
+// when it starts (the standard files, Grace, FailFast, StopEarly,
+// Signals, Measure, StageStderrs and the hooks) may be changed until
+// then, by a caller that needs the plan to set them (a labeller of the
+// plan's stages); changing the others has no effect.
+func (pl *Plan) Options() *Options { return &pl.opts }
+
+// CheckLimits refuses what a run would refuse for want of descriptors or
+// memory maps (RLIMIT_NOFILE, vm.max_map_count), before anything starts:
+// an error of plumbing.Limits.
+func (pl *Plan) CheckLimits() error {
+	return plumbing.Needs(pl.g, pl.infos, pl.choices, pl.opts.RingSize).Check()
+}
+
 // Graph is the plan's graph: the user's stages, then those gpipe added.
 func (pl *Plan) Graph() *parser.Graph { return pl.g }
 

@@ -103,16 +103,13 @@ func TestStopEarlyKeeps(t *testing.T) {
 				p.Signal(syscall.SIGTERM)
 				waitResult(t, p)
 			}()
-			for deadline := time.After(scaled(20 * time.Second)); ; {
-				select {
-				case i := <-ended:
-					if i != tt.reader {
-						t.Fatalf("stage %d ended first: %v", i+1, p.Snapshot().Stages[i].Status)
-					}
-				case <-deadline:
-					t.Fatalf("stage %d did not end within %v", tt.reader+1, scaled(20*time.Second))
+			select {
+			case i := <-ended:
+				if i != tt.reader {
+					t.Fatalf("stage %d ended first: %v", i+1, p.Snapshot().Stages[i].Status)
 				}
-				break
+			case <-time.After(scaled(20 * time.Second)):
+				t.Fatalf("stage %d did not end within %v", tt.reader+1, scaled(20*time.Second))
 			}
 			stopped := earlyStopped(p)
 			for _, i := range tt.kept {

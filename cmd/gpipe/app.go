@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gpipe/gpipe"
 	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
@@ -310,85 +312,74 @@ func (a *app) action(c *cli.Context) error {
 
 // runSpec runs the pipeline spec with settings s.
 func (a *app) runSpec(spec string, s settings) error {
-	var err error
-	cfg := parser.Config{Env: expansionEnv(a.env), ReadDir: os.ReadDir}
-	if s.transport == parser.TransportFIFO {
-		// Process substitutions become named FIFOs in a private directory,
-		// which plumbing creates (and removes) only if the run starts.
-		if cfg.FIFODir, err = plumbing.NewFIFODir(); err != nil {
-			return err
-		}
-		cfg.AllFIFOs = true
-	}
-	g, err := parser.Parse("spec", spec, cfg)
+	p, err := gpipe.Parse(spec)
 	if err != nil {
 		return err
 	}
-	return a.runGraph(g, s)
+	return a.runPipeline(p, s)
 }
 
-// prepared is a graph ready to start: what runs each stage and how every
-// edge moves bytes.
-type prepared struct {
-	g       *parser.Graph
-	cmds    []stage.Command
-	infos   []plumbing.StageInfo
-	choices []plumbing.Choice
-}
-
-// prepare resolves and places every stage and chooses every transport,
+// plan resolves and places every stage and chooses every transport,
 // creating nothing: what --explain shows and gpipe check checks.
-func (a *app) prepare(g *parser.Graph, s settings) (*prepared, error) {
-	cmds, err := stage.Resolve(g, a.env, builtins.Default())
-	if err != nil {
-		return nil, placeError(g, err)
+func (a *app) plan(p *gpipe.Pipeline, s settings) (*gpipe.Plan, error) {
+	pl, err := p.Plan(gpipe.Options{
+		Env:        a.env,
+		Stdin:      a.stdin, // closed or /dev/null alike: end of file, nothing lost (README)
+		Transport:  s.transport,
+		Isolate:    s.isolate,
+		RingSize:   s.ringSize,
+		Buffer:     s.buffer,
+		Grace:      s.grace,
+		FailFast:   s.failFast,
+		StopEarly:  s.stopEarly,
+		Measure:    s.stats != statsOff,
+		Signals:    a.sigs,
+		JobControl: true, // gpipe is a command of the user's shell
+	})
+	var te *plumbing.TransportError
+	if errors.As(err, &te) && !errors.As(err, new(*parser.Error)) {
+		// --transport asked for what cannot be had: a usage error.
+		return nil, &usageError{msg: "--transport: " + err.Error()}
 	}
-	stage.Place(g, cmds, s.isolate || s.transport == parser.TransportShm, isTerminal(a.stdin))
-	infos := stage.Infos(g, cmds)
-	choices, err := plumbing.Choose(g, infos, s.transport)
-	if err != nil {
-		return nil, transportError(g, err)
-	}
-	return &prepared{g: g, cmds: cmds, infos: infos, choices: choices}, nil
+	return pl, err
 }
 
-// runGraph parses, resolves and plumbs the whole pipeline before starting
-// any of it, so that bad input starts nothing and creates nothing.
-func (a *app) runGraph(g *parser.Graph, s settings) error {
-	p, err := a.prepare(g, s)
+// runPipeline plans the whole pipeline before starting any of it, so that
+// bad input starts nothing and creates nothing, and reports on the run as
+// the flags ask.
+func (a *app) runPipeline(p *gpipe.Pipeline, s settings) error {
+	pl, err := a.plan(p, s)
 	if err != nil {
 		return err
 	}
+	g, cmds, choices := pl.Graph(), pl.Commands(), pl.Choices()
 	picture := s.dot || s.svg
 	switch {
 	case s.explain:
-		report.Explain(a.stdout, g, p.cmds, p.choices)
+		io.WriteString(a.stdout, pl.Explain())
 		return nil
 	case s.dot && s.stats == statsOff:
-		report.WriteDot(a.stdout, g, p.cmds, p.choices, nil)
+		report.WriteDot(a.stdout, g, cmds, choices, nil)
 		return nil
 	case s.svg && s.stats == statsOff:
-		return report.WriteSVG(a.stdout, g, p.cmds, p.choices, nil, pathOf(a.env))
+		return report.WriteSVG(a.stdout, g, cmds, choices, nil, pathOf(a.env))
 	case s.svg:
 		// Found before the run, so that a missing dot starts nothing.
 		if _, err := report.LookDot(pathOf(a.env)); err != nil {
 			return err
 		}
 	}
-	plan, err := plumbing.New(g, p.infos, plumbing.Options{Transport: s.transport, RingSize: s.ringSize})
-	if err != nil {
-		return transportError(g, err)
-	}
+	o := pl.Options()
 	// gpipe's own messages while the stages run: with labels, under the
 	// relays' lock, so that none lands inside a stage's line.
 	var msgs io.Writer = a.stderr
 	var labels *report.Labeller
 	if s.labelStderr {
 		if labels, err = report.NewLabeller(a.stderr, g); err != nil {
-			_ = plan.Close()
 			return err
 		}
 		msgs = labels.Out()
+		o.StageStderrs = labels.Writers()
 	}
 	stdout := a.stdout
 	if picture {
@@ -396,56 +387,52 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 		// stderr, so that "> g.dot" holds a graph and nothing else.
 		stdout = a.stderr
 	}
-	opts := stage.Options{
-		Stdin:       a.stdin, // closed or /dev/null alike: end of file, nothing lost (README)
-		Stdout:      closedAtStart(stdout, 1),
-		Stderr:      closedAtStart(a.stderr, 2),
-		Grace:       s.grace,
-		FailFast:    s.failFast,
-		StopEarly:   s.stopEarly,
-		MeasureBusy: s.stats != statsOff,
-		MeasureIO:   s.stats != statsOff,
-		JobControl:  true, // gpipe is a command of the user's shell
-		Signals:     a.sigs,
-		OnError:     func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) },
-		OnLive:      func(snap *stage.Snapshot) { report.PrintLive(msgs, g, plan, snap) },
-	}
-	if labels != nil {
-		opts.Stderrs = labels.Writers()
-	}
+	o.Stdout, o.Stderr = orClosed(closedAtStart(stdout, 1)), orClosed(closedAtStart(a.stderr, 2))
+	o.OnError = func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) }
+	var job *gpipe.Job
 	var pr *report.Progress
-	if s.progress {
-		pr = report.NewProgress(a.stderr, g, p.cmds, plan, a.stdin)
-		opts.MeasureIO, opts.OnEvent = true, pr.OnEvent
+	o.OnStart = func(j *gpipe.Job) {
+		job = j
+		if s.progress {
+			pr = report.NewProgress(a.stderr, g, cmds, j.Edges(), a.stdin)
+		}
 	}
-	began := time.Now()
-	run := stage.Start(g, p.cmds, plan, opts)
+	o.OnLive = func(snap *stage.Snapshot) { report.PrintLive(msgs, g, job.Edges(), snap) }
+	if s.progress {
+		o.OnEvent = func(e stage.Event) { pr.OnEvent(e) }
+	}
+	if _, err := pl.Start(context.Background()); err != nil {
+		if labels != nil {
+			labels.CloseWriters()
+			labels.Finish(report.LabelDrain)
+		}
+		return err
+	}
 	if labels != nil {
 		labels.CloseWriters() // every stage holds its own copy now
 	}
 	if pr != nil {
-		go pr.Run(run.Snapshot)
+		go pr.Run(job.Snapshot)
 	}
-	res := run.Wait()
-	wall := time.Since(began)
+	res := job.Wait()
 	if pr != nil {
 		// Stopped before --status prints, so that its lines come after.
-		pr.Finish(run.Snapshot())
+		pr.Finish(job.Snapshot())
 	}
 	if labels != nil {
 		labels.Finish(report.LabelDrain)
 	}
 	if s.status {
-		report.PrintStatus(a.stderr, res)
+		report.PrintStatus(a.stderr, res.Raw)
 	}
 	if s.stats != statsOff {
-		rs := report.CollectStats(g, p.cmds, p.choices, res, run.Snapshot(), wall, selfCPU())
+		rs := report.CollectStats(g, cmds, choices, res.Raw, job.Snapshot(), res.Wall, selfCPU())
 		var err error
 		switch {
 		case s.dot:
-			report.WriteDot(a.stdout, g, p.cmds, p.choices, rs)
+			report.WriteDot(a.stdout, g, cmds, choices, rs)
 		case s.svg:
-			err = report.WriteSVG(a.stdout, g, p.cmds, p.choices, rs, pathOf(a.env))
+			err = report.WriteSVG(a.stdout, g, cmds, choices, rs, pathOf(a.env))
 		}
 		if s.stats == statsJSON {
 			err = errors.Join(err, rs.WriteJSON(a.stderr))
@@ -456,54 +443,20 @@ func (a *app) runGraph(g *parser.Graph, s settings) error {
 			fmt.Fprintf(a.stderr, "gpipe: --stats: %v\n", err)
 		}
 	}
-	a.tornDownBy = res.Signal
-	if code := res.ExitCode(); code != 0 {
-		return exitStatus(code)
+	a.tornDownBy = res.Raw.Signal
+	if res.ExitCode != 0 {
+		return exitStatus(res.ExitCode)
 	}
 	return nil
 }
 
-// transportError is a transport that cannot be had (shm to a program) as
-// a usage error: at the edge, in a pipeline file, whose "@shm" asked.
-func transportError(g *parser.Graph, err error) error {
-	var te *plumbing.TransportError
-	if !errors.As(err, &te) {
-		return err
+// orClosed is f, or gpipe.Closed for a descriptor closed at the start.
+func orClosed(f *os.File) io.Writer {
+	if f == nil {
+		return gpipe.Closed
 	}
-	if i := te.Edge; g.Name != "spec" && i >= 0 && g.Edges[i].Transport != parser.TransportAuto {
-		return &parser.Error{Name: g.Name, Pos: g.Edges[i].Pos, Text: err.Error()}
-	}
-	return &usageError{msg: "--transport: " + err.Error()}
+	return f
 }
-
-// placeError puts a stage that cannot run (a command not found, a
-// builtin's bad flag) at its place in a pipeline file.
-func placeError(g *parser.Graph, err error) error {
-	if g.Name == "spec" {
-		return err
-	}
-	var (
-		le *stage.LookupError
-		be *stage.BuiltinError
-	)
-	switch {
-	case errors.As(err, &le):
-		return &placedError{at: parser.Error{Name: g.Name, Pos: g.Stages[le.ID].Pos, Text: err.Error()}, err: err}
-	case errors.As(err, &be):
-		return &placedError{at: parser.Error{Name: g.Name, Pos: g.Stages[be.ID].Pos, Text: err.Error()}, err: err}
-	}
-	return err
-}
-
-// placedError is an error of a stage with its place in a file: it reads
-// as the place, and exits as the error would.
-type placedError struct {
-	at  parser.Error
-	err error
-}
-
-func (e *placedError) Error() string { return e.at.Error() }
-func (e *placedError) Unwrap() error { return e.err }
 
 // expansionEnv is the environment words are expanded in: gpipe's own, with
 // PWD set to the working directory, which globs are relative to.

@@ -13,9 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe"
 	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
-	"github.com/gpipe/gpipe/plumbing"
 	"github.com/gpipe/gpipe/report"
 )
 
@@ -88,44 +88,25 @@ func (a *app) readSource(what, path string) (name, src string, err error) {
 	return name, string(b), nil
 }
 
-// fileConfig is how a file's words are expanded: as an inline spec's,
-// with a directory name ready for the named FIFOs it may ask for.
-func (a *app) fileConfig(s settings) (parser.Config, error) {
-	cfg := parser.Config{Env: expansionEnv(a.env), ReadDir: os.ReadDir, Buffer: s.buffer}
-	dir, err := plumbing.NewFIFODir()
-	if err != nil {
-		return cfg, err
-	}
-	cfg.FIFODir, cfg.AllFIFOs = dir, s.transport == parser.TransportFIFO
-	return cfg, nil
-}
-
 // loadFile reads and parses a pipeline file with its parameters, the
 // header's options filling in what the command line leaves unset.
-func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*parser.File, settings, error) {
+func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*gpipe.Pipeline, settings, error) {
 	name, src, err := a.readSource("-f", path)
 	if err != nil {
 		return nil, s, err
 	}
-	cfg, err := a.fileConfig(s)
-	if err != nil {
-		return nil, s, err
-	}
-	h, err := parser.ReadHeader(name, src, cfg)
+	h, err := parser.ReadHeader(name, src, parser.Config{Env: expansionEnv(a.env)})
 	if err != nil {
 		return nil, s, err
 	}
 	if s, err = applyOptions(c, name, h.Options, s); err != nil {
 		return nil, s, err
 	}
-	if cfg, err = a.fileConfig(s); err != nil {
-		return nil, s, err
-	}
 	if s.explain || s.dot || s.svg {
 		params = withPlaceholders(h.Params, params)
 	}
-	f, err := parser.ParseFile(name, src, params, cfg)
-	return f, s, err
+	p, err := gpipe.ParseFile(name, []byte(src), params...)
+	return p, s, err
 }
 
 // withPlaceholders adds "NAME=<NAME>" to params for every required
@@ -157,7 +138,7 @@ func (a *app) runFile(c *cli.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	return a.runGraph(f.Graph, s)
+	return a.runPipeline(f, s)
 }
 
 // check validates every file as a run would, and runs nothing.
@@ -230,27 +211,23 @@ func (a *app) check(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := a.fileConfig(fs)
+		p, err := gpipe.ParseFile(name, []byte(src), these...)
 		if err != nil {
 			return err
 		}
-		f, err := parser.ParseFile(name, src, these, cfg)
+		pl, err := a.plan(p, fs)
 		if err != nil {
-			return err
-		}
-		p, err := a.prepare(f.Graph, fs)
-		if err != nil {
-			var pl *placedError
-			if errors.As(err, &pl) {
+			var placed *gpipe.PlacedError
+			if errors.As(err, &placed) {
 				// check's one code for a bad file: 2, even for a
 				// command not found, which a run exits 127 for.
-				return &pl.at
+				return &placed.At
 			}
 			return err
 		}
 		// What a run would refuse for want of descriptors or memory
 		// maps, check refuses too (125, as the run).
-		if err := plumbing.Needs(f.Graph, p.infos, p.choices, fs.ringSize).Check(); err != nil {
+		if err := pl.CheckLimits(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(a.stdout, "%s: ok\n", name)
@@ -403,10 +380,10 @@ func parseBuffer(v string) (string, error) {
 // is in, when stderr is a terminal: a person reads it there.
 func (a *app) caret(err error) {
 	var at *parser.Error
-	var pl *placedError
+	var placed *gpipe.PlacedError
 	switch {
-	case errors.As(err, &pl):
-		at = &pl.at
+	case errors.As(err, &placed):
+		at = &placed.At
 	case !errors.As(err, &at):
 		return
 	}

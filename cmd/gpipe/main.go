@@ -8,19 +8,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gpipe/gpipe/builtins"
-	"github.com/gpipe/gpipe/stage"
+	"github.com/gpipe/gpipe"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == stage.ChildArg {
-		// gpipe re-executed as the helper of one stage.
-		os.Exit(stage.RunChild(os.Args[2:], os.Stderr, builtins.Default()))
-	}
-	if len(os.Args) > 1 && os.Args[1] == stage.GuardianArg {
-		// gpipe re-executed as the guardian of a pipeline's process group.
-		os.Exit(stage.RunGuardian())
-	}
+	// gpipe re-executed as the helper of one stage, or as the guardian of
+	// a pipeline's process group, runs that and exits here.
+	gpipe.Main()
 	// Teardown signals are caught before anything starts, so that none is
 	// lost between the start of the first stage and the supervisor. One
 	// ignored when gpipe started stays ignored, for gpipe and for the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/gpipe/gpipe"
 	"github.com/gpipe/gpipe/internal/procs"
 )
 
@@ -36,6 +37,9 @@ func TestMain(m *testing.M) {
 		_ = unix.IoctlSetInt(fd, unix.TIOCNOTTY, 0)
 		unix.Close(fd)
 	}
+	// The tests that run gpipe in this process (run) start pipelines
+	// whose guardian and helpers are this binary re-executed.
+	gpipe.Main()
 	testscript.Main(m, map[string]func(){
 		"gpipe": func() {
 			if os.Getenv(isolateEnv) != "" && len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "--gpipe-") && !slices.Contains(os.Args, "--explain") {
