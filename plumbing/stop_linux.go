@@ -143,3 +143,45 @@ func (s *Stop) waitReadable(fd int) error {
 		}
 	}
 }
+
+// WaitFIFOWriter waits until the FIFO f, opened for reading without
+// blocking, has a writer that wrote or came and went, or s stopped
+// (ErrStopped). A read before that would find end of file: a FIFO that no
+// writer has opened yet reads as one whose writers are gone. poll waits
+// for the first writer, as open(2) without O_NONBLOCK would, but a Stop
+// can end it.
+//
+// f stays in the runtime's poller (its descriptor is borrowed through
+// SyscallConn, where Fd would make it blocking).
+func WaitFIFOWriter(f *os.File, s *Stop) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	if err := rc.Control(func(fd uintptr) { werr = waitFirstWriter(int(fd), s) }); err != nil {
+		return err
+	}
+	return werr
+}
+
+func waitFirstWriter(fd int, s *Stop) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if sfd := s.fd(); sfd >= 0 {
+		fds = append(fds, unix.PollFd{Fd: int32(sfd), Events: unix.POLLIN})
+	}
+	for {
+		if s.Stopped() {
+			return ErrStopped
+		}
+		_, err := unix.Poll(fds, -1)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return err
+		case fds[0].Revents != 0:
+			return nil
+		}
+	}
+}

@@ -91,6 +91,7 @@ type FileSource struct {
 	stop       *Stop
 	polled     bool // f is in the runtime's poller, where the Stop ends a read
 	watchReads bool // poll the file and the stop before each read
+	noWriter   bool // a FIFO no writer has opened yet (WaitFirstWriter)
 	onWait     func()
 	parked     parkHooks
 }
@@ -133,6 +134,27 @@ func (s *FileSource) SetStop(st *Stop) { s.stop, s.polled = st, st.watch(s.f) }
 // without.
 func (s *FileSource) WatchReads() { s.watchReads = true }
 
+// WaitFirstWriter is for a named FIFO opened for reading without waiting
+// for a writer (O_NONBLOCK, so that no open(2) blocks where a teardown
+// cannot reach it): the first Peek, Read or PipeFD waits until a writer
+// has come (WaitFIFOWriter), since a read before that would be end of
+// file. Each input waits when it is first read, not when it is opened, so
+// that a builtin reading several (merge) passes on the first one's bytes
+// without waiting for the others' writers.
+func (s *FileSource) WaitFirstWriter() { s.noWriter = true }
+
+// firstWriter waits for the first writer, once.
+func (s *FileSource) firstWriter() error {
+	if !s.noWriter {
+		return nil
+	}
+	if err := WaitFIFOWriter(s.f, s.stop); err != nil {
+		return err
+	}
+	s.noWriter = false
+	return nil
+}
+
 // OnWait sets f to be called before each read, which may wait.
 func (s *FileSource) OnWait(f func()) { s.onWait = f }
 
@@ -148,6 +170,9 @@ func (s *FileSource) Peek(atLeast int) ([]byte, error) {
 		}
 		if s.onWait != nil {
 			s.onWait()
+		}
+		if err := s.firstWriter(); err != nil {
+			return nil, err
 		}
 		if s.watchReads && !s.polled {
 			// A read of a terminal or an idle pipe may wait for ever: wait
@@ -190,6 +215,9 @@ func (s *FileSource) Read(p []byte) (int, error) {
 	}
 	if s.onWait != nil {
 		s.onWait()
+	}
+	if err := s.firstWriter(); err != nil {
+		return 0, err
 	}
 	if s.watchReads && !s.polled {
 		if err := s.stop.waitReadable(int(s.f.Fd())); err != nil {
@@ -433,6 +461,11 @@ func (s *FileSink) SpliceFD() (int, bool) {
 // and splice(2) instead of reading them. The source still owns it.
 func (s *FileSource) PipeFD() (int, bool) {
 	if s.end != s.start || s.err != nil {
+		return -1, false
+	}
+	if s.noWriter {
+		// Its first writer is waited for by Peek, which says why when
+		// a teardown ends the wait.
 		return -1, false
 	}
 	return pipeFD(s.f)

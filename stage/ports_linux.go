@@ -221,6 +221,11 @@ func (p *portFiles) Open(name string) (plumbing.Source, error) {
 	src.SetStop(p.stop)
 	if fi, err := f.Stat(); err == nil && fi.Mode()&(fs.ModeNamedPipe|fs.ModeCharDevice) != 0 {
 		src.WatchReads() // a FIFO or terminal no teardown closes
+		if !isFD && fi.Mode()&fs.ModeNamedPipe != 0 {
+			// A named FIFO, opened without waiting for a writer (see
+			// openFIFO): read now, it would be at its end.
+			src.WaitFirstWriter()
+		}
 	}
 	p.mu.Lock()
 	p.opened = append(p.opened, src)
@@ -309,9 +314,9 @@ func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, er
 }
 
 // openFIFO opens a named FIFO without blocking in open(2), where no
-// teardown could reach the builtin: a read end opens at once (the reads
-// then wait for a writer, heeding the Stop); a write end is retried until
-// a reader has opened, or the Stop is closed.
+// teardown could reach the builtin: a read end opens at once, and its
+// first read waits for the first writer, heeding the Stop (see Open); a
+// write end is retried until a reader has opened, or the Stop is closed.
 func (p *portFiles) openFIFO(name string, flag int) (*os.File, error) {
 	for {
 		f, err := os.OpenFile(name, flag|unix.O_NONBLOCK, 0o666)
