@@ -153,10 +153,21 @@ func Place(g *parser.Graph, cmds []Command, isolate, ttyStdin bool) {
 			shm[e.From.Stage], shm[e.To.Stage] = true, true
 		}
 		if path, ok := plumbing.FIFOPath(e); ok {
+			owner := e.From.Stage
 			if e.To.Name == path {
 				opensFIFO[e.From.Stage] = true
+				owner = e.To.Stage
 			} else {
 				opensFIFO[e.To.Stage] = true
+			}
+			// The stage whose word the path is opens it itself: through
+			// a redirection ("gen > >(cat)") that is a blocking open(2),
+			// which only a process of its own may wait in (the other
+			// side may start after it).
+			for _, r := range g.Stages[owner].Redirs {
+				if r.Path == path {
+					opensFIFO[owner] = true
+				}
 			}
 		}
 	}
