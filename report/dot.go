@@ -120,7 +120,7 @@ func (e *SVGError) Error() string { return e.Msg }
 func WriteSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice, rs *Stats, path string) error {
 	dot, err := LookDot(path)
 	if err != nil {
-		return &SVGError{Code: stage.ExitNotFound, Msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
+		return err
 	}
 	var src, errBuf bytes.Buffer
 	WriteDot(&src, g, cmds, choices, rs)
@@ -136,8 +136,8 @@ func WriteSVG(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	return nil
 }
 
-// LookDot finds Graphviz's dot in path, a PATH: its file, or
-// exec.ErrNotFound.
+// LookDot finds Graphviz's dot in path, a PATH: its file, or an
+// *SVGError of status 127 that says what to install.
 func LookDot(path string) (string, error) {
 	for _, dir := range strings.Split(path, ":") {
 		if dir == "" {
@@ -148,5 +148,10 @@ func LookDot(path string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", exec.ErrNotFound
+	return "", errNoDot
 }
+
+// errNoDot is --svg without Graphviz's dot: 127, as for a command not
+// found, with the package to install; the same before a run (--svg
+// --stats looks first, so that a missing dot starts nothing) and after.
+var errNoDot = &SVGError{Code: stage.ExitNotFound, Msg: "--svg needs Graphviz's dot, which is not on PATH: install it (Debian and Ubuntu: apt-get install graphviz), or use --dot and render it elsewhere"}
