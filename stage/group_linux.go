@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,56 +21,36 @@ import (
 // every process of the pipeline once, and gpipe takes the terminal back
 // when the pipeline ends or stops.
 //
-// The first process started leads the group, as a shell's first process
-// of a job does, and hands it the terminal before it runs anything, so
-// that no stage could read the terminal from the background. It is reaped
-// only once every process of the pipeline has been started: until then,
-// if only as a zombie, the group exists for the others to join.
+// The group is led by a guardian: a small gpipe process, started before
+// the first stage, that waits for gpipe to go, and tells gpipe of each
+// teardown signal that reaches the group (the builtins inside gpipe, which
+// is not in the group, would not hear Ctrl-C otherwise). It holds a pipe
+// whose only writer is gpipe; when that pipe reports end of file, gpipe is
+// gone (even by SIGKILL, which no handler sees) and the guardian kills the
+// whole group with SIGKILL, itself included. When the pipeline ends
+// normally, gpipe kills the group itself, guardian included, so that no
+// child a stage left behind (`sh -c "sleep 300 &"`) outlives it. While the
+// guardian lives, the group exists and its id cannot be reused. A pipeline
+// of builtins inside gpipe alone starts no process, and no guardian.
 //
-// The group is guarded by a guardian: a small gpipe process in the group
-// that waits for gpipe to go, and tells gpipe of each teardown signal that
-// reaches the group (the builtins inside gpipe, which is not in the group,
-// would not hear Ctrl-C otherwise). It holds a pipe whose only writer is
-// gpipe; when that pipe reports end of file, gpipe is gone (even by
-// SIGKILL, which no handler sees) and the guardian kills the whole group
-// with SIGKILL, itself included. When the pipeline ends normally, gpipe
-// kills the group itself, guardian included, so that no child a stage
-// left behind (`sh -c "sleep 300 &"`) outlives it. While the guardian
-// lives, the group exists and its id cannot be reused.
-//
-// The guardian is started after the stages, not before them: it is gpipe
-// itself, executed again, and the start of its Go runtime competed with
-// the stages' for the CPU, on the critical path of every run. Started
-// first, it made `gpipe '/bin/true | /bin/true | /bin/true'` take 1.69
-// times bash's time; started after the stages, 1.43 to 1.55; with no
-// guardian at all, 1.36 to 1.45 (medians of 60 to 80 interleaved runs, four
-// times, on a 2-core VM). So that the
-// start of a long pipeline does not leave the group unguarded for long,
-// it starts as soon as the stages have taken guardianDelay to start, if
-// some are still to start then.
-//
-// What that leaves uncovered: if gpipe is killed by SIGKILL in the window
-// between the start of its first process and the fork of the guardian (at
-// most guardianDelay and one stage's start), the stages die all the same,
-// each by its parent-death signal (Pdeathsig, SIGKILL), but a child that a
-// stage had already started in that window, and that does not die with
-// its parent, survives. (SIGKILL any later, or any other death or exit of
-// gpipe, leaves nothing.) The other cheaper guards do not close it
-// either: PR_SET_CHILD_SUBREAPER makes gpipe adopt orphans while gpipe
-// lives, not kill them when it dies; a pidfd is held by the one who
-// watches, which gpipe cannot be for itself. Only a process forked before
-// the first stage closes the window, and forking one costs a Go re-exec
-// or a raw fork of gpipe's address space (0.92 of the time in the
-// prototype) on the critical path; exec'ing a tiny static guardian
-// instead would need a binary per architecture shipped inside gpipe.
+// The guardian comes first, on the critical path, because anything later
+// leaves a window. Started after the stages (tried in issue 18), it made
+// `gpipe '/bin/true | /bin/true | /bin/true'` take 1.43 to 1.55 times
+// bash's time instead of 1.69 (no guardian at all: 1.36 to 1.45); but a
+// SIGKILL of gpipe between the first stage's start and the guardian's fork
+// left alive any child a stage had started by then (the stages themselves
+// die by Pdeathsig): the start-stress test caught one in twenty runs. The
+// cheaper guards do not close that window: PR_SET_CHILD_SUBREAPER makes
+// gpipe adopt orphans while it lives, not kill them when it dies; a pidfd
+// is held by the one who watches, which gpipe cannot be for itself. Only a
+// process forked before the first stage closes it: this Go re-exec, or a
+// raw fork of gpipe's address space (0.92 of the time in a prototype, but
+// a Go program cannot safely run code in a fork without exec), or a tiny
+// static guardian (a binary per architecture shipped inside gpipe).
 //
 // What cannot be covered at all: a process that leaves the group (setsid,
 // a daemon that double-forks into a session of its own) escapes, as it
 // escapes a shell's job control.
-
-// guardianDelay is how long the start of a pipeline's stages goes on
-// before the guardian is started before the rest of them (see above).
-const guardianDelay = time.Millisecond
 
 // GuardianArg is the first argument of a gpipe process that runs as the
 // guardian of a pipeline's process group: cmd/gpipe hands such a process
@@ -129,12 +108,12 @@ type guardian struct {
 	heard chan syscall.Signal
 }
 
-// startGuardian starts the guardian in process group pgid, which a
-// process of the pipeline leads, and which has the terminal already if it
-// gets it. Its standard output is a pipe that gpipe reads for the signals
+// startGuardian starts the guardian in a new process group, which it
+// leads; with tty set it also makes that group the terminal's foreground
+// group. Its standard output is a pipe that gpipe reads for the signals
 // it hears, and its error /dev/null: it must hold no pipe a caller waits
 // on.
-func startGuardian(pgid int) (*guardian, error) {
+func startGuardian(tty *terminal) (*guardian, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find gpipe's own executable: %w", err)
@@ -157,7 +136,10 @@ func startGuardian(pgid int) (*guardian, error) {
 		return nil, err
 	}
 	defer null.Close()
-	sys := &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if tty != nil {
+		sys.Foreground, sys.Ctty = true, tty.fd
+	}
 	pid, err := startProcess(self, []string{"gpipe", GuardianArg}, nil, []*os.File{r, hw, null}, sys)
 	if err != nil {
 		w.Close()

@@ -143,8 +143,8 @@ type Pipeline struct {
 // they have ended. See Run.
 //
 // Process groups: every process of the pipeline runs in a group of its
-// own, led by the first, which gets the terminal when gpipe has it, and
-// guarded by a guardian (see group_linux.go). Teardown and job-control signals go to the whole group,
+// own, led by a guardian, which gets the terminal when gpipe has it (see
+// group_linux.go). Teardown and job-control signals go to the whole group,
 // reaching the stages' own children too.
 //
 // Job control, with Options.JobControl: when gpipe has a controlling terminal, a stage stopped by a
@@ -264,15 +264,13 @@ type supervisor struct {
 	inherited []int // descriptors gpipe inherited, handed on to every stage
 	res       *Result
 
-	tty         *terminal      // gpipe's controlling terminal; nil if it has none
-	foreground  bool           // gpipe was in the terminal's foreground at the start
-	gaveTTY     bool           // the pipeline's group was given the terminal
-	guard       *guardian      // watches the pipeline's process group, once started (see guardGroup)
-	guardFailed bool           // the guardian could not be started
-	pgid        int            // that group, led by the first process started
-	firstStart  time.Time      // when that process started
-	tstp        chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
-	grace       <-chan time.Time
+	tty        *terminal      // gpipe's controlling terminal; nil if it has none
+	foreground bool           // gpipe was in the terminal's foreground at the start
+	gaveTTY    bool           // the pipeline's group was given the terminal
+	guard      *guardian      // leads and watches the pipeline's process group (see group)
+	pgid       int            // that group
+	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
+	grace      <-chan time.Time
 
 	exits   chan exit
 	running map[int]bool           // process stages not reaped yet, by stage index; only touched by supervise after startAll
@@ -375,13 +373,6 @@ func (s *supervisor) startAll() {
 		if status.Started {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
-		s.guardGroup(false)
-	}
-	s.guardGroup(true)
-	if s.pgid == 0 && s.foreground && !s.tty.ours() {
-		// No process started, but one that failed to (a program that
-		// cannot be executed) was given the terminal as it forked.
-		s.tty.give(unix.Getpgrp())
 	}
 	for i := range s.running {
 		go s.wait(i, s.res.Statuses[i].Pid, s.reports[i])
@@ -564,12 +555,10 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 	if s.opts.FailFast {
 		s.created = append(s.created, t.created...)
 	}
-	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
-	if s.pgid == 0 && s.foreground {
-		// The first process leads the pipeline's group, and hands it the
-		// terminal before it runs anything (see group_linux.go).
-		sys.Foreground, sys.Ctty = true, s.tty.fd
+	if err := s.group(); err != nil {
+		return fail(ExitCannotStart, err)
 	}
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	files := t.procFiles()
 	pid, err := startProcess(cmd.Path, cmd.Args, cmd.Env, files, sys)
 	if errors.Is(err, syscall.ENOEXEC) {
@@ -588,9 +577,6 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 		go rep.read()
 	}
 	status.Started, status.Pid, status.Began = true, pid, time.Now()
-	if s.pgid == 0 {
-		s.pgid, s.gaveTTY, s.firstStart = pid, sys.Foreground, status.Began
-	}
 	return status
 }
 
@@ -623,26 +609,24 @@ func (s *supervisor) stderr(i int) *os.File {
 	return s.opts.Stderr
 }
 
-// guardGroup starts the guardian of the pipeline's process group (see
-// group_linux.go) once a process runs: at once if all is set, else only
-// if the stages' start has taken guardianDelay so far. The group's leader
-// is not reaped before it is called with all set, so that the guardian
-// joins the pipeline's group, never another that got its id. A guardian
-// that cannot be started is reported (Options.OnError), and the pipeline
-// runs on without it.
-func (s *supervisor) guardGroup(all bool) {
-	if s.guard != nil || s.guardFailed || s.pgid == 0 || (!all && time.Since(s.firstStart) < guardianDelay) {
-		return
+// group makes the pipeline's process group before its first process
+// starts: the guardian leads it, so that no process of the pipeline ever
+// runs unguarded (see group_linux.go), and in the terminal's foreground
+// the group gets the terminal at once, before any stage could read it.
+func (s *supervisor) group() error {
+	if s.guard != nil {
+		return nil
 	}
-	g, err := startGuardian(s.pgid)
+	var tty *terminal
+	if s.foreground {
+		tty = s.tty
+	}
+	g, err := startGuardian(tty)
 	if err != nil {
-		s.guardFailed = true
-		if s.opts.OnError != nil {
-			s.opts.OnError(err)
-		}
-		return
+		return err
 	}
-	s.guard = g
+	s.guard, s.pgid, s.gaveTTY = g, g.pid, tty != nil
+	return nil
 }
 
 // supervise waits for every started stage, passing teardown signals on and

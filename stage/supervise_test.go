@@ -370,10 +370,9 @@ func TestRunStderrs(t *testing.T) {
 	}
 }
 
-// TestGuardedOnceStarted: the first process leads the pipeline's group,
-// and the guardian is in that group by the time Start returns, with no
-// wait: the window in which a SIGKILL of gpipe would leave a stage's
-// children (see group_linux.go) is over once the start is.
+// TestGuardedOnceStarted: the guardian leads the pipeline's group, which
+// every stage is in: it was there before any stage ran (see
+// group_linux.go), so that no SIGKILL of gpipe leaves a stage's children.
 func TestGuardedOnceStarted(t *testing.T) {
 	g, cmds, plan := prepare(t, "sleep 30 | sleep 30", nil)
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -386,16 +385,17 @@ func TestGuardedOnceStarted(t *testing.T) {
 		p.Signal(syscall.SIGTERM)
 		p.Wait()
 	}()
-	first := p.s.res.Statuses[0].Pid
-	if pgid, err := syscall.Getpgid(first); err != nil || pgid != first {
-		t.Fatalf("the first stage, %d, is in group %d (%v), not its own", first, pgid, err)
-	}
 	if p.s.guard == nil {
 		t.Fatal("no guardian once Start has returned")
 	}
 	guard := p.s.guard.pid
-	if pgid, err := syscall.Getpgid(guard); err != nil || pgid != first {
-		t.Fatalf("the guardian, %d, is in group %d (%v), not the pipeline's, %d", guard, pgid, err, first)
+	if pgid, err := syscall.Getpgid(guard); err != nil || pgid != guard {
+		t.Fatalf("the guardian, %d, is in group %d (%v), not its own", guard, pgid, err)
+	}
+	for i, st := range p.s.res.Statuses {
+		if pgid, err := syscall.Getpgid(st.Pid); err != nil || pgid != guard {
+			t.Fatalf("stage %d, %d, is in group %d (%v), not the guardian's, %d", i+1, st.Pid, pgid, err, guard)
+		}
 	}
 	if cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(guard), "cmdline")); !strings.Contains(string(cmdline), GuardianArg) {
 		t.Fatalf("process %d in the pipeline's group is %q, not a guardian", guard, cmdline)
