@@ -234,6 +234,23 @@ func TestParseFile(t *testing.T) {
 	}
 }
 
+// TestPlanBuffer: the tees gpipe adds get the plan's --buffer; the
+// user's own tee does not.
+func TestPlanBuffer(t *testing.T) {
+	p, err := gpipe.ParseFile("b.gp", []byte("src: seq 3\ntee /dev/null < <(@src)\n@src | wc -l\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := p.Plan(gpipe.Options{Buffer: "1MiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := plan.Explain()
+	if !strings.Contains(got, ": tee --buffer 1MiB /dev/fd/63: builtin tee") || !strings.Contains(got, ": tee /dev/null: ") {
+		t.Errorf("the plan:\n%s", got)
+	}
+}
+
 // TestNoMain: without Main, Start refuses rather than run a pipeline
 // without its guardian.
 func TestNoMain(t *testing.T) {

@@ -251,7 +251,7 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir, Buffer: opts.Buffer}
+	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir}
 	if p.file || opts.Transport == TransportFIFO {
 		// Named FIFOs live in a private directory, which plumbing
 		// creates (and removes) only if the run starts.
@@ -264,6 +264,15 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	g, err := p.graph(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Buffer != "" {
+		// How much the tees gpipe added may queue is the run's setting,
+		// not the parser's: their --buffer is added here.
+		for _, st := range g.Stages {
+			if st.Added != "" && len(st.Args) > 0 && st.Args[0] == "tee" {
+				st.Args = append([]string{"tee", "--buffer", opts.Buffer}, st.Args[1:]...)
+			}
+		}
 	}
 	reg := builtins.Default()
 	funcs := map[string]Func{}

@@ -822,9 +822,6 @@ func (b *builder) addTee(at Pos, why string, outs []*Edge, toStdout bool) (*Stag
 		return nil, &Error{Name: b.name, Pos: at, Text: fmt.Sprintf("one output read in %d places: gpipe copies it to at most %d", places, most)}
 	}
 	tee := &Stage{ID: len(b.g.Stages), Pos: at, Args: []string{"tee"}, Added: why}
-	if b.cfg.Buffer != "" {
-		tee.Args = append(tee.Args, "--buffer", b.cfg.Buffer)
-	}
 	b.g.Stages = append(b.g.Stages, tee)
 	fd := firstProcSubstFD
 	for i, e := range outs {

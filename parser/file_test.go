@@ -451,14 +451,14 @@ func TestParseFileAddedTee(t *testing.T) {
 		t.Errorf("edges from the tee:\n%+v\nwant\n%+v", fromTee, want)
 	}
 
-	cfg := fileCfg
-	cfg.Buffer = "1M"
-	f, err = ParseFile("f.gp", "@stdin | a\n@stdin | b", nil, cfg)
+	// The tee's --buffer is the run's setting, added by the planner
+	// (gpipe.Options.Buffer), not the parser's.
+	f, err = ParseFile("f.gp", "@stdin | a\n@stdin | b", nil, fileCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tee = f.Graph.Stages[2]
-	if !reflect.DeepEqual(tee.Args, l("tee", "--buffer", "1M", "/dev/fd/63")) || tee.Added != "copies gpipe's stdin to its 2 readers" {
+	if !reflect.DeepEqual(tee.Args, l("tee", "/dev/fd/63")) || tee.Added != "copies gpipe's stdin to its 2 readers" {
 		t.Errorf("added stdin tee %+v", tee)
 	}
 	// Where the tee and its edges are said to be: in the source, for

@@ -31,10 +31,6 @@ type Config struct {
 	// creates the directory and the FIFOs.
 	FIFODir  string
 	AllFIFOs bool
-
-	// Buffer, when set, is the --buffer SIZE of the tee stages gpipe adds
-	// where a pipeline file reads one output in several places.
-	Buffer string
 }
 
 // runHint is the suggestion attached to every construct gpipe refuses
