@@ -452,7 +452,7 @@ func TestParseFileAddedTee(t *testing.T) {
 	}
 
 	// The tee's --buffer is the run's setting, added by the planner
-	// (gpipe.Options.Buffer), not the parser's.
+	// (engine.Options.Buffer), not the parser's.
 	f, err = ParseFile("f.gp", "@stdin | a\n@stdin | b", nil, fileCfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 // Package report renders what gpipe tells its users about a pipeline, for
 // the command line and, where it has a use there, for Go programs: the
-// plan that --explain prints (gpipe.Plan.Explain prints the same text),
+// plan that --explain prints (engine.Plan.Explain prints the same text),
 // the plan as a Graphviz picture (--dot, --svg), the figures of a run
 // (--stats, as a table or JSON), the edges' bytes while it runs
 // (--progress), every stage's stderr with its label (--label-stderr),

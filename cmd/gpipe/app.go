@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gpipe/gpipe"
 	"github.com/gpipe/gpipe/builtins"
+	"github.com/gpipe/gpipe/engine"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
 	"github.com/gpipe/gpipe/report"
@@ -312,7 +312,7 @@ func (a *app) action(c *cli.Context) error {
 
 // runSpec runs the pipeline spec with settings s.
 func (a *app) runSpec(spec string, s settings) error {
-	p, err := gpipe.Parse(spec)
+	p, err := engine.Parse(spec)
 	if err != nil {
 		return err
 	}
@@ -321,8 +321,8 @@ func (a *app) runSpec(spec string, s settings) error {
 
 // plan resolves and places every stage and chooses every transport,
 // creating nothing: what --explain shows and gpipe check checks.
-func (a *app) plan(p *gpipe.Pipeline, s settings) (*gpipe.Plan, error) {
-	pl, err := p.Plan(gpipe.Options{
+func (a *app) plan(p *engine.Pipeline, s settings) (*engine.Plan, error) {
+	pl, err := p.Plan(engine.Options{
 		Env:        a.env,
 		Stdin:      a.stdin, // closed or /dev/null alike: end of file, nothing lost (README)
 		Transport:  s.transport,
@@ -347,7 +347,7 @@ func (a *app) plan(p *gpipe.Pipeline, s settings) (*gpipe.Plan, error) {
 // runPipeline plans the whole pipeline before starting any of it, so that
 // bad input starts nothing and creates nothing, and reports on the run as
 // the flags ask.
-func (a *app) runPipeline(p *gpipe.Pipeline, s settings) error {
+func (a *app) runPipeline(p *engine.Pipeline, s settings) error {
 	pl, err := a.plan(p, s)
 	if err != nil {
 		return err
@@ -389,9 +389,9 @@ func (a *app) runPipeline(p *gpipe.Pipeline, s settings) error {
 	}
 	o.Stdout, o.Stderr = orClosed(closedAtStart(stdout, 1)), orClosed(closedAtStart(a.stderr, 2))
 	o.OnError = func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) }
-	var job *gpipe.Job
+	var job *engine.Job
 	var pr *report.Progress
-	o.OnStart = func(j *gpipe.Job) {
+	o.OnStart = func(j *engine.Job) {
 		job = j
 		if s.progress {
 			pr = report.NewProgress(a.stderr, g, cmds, j.Edges(), a.stdin)
@@ -450,10 +450,10 @@ func (a *app) runPipeline(p *gpipe.Pipeline, s settings) error {
 	return nil
 }
 
-// orClosed is f, or gpipe.Closed for a descriptor closed at the start.
+// orClosed is f, or engine.Closed for a descriptor closed at the start.
 func orClosed(f *os.File) io.Writer {
 	if f == nil {
-		return gpipe.Closed
+		return engine.Closed
 	}
 	return f
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/gpipe/gpipe"
 	"github.com/gpipe/gpipe/builtins"
+	"github.com/gpipe/gpipe/engine"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/report"
 )
@@ -90,7 +90,7 @@ func (a *app) readSource(what, path string) (name, src string, err error) {
 
 // loadFile reads and parses a pipeline file with its parameters, the
 // header's options filling in what the command line leaves unset.
-func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*gpipe.Pipeline, settings, error) {
+func (a *app) loadFile(c *cli.Context, path string, params []string, s settings) (*engine.Pipeline, settings, error) {
 	name, src, err := a.readSource("-f", path)
 	if err != nil {
 		return nil, s, err
@@ -105,7 +105,7 @@ func (a *app) loadFile(c *cli.Context, path string, params []string, s settings)
 	if s.explain || s.dot || s.svg {
 		params = withPlaceholders(h.Params, params)
 	}
-	p, err := gpipe.ParseFile(name, []byte(src), params...)
+	p, err := engine.ParseFile(name, []byte(src), params...)
 	return p, s, err
 }
 
@@ -211,13 +211,13 @@ func (a *app) check(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := gpipe.ParseFile(name, []byte(src), these...)
+		p, err := engine.ParseFile(name, []byte(src), these...)
 		if err != nil {
 			return err
 		}
 		pl, err := a.plan(p, fs)
 		if err != nil {
-			var placed *gpipe.PlacedError
+			var placed *engine.PlacedError
 			if errors.As(err, &placed) {
 				// check's one code for a bad file: 2, even for a
 				// command not found, which a run exits 127 for.
@@ -380,7 +380,7 @@ func parseBuffer(v string) (string, error) {
 // is in, when stderr is a terminal: a person reads it there.
 func (a *app) caret(err error) {
 	var at *parser.Error
-	var placed *gpipe.PlacedError
+	var placed *engine.PlacedError
 	switch {
 	case errors.As(err, &placed):
 		at = &placed.At

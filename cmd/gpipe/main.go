@@ -8,13 +8,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gpipe/gpipe"
+	"github.com/gpipe/gpipe/engine"
 )
 
 func main() {
 	// gpipe re-executed as the helper of one stage, or as the guardian of
 	// a pipeline's process group, runs that and exits here.
-	gpipe.Main()
+	engine.Main()
 	// Teardown signals are caught before anything starts, so that none is
 	// lost between the start of the first stage and the supervisor. One
 	// ignored when gpipe started stays ignored, for gpipe and for the

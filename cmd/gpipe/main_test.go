@@ -21,7 +21,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/gpipe/gpipe"
+	"github.com/gpipe/gpipe/engine"
 	"github.com/gpipe/gpipe/internal/procs"
 )
 
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	}
 	// The tests that run gpipe in this process (run) start pipelines
 	// whose guardian and helpers are this binary re-executed.
-	gpipe.Main()
+	engine.Main()
 	testscript.Main(m, map[string]func(){
 		"gpipe": func() {
 			if os.Getenv(isolateEnv) != "" && len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "--gpipe-") && !slices.Contains(os.Args, "--explain") {

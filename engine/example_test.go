@@ -1,4 +1,4 @@
-package gpipe_test
+package engine_test
 
 import (
 	"bytes"
@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gpipe/gpipe"
+	"github.com/gpipe/gpipe/engine"
 )
 
 // A pipeline in bash syntax, run from Go: its input from a string, its
 // output into a buffer.
 func Example() {
 	var out bytes.Buffer
-	res, err := gpipe.Run(context.Background(), "tr a-z A-Z | sort | uniq -c", gpipe.Options{
+	res, err := engine.Run(context.Background(), "tr a-z A-Z | sort | uniq -c", engine.Options{
 		Stdin:  strings.NewReader("b\na\nb\n"),
 		Stdout: &out,
 	})
@@ -32,12 +32,12 @@ func Example() {
 // A plan is made before anything starts: here what gpipe --explain
 // prints for it.
 func ExamplePlan_Explain() {
-	p, err := gpipe.Parse("gen -n 3 | sed s/^/n/ | count")
+	p, err := engine.Parse("gen -n 3 | sed s/^/n/ | count")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	plan, err := p.Plan(gpipe.Options{Env: []string{"PATH=/usr/bin:/bin"}})
+	plan, err := p.Plan(engine.Options{Env: []string{"PATH=/usr/bin:/bin"}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -53,7 +53,7 @@ func ExamplePlan_Explain() {
 
 // A stage that fails is named in the error, with its status.
 func ExampleResult_Err() {
-	_, err := gpipe.Run(context.Background(), "seq 3 | grep 7 | wc -l", gpipe.Options{})
+	_, err := engine.Run(context.Background(), "seq 3 | grep 7 | wc -l", engine.Options{})
 	fmt.Println(err)
 	// Output:
 	// gpipe: stage 2 (grep): exit status 1

@@ -1,4 +1,4 @@
-package gpipe_test
+package engine_test
 
 import (
 	"bufio"
@@ -7,16 +7,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/gpipe/gpipe"
-	"github.com/gpipe/gpipe/internal/procs"
+	"github.com/gpipe/gpipe/engine"
 )
 
 // letters is a Go function stage: every digit becomes a letter (0→a …),
@@ -61,9 +56,9 @@ func lettersOf(n int) []byte {
 // fanOutGraph is gen → a Go function → three readers: two programs and a
 // builtin, each of which hashes or counts what it reads, and a third
 // program that passes it on to gpipe's standard output.
-func fanOutGraph(n string) *gpipe.Graph {
-	g := gpipe.NewGraph()
-	var gen *gpipe.Stage
+func fanOutGraph(n string) *engine.Graph {
+	g := engine.NewGraph()
+	var gen *engine.Stage
 	if n == "" {
 		gen = g.Command("gen")
 	} else {
@@ -85,7 +80,7 @@ func TestGraphFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := p.Plan(gpipe.Options{})
+	plan, err := p.Plan(engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +91,7 @@ func TestGraphFanOut(t *testing.T) {
 		}
 	}
 	var out, errs bytes.Buffer
-	plan, _ = p.Plan(gpipe.Options{Stdout: &out, Stderr: &errs})
+	plan, _ = p.Plan(engine.Options{Stdout: &out, Stderr: &errs})
 	j, err := plan.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -128,79 +123,39 @@ func TestGraphCancelMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for run := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tag := fmt.Sprintf("GPIPE_API_TEST=%d-graph-%d", os.Getpid(), run)
-			errs := &firstBytes{want: 1, there: make(chan struct{})}
-			plan, err := p.Plan(gpipe.Options{Env: taggedEnv(tag), Stderr: errs, Grace: hangLimit()})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			j, err := plan.Start(ctx)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			// Bytes flow once every stage runs: the programs are found by
-			// the tag.
-			deadline := time.Now().Add(hangLimit())
-			for len(procs.Tagged(tag)) < 3 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			cancel()
-			res := waitResult(t, j)
-			if res.ExitCode != 143 || res.Signal != syscall.SIGTERM {
-				t.Errorf("run %d: exit %d, signal %v; want 143, SIGTERM", run, res.ExitCode, res.Signal)
-			}
-			for _, st := range res.Stages {
-				if st.Code != 143 && st.Code != 141 {
-					t.Errorf("run %d: %s: status %s; want 143 or 141", run, st.Name, st.Status)
-				}
-			}
-			if left := procs.WaitUntagged(tag, hangLimit()); len(left) > 0 {
-				t.Errorf("run %d: processes left: %v", run, left)
-			}
-		}()
-	}
-	wg.Wait()
+	cancelledTwice(t, p, "graph", func(int, *engine.Options) (func(), func()) { return nil, nil })
 }
 
 // TestGraphMisuse: what a graph cannot be is an error naming the stages.
 func TestGraphMisuse(t *testing.T) {
-	g := gpipe.NewGraph()
+	g := engine.NewGraph()
 	a, b, c := g.Command("seq", "3"), g.Command("seq", "4"), g.Command("cat")
 	g.Pipe(a, c)
 	g.Pipe(b, c)
 	if _, err := g.Pipeline(); err == nil || !strings.Contains(err.Error(), "stage 3 (cat) reads its standard input from both stage 1 (seq) and stage 2 (seq)") {
 		t.Errorf("two stdins: %v", err)
 	}
-	g = gpipe.NewGraph()
+	g = engine.NewGraph()
 	a, b = g.Command("cat"), g.Command("cat")
 	g.Pipe(a, b)
 	g.Pipe(b, a)
 	if _, err := g.Pipeline(); err == nil || !strings.Contains(err.Error(), "cycle: stage 1 (cat) → stage 2 (cat) → stage 1 (cat)") {
 		t.Errorf("a cycle: %v", err)
 	}
-	g = gpipe.NewGraph()
+	g = engine.NewGraph()
 	g.Func("f", letters)
 	g.Func("f", letters)
 	if _, err := g.Pipeline(); err == nil || !strings.Contains(err.Error(), `a second function called "f"`) {
 		t.Errorf("two functions of one name: %v", err)
 	}
 	// A Go function cannot run in a process of its own.
-	g = gpipe.NewGraph()
+	g = engine.NewGraph()
 	g.Pipe(g.Command("seq", "3"), g.Func("f", letters))
 	p, err := g.Pipeline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Plan(gpipe.Options{Isolate: true}); err == nil || !strings.Contains(err.Error(), "stage 2 (f): a Go function runs inside this program only") {
+	if _, err := p.Plan(engine.Options{Isolate: true}); err == nil || !strings.Contains(err.Error(), "stage 2 (f): a Go function runs inside this program only") {
 		t.Errorf("isolated Go function: %v", err)
 	}
 }
@@ -208,7 +163,7 @@ func TestGraphMisuse(t *testing.T) {
 // TestGraphFanIn: a stage reading two inputs through path arguments, as
 // "paste <(a) <(b)", and a spec naming a Go function (Options.Funcs).
 func TestGraphFanIn(t *testing.T) {
-	g := gpipe.NewGraph()
+	g := engine.NewGraph()
 	paste := g.Command("paste", "-d,")
 	g.PipeArg(g.Command("seq", "3"), paste)
 	up := g.Func("letters", letters)
@@ -219,7 +174,7 @@ func TestGraphFanIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	plan, err := p.Plan(gpipe.Options{Stdout: &out})
+	plan, err := p.Plan(engine.Options{Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +187,8 @@ func TestGraphFanIn(t *testing.T) {
 	}
 
 	out.Reset()
-	res, err := gpipe.Run(context.Background(), "seq 8 10 | letters | paste -sd+", gpipe.Options{
-		Stdout: &out, Funcs: map[string]gpipe.Func{"letters": letters},
+	res, err := engine.Run(context.Background(), "seq 8 10 | letters | paste -sd+", engine.Options{
+		Stdout: &out, Funcs: map[string]engine.Func{"letters": letters},
 	})
 	if err != nil || out.String() != "i+j+ba\n" {
 		t.Errorf("spec with a Go function: %v, %q (%+v)", err, out.String(), res)

@@ -1,4 +1,4 @@
-// Package gpipe runs pipelines written in bash syntax as supervised graphs
+// Package engine runs pipelines written in bash syntax as supervised graphs
 // of processes, from a Go program: the engine under the gpipe command.
 //
 // A pipeline is parsed (Parse for an inline spec, ParseFile for a pipeline
@@ -23,7 +23,7 @@
 // once in one process.
 //
 // The package runs on Linux only, as gpipe does.
-package gpipe
+package engine
 
 import (
 	"bytes"
@@ -58,7 +58,7 @@ var mainCalled atomic.Bool
 // TestMain before m.Run:
 //
 //	func main() {
-//		gpipe.Main()
+//		engine.Main()
 //		…
 //	}
 func Main() {
@@ -74,7 +74,7 @@ func Main() {
 }
 
 // ErrNoMain is what Start returns when the program did not call Main.
-var ErrNoMain = errors.New("gpipe: Main was not called first in main (or TestMain): a pipeline's guardian and helper processes are this program re-executed")
+var ErrNoMain = errors.New("gpipe: engine.Main was not called first in main (or TestMain): a pipeline's guardian and helper processes are this program re-executed")
 
 // Transport is how an edge moves bytes: see Options.Transport.
 type Transport = parser.Transport

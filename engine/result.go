@@ -1,4 +1,4 @@
-package gpipe
+package engine
 
 import (
 	"fmt"

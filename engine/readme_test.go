@@ -1,4 +1,4 @@
-package gpipe_test
+package engine_test
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 // TestReadmeExample: the README's Go API example is Example's body, which
 // go test compiles and runs, its output checked.
 func TestReadmeExample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,12 +25,12 @@ func TestReadmeExample(t *testing.T) {
 	}
 	_, body, _ := strings.Cut(string(example), "func Example() {\n")
 	body, _, _ = strings.Cut(body, "\t// Output:")
-	// The README's main calls gpipe.Main first, as a program must; the
+	// The README's main calls engine.Main first, as a program must; the
 	// test binary's TestMain does it for Example.
 	lines := strings.Split(block, "\n")
 	var kept []string
 	for _, l := range lines {
-		if strings.Contains(l, "gpipe.Main()") || l == "func main() {" || l == "}" {
+		if strings.Contains(l, "engine.Main()") || l == "func main() {" || l == "}" {
 			continue
 		}
 		kept = append(kept, l)

@@ -1,4 +1,4 @@
-package gpipe
+package engine
 
 // SetMainCalled lets a test see what a program that never called Main
 // gets; it returns the previous setting.

@@ -1,4 +1,4 @@
-package gpipe_test
+package engine_test
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpipe/gpipe"
+	"github.com/gpipe/gpipe/engine"
 	"github.com/gpipe/gpipe/internal/procs"
 	"github.com/gpipe/gpipe/stage"
 )
@@ -38,9 +38,9 @@ func taggedEnv(tag string) []string {
 }
 
 // waitResult waits for j, failing the test if it does not end in time.
-func waitResult(t *testing.T, j *gpipe.Job) *gpipe.Result {
+func waitResult(t *testing.T, j *engine.Job) *engine.Result {
 	t.Helper()
-	done := make(chan *gpipe.Result, 1)
+	done := make(chan *engine.Result, 1)
 	go func() { done <- j.Wait() }()
 	select {
 	case res := <-done:
@@ -81,18 +81,49 @@ func (w *firstBytes) Write(p []byte) (int, error) {
 // SIGTERM, every stage's status says so, the bytes that came out are the
 // first of the stream, and no process of either run is left.
 func TestCancelMidStream(t *testing.T) {
-	p, err := gpipe.Parse("gen | tee >(sh -c 'exec cat > /dev/null') >(count > /dev/null) | cat")
+	p, err := engine.Parse("gen | tee >(sh -c 'exec cat > /dev/null') >(count > /dev/null) | cat")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancelledTwice(t, p, "spec", func(run int, o *engine.Options) (ready func(), check func()) {
+		out := &firstBytes{want: 4 << 20, there: make(chan struct{})}
+		o.Stdout = out
+		ready = func() {
+			select {
+			case <-out.there:
+			case <-time.After(hangLimit()):
+				t.Errorf("run %d: no 4 MiB of output within %v", run, hangLimit())
+			}
+		}
+		check = func() {
+			var want bytes.Buffer
+			for i := 1; want.Len() < out.head.Len(); i++ {
+				fmt.Fprintf(&want, "%d\n", i)
+			}
+			if !bytes.HasPrefix(want.Bytes(), out.head.Bytes()) {
+				t.Errorf("run %d: the output is not the start of gen's", run)
+			}
+		}
+		return ready, check
+	})
+}
+
+// cancelledTwice runs p twice at once, each run tagged in its environment
+// and cancelled by its context once ready returns (setup makes ready and
+// check for each run, and may set its options), and checks that each ends
+// as torn down by SIGTERM, every stage by SIGTERM or by the broken pipe
+// its reader's end caused, and that no process of either run is left.
+func cancelledTwice(t *testing.T, p *engine.Pipeline, name string, setup func(run int, o *engine.Options) (ready, check func())) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for run := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tag := fmt.Sprintf("GPIPE_API_TEST=%d-%d", os.Getpid(), run)
-			out := &firstBytes{want: 4 << 20, there: make(chan struct{})}
-			plan, err := p.Plan(gpipe.Options{Env: taggedEnv(tag), Stdout: out, Grace: hangLimit()})
+			tag := fmt.Sprintf("GPIPE_API_TEST=%d-%s-%d", os.Getpid(), name, run)
+			o := engine.Options{Env: taggedEnv(tag), Grace: hangLimit()}
+			ready, check := setup(run, &o)
+			plan, err := p.Plan(o)
 			if err != nil {
 				t.Error(err)
 				return
@@ -104,10 +135,14 @@ func TestCancelMidStream(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			select {
-			case <-out.there:
-			case <-time.After(hangLimit()):
-				t.Errorf("run %d: no 4 MiB of output within %v", run, hangLimit())
+			if ready == nil {
+				// Bytes flow once the programs run: found by the tag.
+				deadline := time.Now().Add(hangLimit())
+				for len(procs.Tagged(tag)) < 3 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+			} else {
+				ready()
 			}
 			cancel()
 			res := waitResult(t, j)
@@ -115,18 +150,12 @@ func TestCancelMidStream(t *testing.T) {
 				t.Errorf("run %d: exit %d, signal %v; want 143, SIGTERM", run, res.ExitCode, res.Signal)
 			}
 			for _, st := range res.Stages {
-				// A stage ends by the teardown's SIGTERM, or by a broken
-				// pipe when its reader ended first.
 				if st.Code != 143 && st.Code != 141 {
 					t.Errorf("run %d: %s: status %s; want 143 or 141", run, st.Name, st.Status)
 				}
 			}
-			var want bytes.Buffer
-			for i := 1; want.Len() < out.head.Len(); i++ {
-				fmt.Fprintf(&want, "%d\n", i)
-			}
-			if !bytes.HasPrefix(want.Bytes(), out.head.Bytes()) {
-				t.Errorf("run %d: the output is not the start of gen's", run)
+			if check != nil {
+				check()
 			}
 			if left := procs.WaitUntagged(tag, hangLimit()); len(left) > 0 {
 				t.Errorf("run %d: processes left: %v", run, left)
@@ -142,7 +171,7 @@ func TestReaderWriterStdio(t *testing.T) {
 	in := make([]byte, 8<<20+13)
 	rand.NewChaCha8([32]byte{1}).Read(in)
 	var out, errs bytes.Buffer
-	res, err := gpipe.Run(context.Background(), "cat | tee >(sha256sum >&2) | cat", gpipe.Options{
+	res, err := engine.Run(context.Background(), "cat | tee >(sha256sum >&2) | cat", engine.Options{
 		Stdin:  bytes.NewReader(in),
 		Stdout: &out,
 		Stderr: &errs,
@@ -177,8 +206,8 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 // TestWriterThatFails: an io.Writer that fails is a reader gone to the
 // stage writing to it, which gets a broken pipe, as in a shell.
 func TestWriterThatFails(t *testing.T) {
-	res, err := gpipe.Run(context.Background(), "seq 10000000", gpipe.Options{Stdout: &failingWriter{n: 1000}})
-	var ee *gpipe.ExitError
+	res, err := engine.Run(context.Background(), "seq 10000000", engine.Options{Stdout: &failingWriter{n: 1000}})
+	var ee *engine.ExitError
 	if !errors.As(err, &ee) || res.ExitCode != 141 || res.Stages[0].Signal != syscall.SIGPIPE {
 		t.Fatalf("err %v, result %+v; want a broken pipe, 141", err, res)
 	}
@@ -188,19 +217,19 @@ func TestWriterThatFails(t *testing.T) {
 // that is not there, are errors naming the place or the stage, before
 // anything runs.
 func TestBadInputStartsNothing(t *testing.T) {
-	if _, err := gpipe.Parse("seq 3 | | wc"); err == nil || !strings.Contains(err.Error(), "spec:1:") {
+	if _, err := engine.Parse("seq 3 | | wc"); err == nil || !strings.Contains(err.Error(), "spec:1:") {
 		t.Errorf("Parse of a bad spec: %v", err)
 	}
-	p, err := gpipe.Parse("seq 3 | no-such-program-here | wc")
+	p, err := engine.Parse("seq 3 | no-such-program-here | wc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.Plan(gpipe.Options{})
+	_, err = p.Plan(engine.Options{})
 	var le *stage.LookupError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "no-such-program-here") {
 		t.Errorf("Plan with a missing program: %v", err)
 	}
-	if _, err := gpipe.ParseFile("x.gp", []byte("a: seq 3\n@b | wc\n")); err == nil || !strings.HasPrefix(err.Error(), "x.gp:2:") {
+	if _, err := engine.ParseFile("x.gp", []byte("a: seq 3\n@b | wc\n")); err == nil || !strings.HasPrefix(err.Error(), "x.gp:2:") {
 		t.Errorf("ParseFile of a file naming no such stage: %v", err)
 	}
 }
@@ -209,11 +238,11 @@ func TestBadInputStartsNothing(t *testing.T) {
 // in two places, which gpipe copies with a tee of its own.
 func TestParseFile(t *testing.T) {
 	src := "param N\nsrc: seq $N\npaste <(@src) <(@src | sed s/^/x/)\n"
-	p, err := gpipe.ParseFile("two.gp", []byte(src), "N=3")
+	p, err := engine.ParseFile("two.gp", []byte(src), "N=3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := p.Plan(gpipe.Options{})
+	plan, err := p.Plan(engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +250,7 @@ func TestParseFile(t *testing.T) {
 		t.Errorf("no tee of gpipe's in the plan:\n%s", plan.Explain())
 	}
 	var out bytes.Buffer
-	plan2, _ := p.Plan(gpipe.Options{Stdout: &out})
+	plan2, _ := p.Plan(engine.Options{Stdout: &out})
 	j, err := plan2.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -237,11 +266,11 @@ func TestParseFile(t *testing.T) {
 // TestPlanBuffer: the tees gpipe adds get the plan's --buffer; the
 // user's own tee does not.
 func TestPlanBuffer(t *testing.T) {
-	p, err := gpipe.ParseFile("b.gp", []byte("src: seq 3\ntee /dev/null < <(@src)\n@src | wc -l\n"))
+	p, err := engine.ParseFile("b.gp", []byte("src: seq 3\ntee /dev/null < <(@src)\n@src | wc -l\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := p.Plan(gpipe.Options{Buffer: "1MiB"})
+	plan, err := p.Plan(engine.Options{Buffer: "1MiB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,25 +283,25 @@ func TestPlanBuffer(t *testing.T) {
 // TestNoMain: without Main, Start refuses rather than run a pipeline
 // without its guardian.
 func TestNoMain(t *testing.T) {
-	p, err := gpipe.Parse("true")
+	p, err := engine.Parse("true")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := p.Plan(gpipe.Options{})
+	plan, err := p.Plan(engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev := gpipe.SetMainCalled(false)
-	defer gpipe.SetMainCalled(prev)
-	if _, err := plan.Start(context.Background()); !errors.Is(err, gpipe.ErrNoMain) {
+	prev := engine.SetMainCalled(false)
+	defer engine.SetMainCalled(prev)
+	if _, err := plan.Start(context.Background()); !errors.Is(err, engine.ErrNoMain) {
 		t.Errorf("Start without Main: %v, want ErrNoMain", err)
 	}
 }
 
 // TestCancelledBeforeStart starts nothing.
 func TestCancelledBeforeStart(t *testing.T) {
-	p, _ := gpipe.Parse("true")
-	plan, err := p.Plan(gpipe.Options{})
+	p, _ := engine.Parse("true")
+	plan, err := p.Plan(engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
