@@ -381,7 +381,8 @@ func splitBuiltin() *Builtin {
 		Summary: "Deal the input round-robin to the OUTPUTs (>(…) ports, files, - for stdout): K whole lines " +
 			"(default 1) to each in turn, or blocks of SIZE bytes. A slow output never stalls the others (see tee).",
 	}
-	b.Parse = func(args []string) (Run, error) {
+	b.Parse = func(args []string) (Run, error) { return b.ParseDir("", args) }
+	b.ParseDir = func(dir string, args []string) (Run, error) {
 		fs, parse := flags(b)
 		lines := fs.Int("n", 1, "lines to each OUTPUT in turn")
 		bytesFlag := fs.String("bytes", "", "deal blocks of SIZE bytes instead of lines")
@@ -410,7 +411,11 @@ func splitBuiltin() *Builtin {
 			// coreutils' split reads its FILE and writes PREFIXaa…: an
 			// existing file among the arguments means that split, whose
 			// input this one would overwrite.
-			if fi, err := os.Stat(n); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(n, "/dev/") {
+			path := n
+			if dir != "" && !strings.HasPrefix(n, "/") {
+				path = strings.TrimSuffix(dir, "/") + "/" + n
+			}
+			if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(n, "/dev/") {
 				return nil, usagef(b.Name, "%s: an existing file is coreutils split's input; the builtin writes its OUTPUTs", n)
 			}
 		}

@@ -99,6 +99,22 @@ type Builtin struct {
 	// starting anything, so a usage error starts nothing. --help (and -h)
 	// returns a stage that prints the builtin's help, but for a Namesake.
 	Parse func(args []string) (Run, error)
+
+	// ParseDir, when not nil, is Parse for a run whose relative paths are
+	// relative to dir ("" is this process's directory): a builtin whose
+	// parsing looks at the files its operands name (split) has one.
+	// Parse is then ParseDir with "".
+	ParseDir func(dir string, args []string) (Run, error)
+}
+
+// ParseIn is b.Parse for a stage that runs in directory dir, as if the
+// process had been started there ("": its own directory): the files its
+// parsing looks at are looked for there.
+func (b *Builtin) ParseIn(dir string, args []string) (Run, error) {
+	if b.ParseDir != nil {
+		return b.ParseDir(dir, args)
+	}
+	return b.Parse(args)
 }
 
 // Help returns a stage that prints the builtin's own help, also for a

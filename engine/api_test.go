@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,4 +311,207 @@ func TestCancelledBeforeStart(t *testing.T) {
 	if _, err := plan.Start(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Start with a cancelled context: %v", err)
 	}
+}
+
+// TestDir runs a spec in Options.Dir, a directory that is not the test
+// process's, whose own working directory stays as it is: a redirection
+// in and out, a program "./s.sh", a glob, a builtin's FILE operands
+// (merge reads one, tee writes one) and pwd are all in Dir. With Isolate,
+// the builtins run in helper processes, which start in Dir.
+func TestDir(t *testing.T) {
+	for _, isolate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("isolate=%v", isolate), func(t *testing.T) {
+			wd, err := os.Getwd()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			write := func(name, data string, mode os.FileMode) {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("in.txt", "hello\n", 0o644)
+			write("b.txt", "", 0o644)
+			write("s.sh", "#!/bin/sh\ncat\necho script\n", 0o755)
+			p, err := engine.Parse("./s.sh < in.txt | merge -n - in.txt <(echo *.txt) <(pwd) | tee out2.txt > out.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errs bytes.Buffer
+			plan, err := p.Plan(engine.Options{Dir: dir, Isolate: isolate, Stdout: &out, Stderr: &errs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range plan.Commands() {
+				if c.Builtin != "" && c.InProcess == isolate {
+					t.Errorf("stage %d (%s): in process %v, want %v", i, c.Builtin, c.InProcess, !isolate)
+				}
+			}
+			j, err := plan.Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := waitResult(t, j); res.ExitCode != 0 {
+				t.Fatalf("exit %d, stderr %q", res.ExitCode, errs.String())
+			}
+			if out.Len() != 0 || errs.Len() != 0 {
+				t.Errorf("stdout %q, stderr %q; want none", out.String(), errs.String())
+			}
+			real, err := filepath.EvalSymlinks(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "hello\nscript\nhello\nb.txt in.txt\n" + real + "\n"
+			for _, name := range []string{"out.txt", "out2.txt"} {
+				got, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Error(err)
+				} else if string(got) != want {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+			if now, _ := os.Getwd(); now != wd {
+				t.Errorf("the working directory changed to %s", now)
+			}
+			for _, name := range []string{"out.txt", "out2.txt"} {
+				if _, err := os.Stat(name); err == nil {
+					t.Errorf("%s was made in the test's own directory", name)
+					os.Remove(name)
+				}
+			}
+
+			// A file that is not there is named as the spec names it.
+			for spec, msg := range map[string]string{
+				"cat < missing.txt":     "gpipe: missing.txt: No such file or directory\n",
+				"merge missing.txt":     "missing.txt: no such file or directory\n",
+				"seq 3 > nodir/out.txt": "gpipe: nodir/out.txt: No such file or directory\n",
+			} {
+				var errs bytes.Buffer
+				res, err := engine.Run(context.Background(), spec, engine.Options{Dir: dir, Isolate: isolate, Stderr: &errs})
+				if err == nil || res.ExitCode != 1 {
+					t.Errorf("%s: %v, %+v; want exit 1", spec, err, res)
+				}
+				if !strings.HasSuffix(errs.String(), msg) || strings.Contains(errs.String(), dir) {
+					t.Errorf("%s: stderr %q, want it to end in %q", spec, errs.String(), msg)
+				}
+			}
+			// What the plan looks at is in Dir too: split's OUTPUT that
+			// is an existing file means coreutils' split, and a builtin
+			// whose redirection opens a FIFO runs in a process of its own.
+			if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for spec, check := range map[string]func(stage.Command) bool{
+				"seq 3 | split in.txt": func(c stage.Command) bool { return c.Builtin == "" },
+				"count < fifo":         func(c stage.Command) bool { return c.Builtin == "count" && !c.InProcess },
+			} {
+				p, err := engine.Parse(spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan, err := p.Plan(engine.Options{Dir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cmds := plan.Commands(); !check(cmds[len(cmds)-1]) {
+					t.Errorf("%s: the plan:\n%s", spec, plan.Explain())
+				}
+			}
+			p, err = engine.Parse("./nope.sh")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Plan(engine.Options{Dir: dir}); err == nil || err.Error() != "./nope.sh: No such file or directory" {
+				t.Errorf("Plan of a missing ./nope.sh: %v", err)
+			}
+		})
+	}
+}
+
+// TestDirRelative: a relative Dir is relative to the process's working
+// directory when planned; one that is no directory fails the plan.
+func TestDirRelative(t *testing.T) {
+	p, err := engine.Parse("pwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Plan(engine.Options{Dir: "no-such-dir"}); err == nil || !strings.Contains(err.Error(), "no-such-dir") {
+		t.Errorf("a plan in a directory that is not there: %v", err)
+	}
+	if _, err := p.Plan(engine.Options{Dir: "api_test.go"}); err == nil {
+		t.Error("a plan in a file")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := filepath.EvalSymlinks(filepath.Dir(wd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := engine.Run(context.Background(), "pwd", engine.Options{Dir: "..", Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != up+"\n" {
+		t.Errorf("pwd in ..: %q, want %q", out.String(), up+"\n")
+	}
+}
+
+// TestJobGroup: a run's processes are in the group Job.Group names, not
+// this process's; a run of builtins inside this process has none.
+func TestJobGroup(t *testing.T) {
+	p, err := engine.Parse("sleep 30 | command cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := p.Plan(engine.Options{Grace: hangLimit()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	j, err := plan.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := j.Group()
+	if g == 0 || g == syscall.Getpgrp() {
+		t.Errorf("Group() = %d, this process's group %d", g, syscall.Getpgrp())
+	}
+	n := 0
+	for _, st := range j.Snapshot().Stages {
+		if st.Pid == 0 {
+			continue
+		}
+		n++
+		if pg, err := syscall.Getpgid(st.Pid); err != nil || pg != g {
+			t.Errorf("%s: pid %d in group %d (%v), want %d", st.Stage.Name(), st.Pid, pg, err, g)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d processes in the snapshot, want 2", n)
+	}
+	cancel()
+	if res := waitResult(t, j); res.Signal != syscall.SIGTERM {
+		t.Errorf("exit %d, signal %v; want SIGTERM", res.ExitCode, res.Signal)
+	}
+
+	p, err = engine.Parse("gen -n 3 | count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err = p.Plan(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err = plan.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := j.Group(); g != 0 {
+		t.Errorf("builtins inside this process: Group() = %d, want 0", g)
+	}
+	waitResult(t, j)
 }

@@ -19,8 +19,9 @@
 //
 // Nothing process-wide changes unless the caller asks: no signal is caught
 // (Options.Signals passes on the ones the caller catches), the terminal is
-// left alone unless Options.JobControl is set, and two runs may go on at
-// once in one process.
+// left alone unless Options.JobControl is set, the working directory is
+// never changed (a run has its own with Options.Dir), and two runs may go
+// on at once in one process.
 //
 // The package runs on Linux only, as gpipe does.
 package engine
@@ -31,7 +32,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -142,6 +146,15 @@ type Options struct {
 	// ($HOME, globs), as "NAME=value"; nil is this process's.
 	Env []string
 
+	// Dir is the working directory of the run: the stages start in it, and
+	// the relative paths of the spec (redirections, a program "./s", a glob,
+	// a builtin's FILE operands) are relative to it. "" is this process's.
+	// This process's own working directory does not change, so that runs
+	// in different directories may go on at once. A relative Dir is
+	// relative to this process's directory when the pipeline is planned.
+	// The stages' and the expansions' $PWD is Dir.
+	Dir string
+
 	// Stdin is what the pipeline's first stage reads; nil reads nothing
 	// (the null device). Stdout and Stderr take the pipeline's output and
 	// the stages' errors (and gpipe's messages about them, "gpipe: …");
@@ -251,7 +264,17 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cfg := parser.Config{Env: withPWD(env), ReadDir: os.ReadDir}
+	if opts.Dir != "" {
+		// Once, here: the stages' paths are joined to it from now on.
+		dir, err := runDir(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		opts.Dir = dir
+		// As a shell's cd would leave it for the commands run there.
+		env = withEnv(env, "PWD", dir)
+	}
+	cfg := parser.Config{Env: withPWD(env, opts.Dir), ReadDir: os.ReadDir}
 	if p.file || opts.Transport == TransportFIFO {
 		// Named FIFOs live in a private directory, which plumbing
 		// creates (and removes) only if the run starts.
@@ -282,7 +305,7 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 			reg[name] = funcBuiltin(name, f)
 		}
 	}
-	cmds, err := stage.Resolve(g, env, reg)
+	cmds, err := stage.ResolveIn(g, opts.Dir, env, reg)
 	if err != nil {
 		return nil, placeError(g, err)
 	}
@@ -309,14 +332,59 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	return &Plan{g: g, cmds: cmds, infos: infos, choices: choices, opts: opts, env: env}, nil
 }
 
-// withPWD is env with PWD set to the working directory, which globs are
-// relative to.
-func withPWD(env []string) []string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return env
+// withPWD is env with PWD set to the working directory of the run, dir,
+// or this process's when dir is "": globs are relative to it.
+func withPWD(env []string, dir string) []string {
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return env
+		}
+		dir = wd
 	}
-	return append(env[:len(env):len(env)], "PWD="+wd)
+	return append(env[:len(env):len(env)], "PWD="+dir)
+}
+
+// withEnv is env with name set to value: in place of its first setting,
+// the others dropped, or added at the end.
+func withEnv(env []string, name, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	set := false
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			if !set {
+				out = append(out, name+"="+value)
+				set = true
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	if !set {
+		out = append(out, name+"="+value)
+	}
+	return out
+}
+
+// runDir is Options.Dir made absolute, checked to be a directory, so that
+// a run in a directory that is not there fails before anything starts.
+func runDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("gpipe: working directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err == nil && !fi.IsDir() {
+		err = syscall.ENOTDIR
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("gpipe: working directory %s: %w", dir, err)
+	}
+	return abs, nil
 }
 
 // Options are the options the plan was made with. The fields used only
@@ -366,6 +434,14 @@ type Job struct {
 // Edges are the job's edges as plumbing made them: their meters, for a
 // live report.
 func (j *Job) Edges() *plumbing.Plan { return j.edges }
+
+// Group is the process group of the run's processes: its stages, the
+// helper processes of the builtins that run outside this process, and
+// their children, led by the run's guardian. It is 0 when the run has no
+// process (builtins inside this process only). Signalling it
+// (syscall.Kill(-g, sig)) reaches them all, and nothing else; the group
+// is gone once Wait has returned, and its id may be reused.
+func (j *Job) Group() int { return j.p.Group() }
 
 // Snapshot is the run as it stands: while it runs, taken between two of
 // the supervisor's events; once it has ended, the final state.

@@ -71,14 +71,15 @@ type childRing struct {
 // targets may block: a FIFO's open waits for its other end. bash opens
 // redirections in the stage's own process, so one stage waiting there
 // holds up no other; gpipe then does the same, through a helper process,
-// instead of opening the target itself.
-func blockingRedirect(st *parser.Stage) bool {
+// instead of opening the target itself. A relative target is in dir, the
+// stage's (Command.Dir).
+func blockingRedirect(dir string, st *parser.Stage) bool {
 	for _, r := range st.Redirs {
 		if _, ok := fdPath(r.Path); ok {
 			continue // a descriptor of the stage's own, not a FIFO by name
 		}
 		if _, isFile := openFlags(r.Op); isFile {
-			if fi, err := os.Stat(r.Path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+			if fi, err := os.Stat(inDir(dir, r.Path)); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
 				return true
 			}
 		}

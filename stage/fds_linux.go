@@ -22,8 +22,10 @@ type fdTable struct {
 	owned  []*os.File   // opened or duplicated here; closed once the process started
 	passOn []int        // descriptors above 2 that gpipe inherited, see inheritedFDs
 	floor  int          // addAbove places nothing at or below this
+	dir    string       // the stage's directory, where relative targets are (Command.Dir)
 	// created lists the files that the redirections created (they did
-	// not exist before): what an abandoned start removes again.
+	// not exist before), as gpipe names them (in dir): what an abandoned
+	// start removes again.
 	created []string
 }
 
@@ -122,10 +124,11 @@ func (t *fdTable) apply(r parser.Redirect) error {
 			err = syscall.ENOENT
 		}
 	} else {
-		_, statErr := os.Lstat(r.Path)
-		f, err = os.OpenFile(r.Path, flag, 0o666)
+		path := inDir(t.dir, r.Path)
+		_, statErr := os.Lstat(path)
+		f, err = os.OpenFile(path, flag, 0o666)
 		if err == nil && flag&os.O_CREATE != 0 && errors.Is(statErr, os.ErrNotExist) {
-			t.created = append(t.created, r.Path)
+			t.created = append(t.created, path)
 		}
 	}
 	if err != nil {

@@ -140,7 +140,7 @@ func startGuardian(tty *terminal) (*guardian, error) {
 	if tty != nil {
 		sys.Foreground, sys.Ctty = true, tty.fd
 	}
-	pid, err := startProcess(self, []string{"gpipe", GuardianArg}, nil, []*os.File{r, hw, null}, sys)
+	pid, err := startProcess(self, []string{"gpipe", GuardianArg}, nil, "", []*os.File{r, hw, null}, sys)
 	if err != nil {
 		w.Close()
 		hr.Close()

@@ -32,6 +32,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	status := Status{Stage: st}
 	ends := s.plan.Take(st.ID)
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), ends, nil)
+	t.dir = cmd.Dir
 	defer t.close()
 	defer func() {
 		for _, e := range ends {
@@ -45,6 +46,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	var stderr io.WriteCloser
 	stop := s.builtinStop(st.ID)
 	files := newPortFiles(stop)
+	files.dir = cmd.Dir
 	if s.opts.StopEarly {
 		files.fifoCopies = map[string]*os.File{}
 		s.ports[st.ID] = files

@@ -119,6 +119,7 @@ type portFiles struct {
 	taken   map[int]*os.File // pipe ports handed to the builtin (see handsOver)
 	stop    *plumbing.Stop
 	opened  []io.Closer // handed out: closed at the end if the builtin did not
+	dir     string      // where a relative name is: the stage's directory (Command.Dir)
 
 	// outputs is what the builtin's fan-out reported of its outputs.
 	outputs []builtins.OutputStats
@@ -307,19 +308,51 @@ func (p *portFiles) open(name string, fd int, isFD bool, flag int) (*os.File, er
 			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOENT}
 		}
 	}
-	if fi, err := os.Stat(name); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
-		return p.openFIFO(name, flag)
+	path := inDir(p.dir, name)
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		return p.openFIFO(name, path, flag)
 	}
-	return os.OpenFile(name, flag, 0o666)
+	return openAs(name, path, flag)
+}
+
+// openAs opens the file at path, which the user named name (path is name
+// in the stage's directory, see inDir), as os.OpenFile does; its errors,
+// and those of its reads and writes, name it name.
+func openAs(name, path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0o666)
+	if path == name {
+		return f, err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		pe.Path = name
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A copy of the descriptor under the user's name. Through Control,
+	// not Fd, which would take a FIFO out of the runtime's poller: the
+	// copy shares its non-blocking mode, and NewFile puts it back.
+	rc, err := f.SyscallConn()
+	n := -1
+	if err == nil {
+		ctlErr := rc.Control(func(fd uintptr) { n, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) })
+		err = errors.Join(ctlErr, err)
+	}
+	f.Close()
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(n), name), nil
 }
 
 // openFIFO opens a named FIFO without blocking in open(2), where no
 // teardown could reach the builtin: a read end opens at once, and its
 // first read waits for the first writer, heeding the Stop (see Open); a
 // write end is retried until a reader has opened, or the Stop is closed.
-func (p *portFiles) openFIFO(name string, flag int) (*os.File, error) {
+func (p *portFiles) openFIFO(name, path string, flag int) (*os.File, error) {
 	for {
-		f, err := os.OpenFile(name, flag|unix.O_NONBLOCK, 0o666)
+		f, err := openAs(name, path, flag|unix.O_NONBLOCK)
 		if err == nil {
 			p.keepFIFO(name, f, flag)
 			return f, nil // os.File waits in the runtime's poller, which a Close ends

@@ -28,6 +28,12 @@ type Command struct {
 	Args []string
 	Env  []string // the full environment of the process
 
+	// Dir is the directory the stage runs in, ResolveIn's dir: its
+	// process's working directory, and what the relative paths of its
+	// words are relative to (its program "./s", its redirections, its
+	// builtin's FILE operands). "" is gpipe's own.
+	Dir string
+
 	// Builtin names the builtin that runs the stage (Args[0] without
 	// "command"); empty for a program.
 	Builtin string
@@ -88,12 +94,22 @@ func (e *LookupError) Error() string { return e.Word + ": " + e.Text }
 //     see (a "PATH=… cmd" assignment counts, as in bash).
 //
 // env is the environment every stage inherits. A program that cannot be
-// found or run is a *LookupError.
+// found or run is a *LookupError. The stages run in gpipe's own working
+// directory: see ResolveIn.
 func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([]Command, error) {
+	return ResolveIn(g, "", env, reg)
+}
+
+// ResolveIn is Resolve for stages that run in directory dir (Command.Dir),
+// as if gpipe had been started there: a program named with a slash, or
+// found through a relative entry of PATH, is looked for there, and so is
+// a file a builtin's arguments name when its parsing looks at it (split's
+// OUTPUTs). dir should be absolute; "" is gpipe's own directory.
+func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builtins.Builtin) ([]Command, error) {
 	cmds := make([]Command, len(g.Stages))
 	for i, st := range g.Stages {
 		full := mergeEnv(env, st.Env)
-		cmd := Command{Args: st.Args, Env: full}
+		cmd := Command{Args: st.Args, Env: full, Dir: dir}
 		if len(st.Args) == 0 {
 			cmds[i] = cmd
 			continue
@@ -105,14 +121,14 @@ func Resolve(g *parser.Graph, env []string, reg map[string]*builtins.Builtin) ([
 		}
 		var usage error
 		if b := reg[name]; b != nil && !forceExternal {
-			cmd.run, usage = b.Parse(cmd.Args[1:])
+			cmd.run, usage = b.ParseIn(dir, cmd.Args[1:])
 			if usage == nil {
 				cmd.Builtin, cmd.NoInput, cmd.WritesOperands = name, b.NoInput, b.WritesOperands
 				cmds[i] = cmd
 				continue
 			}
 		}
-		path, err := lookPath(name, getenv(full, "PATH"))
+		path, err := lookPath(dir, name, getenv(full, "PATH"))
 		if err != nil {
 			if usage != nil {
 				return nil, &BuiltinError{Stage: st.Name(), ID: i, Err: usage}
@@ -174,7 +190,7 @@ func Place(g *parser.Graph, cmds []Command, isolate, ttyStdin bool) {
 	for i := range cmds {
 		c := &cmds[i]
 		readsTTY := ttyStdin && !c.NoInput && readsGpipeStdin(g, i)
-		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(g.Stages[i]) && !opensFIFO[i] && !shm[i] && !readsTTY
+		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(c.Dir, g.Stages[i]) && !opensFIFO[i] && !shm[i] && !readsTTY
 	}
 }
 
@@ -226,18 +242,20 @@ func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 // lookPath finds name the way bash does: a name with a slash is used as it
 // is; otherwise the first executable file in PATH wins, directories are
 // skipped, and a matching file that is not executable is reported only when
-// nothing better is found.
-func lookPath(name, path string) (string, *LookupError) {
+// nothing better is found. A relative name, or a relative entry of PATH, is
+// looked for in dir (see ResolveIn); the path returned is as written, for
+// the stage's process, which starts in dir.
+func lookPath(dir, name, path string) (string, *LookupError) {
 	if strings.Contains(name, "/") {
-		return name, checkExecutable(name)
+		return name, checkExecutable(inDir(dir, name))
 	}
 	var denied *LookupError
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
+	for _, entry := range filepath.SplitList(path) {
+		if entry == "" {
+			entry = "."
 		}
-		p := filepath.Join(dir, name)
-		err := checkExecutable(p)
+		p := filepath.Join(entry, name)
+		err := checkExecutable(inDir(dir, p))
 		if err == nil {
 			return p, nil
 		}
@@ -251,6 +269,18 @@ func lookPath(name, path string) (string, *LookupError) {
 		return "", denied
 	}
 	return "", &LookupError{Code: ExitNotFound, Text: "command not found"}
+}
+
+// inDir is path as the system calls of a stage that runs in dir must name
+// it from gpipe's own directory: joined to dir when relative (and dir is
+// not gpipe's own, ""), as it is otherwise. Nothing is cleaned: "x/../y"
+// means what it means to the kernel. Messages name the path as the user
+// wrote it, never this.
+func inDir(dir, path string) string {
+	if dir == "" || path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + path
 }
 
 func checkExecutable(p string) *LookupError {

@@ -43,7 +43,7 @@ func TestLookPath(t *testing.T) {
 		{filepath.Join(dir, "missing"), "", "", 127, "No such file or directory"},
 	}
 	for _, tt := range tests {
-		got, err := lookPath(tt.name, tt.path)
+		got, err := lookPath("", tt.name, tt.path)
 		if tt.code == 0 {
 			if err != nil || got != tt.want {
 				t.Errorf("lookPath(%q, %q) = %q, %v; want %q", tt.name, tt.path, got, err, tt.want)

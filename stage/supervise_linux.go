@@ -243,6 +243,15 @@ func (p *Pipeline) Snapshot() *Snapshot {
 	}
 }
 
+// Group is the id of the pipeline's process group, which its processes
+// (stages, helpers, and their own children) run in, led by the guardian
+// (see group_linux.go); 0 if it has none: no process started (only
+// builtins inside gpipe). It is the group's id until Wait returns; the
+// group is gone then, and the id may be reused.
+func (p *Pipeline) Group() int {
+	return p.s.pgid // set during the start only, which Start waited for
+}
+
 // Signal acts on sig as when gpipe receives it (Options.Signals): a
 // teardown signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) tears the pipeline
 // down, SIGUSR1 asks for a live status (Options.OnLive); any other signal
@@ -496,6 +505,7 @@ func (s *supervisor) reap(e *exit) {
 
 func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 	status := Status{Stage: st}
+	dir := cmd.Dir // cmd may become the helper below, which runs there too
 	fail := func(code int, err error) Status {
 		status.Code, status.Err = code, fmt.Errorf("%s: %w", st.Name(), err)
 		return status
@@ -508,9 +518,10 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 		return status
 	}
 	t := newFDTable(s.opts.Stdin, s.opts.Stdout, s.stderr(st.ID), s.plan.Ends(st.ID), s.inherited)
+	t.dir = cmd.Dir
 	defer t.close()
 	spec := childSpec{Stage: st.Name(), Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Builtin: cmd.Builtin, Parent: os.Getpid()}
-	if fifos := s.plan.FIFORedirects(st.ID); len(fifos) > 0 || blockingRedirect(st) {
+	if fifos := s.plan.FIFORedirects(st.ID); len(fifos) > 0 || blockingRedirect(cmd.Dir, st) {
 		// The stage's own process opens its redirections (its named
 		// FIFOs first, where its edges would be); see RunChild.
 		spec.Redirs, spec.FIFOs = append(fifos, st.Redirs...), len(fifos)
@@ -560,14 +571,16 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 	}
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Pgid: s.pgid}
 	files := t.procFiles()
-	pid, err := startProcess(cmd.Path, cmd.Args, cmd.Env, files, sys)
+	// The stage's process, or the helper that starts it, runs in the
+	// stage's directory, where a relative cmd.Path is.
+	pid, err := startProcess(cmd.Path, cmd.Args, cmd.Env, dir, files, sys)
 	if errors.Is(err, syscall.ENOEXEC) {
 		// A script without "#!": bash runs it with a shell, and so do we.
 		sh, args := shellFallback(cmd.Path, cmd.Args)
-		pid, err = startProcess(sh, args, cmd.Env, files, sys)
+		pid, err = startProcess(sh, args, cmd.Env, dir, files, sys)
 	}
 	if err != nil {
-		code, text := startFailure(cmd.Path, err)
+		code, text := startFailure(inDir(dir, cmd.Path), err)
 		// Reported on gpipe's own stderr, whatever the stage's
 		// redirections, as by the helper (see helper.failed).
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
@@ -581,13 +594,14 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 }
 
 // startProcess starts the program at path with argv and env (nil: gpipe's
-// own environment), with files as its descriptors 0, 1, 2, … (nil: that
-// descriptor closed), and returns its pid. It is syscall.StartProcess, not
+// own environment), in directory dir ("": gpipe's own), with files as its
+// descriptors 0, 1, 2, … (nil: that descriptor closed), and returns its
+// pid. A relative path is relative to dir. It is syscall.StartProcess, not
 // os.StartProcess: gpipe signals and waits for its processes by pid (see
 // wait), and os.StartProcess would open a pidfd for each only to close
 // it, and, the first time, fork a child more to see whether the system
 // has pidfds.
-func startProcess(path string, argv, env []string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
+func startProcess(path string, argv, env []string, dir string, files []*os.File, sys *syscall.SysProcAttr) (int, error) {
 	if env == nil {
 		env = syscall.Environ()
 	}
@@ -595,7 +609,7 @@ func startProcess(path string, argv, env []string, files []*os.File, sys *syscal
 	for i, f := range files {
 		fds[i] = f.Fd() // ^uintptr(0) for nil: closed in the child
 	}
-	pid, _, err := syscall.StartProcess(path, argv, &syscall.ProcAttr{Env: env, Files: fds, Sys: sys})
+	pid, _, err := syscall.StartProcess(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds, Sys: sys})
 	runtime.KeepAlive(files)
 	return pid, err
 }
@@ -745,10 +759,11 @@ func (s *supervisor) supervise() {
 		// The files the helpers' redirections created, which each
 		// reported as it created them: all told once every helper has
 		// ended.
-		for _, rep := range s.reports {
+		for i, rep := range s.reports {
 			<-rep.done
 			for _, path := range rep.created {
-				_ = os.Remove(path)
+				// As the helper named it, in the stage's directory.
+				_ = os.Remove(inDir(s.cmds[i].Dir, path))
 			}
 		}
 	}
