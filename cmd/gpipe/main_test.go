@@ -1,28 +1,22 @@
 package main
 
 import (
-	"os/exec"
-	"sync"
-
-	"golang.org/x/sys/unix"
-
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"github.com/gpipe/gpipe/engine"
 	"github.com/gpipe/gpipe/internal/procs"
+	"github.com/gpipe/gpipe/testscripts/gpipetest"
 )
 
 var update = flag.Bool("u", false, "update testscript golden files in place")
@@ -77,7 +71,7 @@ func TestScriptsIsolated(t *testing.T) {
 }
 
 func runScripts(t *testing.T, p testscript.Params, isolate bool) {
-	testscript.Run(t, testscript.Params{
+	p = testscript.Params{
 		Dir:                 p.Dir,
 		Files:               p.Files,
 		RequireExplicitExec: true,
@@ -116,11 +110,11 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
-		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"waitfile": cmdWaitfile,
-			"gone":     cmdGone,
-		},
-	})
+	}
+	// The scripts use the commands any project can (pipe, signal,
+	// status, waitfile, gone, …): package gpipetest.
+	gpipetest.Setup(&p)
+	testscript.Run(t, p)
 }
 
 // goEnv is what the go command needs in a script to build offline with
@@ -139,92 +133,3 @@ var goEnv = sync.OnceValue(func() map[string]string {
 	}
 	return env
 })
-
-// scriptDeadline bounds every wait a script command does, so that a hang
-// fails the test instead of blocking it.
-var scriptDeadline = scaled(10 * time.Second)
-
-// cmdWaitfile waits until FILE holds at least N lines (default 1):
-//
-//	waitfile [-lines N] FILE
-//
-// Scripts use it to know that background stages have started (each writes
-// its pid to FILE) before they signal gpipe.
-func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! waitfile")
-	}
-	want := 1
-	if len(args) == 3 && args[0] == "-lines" {
-		n, err := strconv.Atoi(args[1])
-		ts.Check(err)
-		want, args = n, args[2:]
-	}
-	if len(args) != 1 {
-		ts.Fatalf("usage: waitfile [-lines N] FILE")
-	}
-	path := ts.MkAbs(args[0])
-	deadline := time.Now().Add(scriptDeadline)
-	for {
-		data, err := os.ReadFile(path)
-		if err == nil && bytes.Count(data, []byte("\n")) >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("waitfile %s: fewer than %d lines after %v", args[0], want, scriptDeadline)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// cmdGone checks that no process whose pid is listed in FILE (one a line)
-// is still running, waiting up to the deadline for them to go:
-//
-//	gone FILE
-//
-// A zombie counts as gone: it no longer runs.
-func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: gone FILE")
-	}
-	var pids []int
-	for _, f := range strings.Fields(ts.ReadFile(args[0])) {
-		pid, err := strconv.Atoi(f)
-		ts.Check(err)
-		pids = append(pids, pid)
-	}
-	if len(pids) == 0 {
-		ts.Fatalf("gone %s: no pids in the file", args[0])
-	}
-	deadline := time.Now().Add(scriptDeadline)
-	for {
-		alive := running(pids)
-		if len(alive) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("still running after %v: %v", scriptDeadline, alive)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// running returns the pids among pids that are still running.
-func running(pids []int) []int {
-	var alive []int
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// The state follows the command name in parentheses: "pid (comm) S …".
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		alive = append(alive, pid)
-	}
-	return alive
-}
