@@ -33,16 +33,22 @@
 //
 // A script then reads:
 //
-//	pipe 'mytool serve --addr 127.0.0.1:0 > addr' &srv&
-//	waitfile addr
-//	pipe 'mytool get --addr-file addr /metrics | grep -c ^req_'
+//	! pipe 'mytool serve' &srv&
+//	waitout srv '^listening on'
+//	pipe 'mytool get /metrics | grep -c ^req_'
 //	stdout '^3$'
 //	signal -HUP srv
 //	waitout -stderr srv 'reloaded'
 //	signal -TERM srv
-//	! await srv
+//	await srv
 //	status sig TERM
 //	nochildren srv
+//
+// The server runs in the background, in a process group of its own; the
+// script waits for it to say it listens rather than sleeping; a pipeline
+// in bash's syntax queries it without a shell; it is reloaded and stopped
+// by signals sent by name; it died of SIGTERM, as expected (the ! on its
+// pipe line); and nothing it started is left.
 //
 // # Commands
 //

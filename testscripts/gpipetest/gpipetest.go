@@ -118,6 +118,19 @@ func (st *state) poll(done func() bool) bool {
 	}
 }
 
+// await waits until ch is closed, or the script's deadline passes: then
+// it reports false.
+func (st *state) await(ch <-chan struct{}) bool {
+	t := time.NewTimer(time.Until(st.deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // waited is how long a wait that gave up waited, for its message.
 func (st *state) waited(since time.Time) string {
 	return time.Since(since).Round(time.Millisecond).String()

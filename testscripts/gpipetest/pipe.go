@@ -117,7 +117,7 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 		st.bg[name] = b
 		return
 	}
-	if !st.poll(b.ended) {
+	if !st.await(b.done) {
 		b.stop()
 		b.finish(ts, st)
 		ts.Fatalf("%s: still running at the script's deadline: torn down", what)
@@ -261,7 +261,7 @@ func cmdAwait(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	delete(st.bg, args[0])
 	st.awaited[args[0]] = b
-	if !st.poll(b.ended) {
+	if !st.await(b.done) {
 		b.stop()
 		b.finish(ts, st)
 		ts.Fatalf("await %s: still running at the script's deadline: torn down", args[0])
