@@ -199,18 +199,31 @@ func (b *background) ended() bool {
 	}
 }
 
-// stop tears the pipeline down if it still runs, and kills what is left
-// of its process group and of the processes it tagged.
+// stop ends what is left of the pipeline: if it still runs, its process
+// group gets SIGTERM and the pipeline is torn down (its stages get
+// SIGTERM, and SIGKILL after the grace); then whatever is left of its
+// group, or carries its tag, gets SIGTERM, and SIGKILL after the grace.
 func (b *background) stop() {
 	b.stopOnce.Do(func() {
-		if b.cancel != nil {
+		pg := b.processGroup()
+		if !b.ended() {
+			if pg > 0 {
+				syscall.Kill(-pg, syscall.SIGTERM)
+			}
 			b.cancel()
+			select {
+			case <-b.done:
+			case <-time.After(2 * grace):
+			}
 		}
-		select {
-		case <-b.done:
-		case <-time.After(2 * grace):
+		left := pidsIn(pg, b.tag)
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGTERM)
 		}
-		for _, pid := range pidsIn(b.processGroup(), b.tag) {
+		for end := time.Now().Add(grace); len(left) > 0 && time.Now().Before(end); left = pidsIn(pg, b.tag) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, pid := range left {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
