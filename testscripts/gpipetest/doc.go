@@ -95,13 +95,16 @@
 // so status does not apply to exec.
 //
 //	signal [-SIG] [-group] NAME
+//	signal [-SIG] -pidfile FILE
 //
 // Sends SIG (by default TERM) to the background command NAME: to every
 // stage process of a pipeline started by pipe, or with -group to its
 // whole process group; to the process of a command started by
 // "exec … &NAME&" (which exec leaves in the test's own process group, so
 // -group refuses it). A builtin running in the test process is not a
-// process: signal its pipeline with -group, or end its input.
+// process: signal its pipeline with -group, or end its input. With
+// -pidfile, SIG goes to every process whose pid FILE lists: a daemon's
+// pid file, or one a stage wrote ("echo $$ > stage.pid").
 //
 //	waitout [-stderr] NAME REGEXP
 //

@@ -3,6 +3,7 @@ package gpipetest
 import (
 	"os/exec"
 	"reflect"
+	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -18,14 +19,24 @@ import (
 // scriptEnv is the script's environment as exec would give it to a
 // program, with the changes of its "env" lines; ok is false when this
 // version of testscript does not keep it where this package looks.
+// testscript appends a variable that an "env" line sets again, and
+// os/exec keeps the last of the entries of one name; so does scriptEnv,
+// where the first is.
 func scriptEnv(ts *testscript.TestScript) (env []string, ok bool) {
 	v := reflect.ValueOf(ts).Elem().FieldByName("env")
 	if !v.IsValid() || v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.String {
 		return nil, false
 	}
-	env = make([]string, v.Len())
-	for i := range env {
-		env[i] = v.Index(i).String()
+	at := map[string]int{}
+	for i := range v.Len() {
+		kv := v.Index(i).String()
+		name, _, _ := strings.Cut(kv, "=")
+		if k, ok := at[name]; ok {
+			env[k] = kv
+			continue
+		}
+		at[name] = len(env)
+		env = append(env, kv)
 	}
 	return env, true
 }

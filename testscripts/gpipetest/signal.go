@@ -18,24 +18,30 @@ import (
 // signalName is "SIGTERM" for SIGTERM; "" for a number unix has no name for.
 func signalName(s syscall.Signal) string { return unix.SignalName(s) }
 
-// cmdSignal sends a signal to a background command:
+// cmdSignal sends a signal to a background command, or to the processes
+// a file lists:
 //
 //	signal [-SIG] [-group] NAME
+//	signal [-SIG] -pidfile FILE
 //
 // SIG is a name (TERM, SIGTERM) or a number; the default is TERM. A
 // pipeline started by pipe gets it in each of its stages' processes, or
 // with -group in its whole process group (its stages and what they
 // started). A command exec started gets it in its process; exec leaves it
-// in the test's own process group, which -group refuses to signal.
+// in the test's own process group, which -group refuses to signal. With
+// -pidfile, every pid FILE lists (as gone reads them: a daemon's pid
+// file, or one a stage wrote) gets it.
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	st := stateOf(ts)
 	if neg {
 		ts.Fatalf("unsupported: ! signal")
 	}
-	sig, group := syscall.SIGTERM, false
+	sig, group, pidfile := syscall.SIGTERM, false, false
 	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
 		if args[0] == "-group" {
 			group = true
+		} else if args[0] == "-pidfile" {
+			pidfile = true
 		} else {
 			s, err := signalNumber(args[0][1:])
 			ts.Check(err)
@@ -43,10 +49,18 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		args = args[1:]
 	}
-	if len(args) != 1 {
-		ts.Fatalf("usage: signal [-SIG] [-group] NAME")
+	if len(args) != 1 || (pidfile && group) {
+		ts.Fatalf("usage: signal [-SIG] [-group] NAME | signal [-SIG] -pidfile FILE")
 	}
 	name := args[0]
+	if pidfile {
+		for _, pid := range pidsOf(ts, name) {
+			if err := syscall.Kill(pid, sig); err != nil {
+				ts.Fatalf("signal -pidfile %s: %d: %v", name, pid, err)
+			}
+		}
+		return
+	}
 	if b := st.bg[name]; b != nil {
 		if b.job == nil || b.ended() {
 			ts.Fatalf("signal %s: it has ended (%s); await it", name, b.res)
@@ -260,15 +274,7 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: gone FILE")
 	}
-	var pids []int
-	for _, f := range strings.Fields(ts.ReadFile(args[0])) {
-		pid, err := strconv.Atoi(f)
-		ts.Check(err)
-		pids = append(pids, pid)
-	}
-	if len(pids) == 0 {
-		ts.Fatalf("gone %s: no pids in the file", args[0])
-	}
+	pids := pidsOf(ts, args[0])
 	var alive []int
 	since := time.Now()
 	if !st.poll(func() bool {
@@ -282,4 +288,21 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 	}) {
 		ts.Fatalf("gone %s: still running after %s: %s", args[0], st.waited(since), describe(alive))
 	}
+}
+
+// pidsOf reads the pids that file lists, one a line or separated by
+// spaces; a file without any fails the script.
+func pidsOf(ts *testscript.TestScript, file string) []int {
+	var pids []int
+	for _, f := range strings.Fields(ts.ReadFile(file)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			ts.Fatalf("%s: %q is not a pid", file, f)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) == 0 {
+		ts.Fatalf("%s: no pids in the file", file)
+	}
+	return pids
 }
