@@ -119,7 +119,7 @@ func Parse(spec string) (*Pipeline, error) {
 // line's business and are not applied: set Options instead.
 func ParseFile(name string, src []byte, params ...string) (*Pipeline, error) {
 	p := &Pipeline{name: name, src: string(src), params: params, file: true}
-	_, err := p.graph(parser.Config{Env: os.Environ(), FIFODir: "/nonexistent"})
+	_, err := p.graph(parser.Config{Env: os.Environ()})
 	return p, err
 }
 
@@ -275,18 +275,18 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 		env = withEnv(env, "PWD", dir)
 	}
 	cfg := parser.Config{Env: withPWD(env, opts.Dir), ReadDir: os.ReadDir}
-	if p.file || opts.Transport == TransportFIFO {
+	g, err := p.graph(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if all := opts.Transport == TransportFIFO; all || p.file {
 		// Named FIFOs live in a private directory, which plumbing
 		// creates (and removes) only if the run starts.
 		dir, err := plumbing.NewFIFODir()
 		if err != nil {
 			return nil, err
 		}
-		cfg.FIFODir, cfg.AllFIFOs = dir, opts.Transport == TransportFIFO
-	}
-	g, err := p.graph(cfg)
-	if err != nil {
-		return nil, err
+		plumbing.NameFIFOs(g, dir, all)
 	}
 	if opts.Buffer != "" {
 		// How much the tees gpipe added may queue is the run's setting,

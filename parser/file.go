@@ -778,14 +778,15 @@ func (fb *fileBuilder) resolve(b *builder) error {
 				what = "@" + name
 			}
 		}
-		// The edge into the tee keeps the port as the stage knows it: a
-		// FIFO's path among its words, say.
+		// The edge into the tee keeps the port as the stage knows it (a
+		// path among its words), and the transport its mark asked for:
+		// a named FIFO is the edge into the tee.
 		in := &Edge{From: Port{Stage: k.stage, FD: k.fd}, Pos: readers[k][0].Pos}
 		for _, e := range readers[k] {
 			if e.From.Name != "" {
 				in.From.Name, in.Transport = e.From.Name, e.Transport
-				if !strings.HasPrefix(e.From.Name, "/dev/fd/") {
-					e.Transport = TransportAuto // the FIFO is the edge into the tee
+				if e.Transport == TransportFIFO {
+					e.Transport = TransportAuto
 				}
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"regexp"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,7 @@ import (
 )
 
 // fileCfg is the configuration the pipeline file tests parse with.
-var fileCfg = Config{Env: testEnv, FIFODir: "/run/gp/fifos"}
+var fileCfg = Config{Env: testEnv}
 
 // fileErrorCases are refused pipeline files, with the parameters given on
 // the command line, and their exact messages.
@@ -475,8 +474,8 @@ func TestParseFileAddedTee(t *testing.T) {
 }
 
 // TestParseFileTransports checks that marks set the transport of the edge
-// they stand on, and that "@fifo" in a process substitution gives a path in
-// Config.FIFODir instead of /dev/fd/N.
+// they stand on, a process substitution's too, whose stage still gets the
+// path /dev/fd/N: naming a FIFO is the planner's business (engine).
 func TestParseFileTransports(t *testing.T) {
 	src := "a | @fifo | b\nc | @shm | d |\n  @mem | e\nf | @pipe | g | h\ni |& @fifo | j\nx: k\n@x | @fifo | l"
 	f, err := ParseFile("f.gp", src, nil, fileCfg)
@@ -495,51 +494,52 @@ func TestParseFileTransports(t *testing.T) {
 		t.Errorf("|& before a mark: redirections %+v", r)
 	}
 
-	for _, tt := range []struct {
-		src, want string
-		all       bool
-	}{
+	for _, tt := range []struct{ src, want string }{
 		{"seq 9 | tee >(@fifo | wc -l) >(wc -c)", `
 1 seq 9
-2 tee /run/gp/fifos/1 /dev/fd/62
+2 tee /dev/fd/63 /dev/fd/62
 3 wc -l [in 2]
 4 wc -c [in 2]
 1.1 → 2.0
-2.63(/run/gp/fifos/1) → 3.0
+2.63(/dev/fd/63) → 3.0 fifo
 2.62(/dev/fd/62) → 4.0
-order [1 2 3 4]`, false},
+order [1 2 3 4]`},
 		{"paste <(seq 3 | @fifo) <(seq 4 | @pipe) -\ncat <(seq 5 | @fifo)", `
-1 paste /run/gp/fifos/1 /dev/fd/62 -
+1 paste /dev/fd/63 /dev/fd/62 -
 2 seq 3 [in 1]
 3 seq 4 [in 1]
-4 cat /run/gp/fifos/2
+4 cat /dev/fd/63
 5 seq 5 [in 4]
-2.1 → 1.63(/run/gp/fifos/1)
-3.1 → 1.62(/dev/fd/62)
-5.1 → 4.63(/run/gp/fifos/2)
-order [2 3 1 5 4]`, false},
-		{"paste <(seq 3) <(seq 4 | @pipe)", `
-1 paste /run/gp/fifos/1 /run/gp/fifos/2
-2 seq 3 [in 1]
-3 seq 4 [in 1]
-2.1 → 1.63(/run/gp/fifos/1)
-3.1 → 1.62(/run/gp/fifos/2)
-order [2 3 1]`, true},
+2.1 → 1.63(/dev/fd/63) fifo
+3.1 → 1.62(/dev/fd/62) pipe
+5.1 → 4.63(/dev/fd/63) fifo
+order [2 3 1 5 4]`},
 	} {
-		cfg := fileCfg
-		cfg.AllFIFOs = tt.all
-		f, err := ParseFile("f.gp", tt.src, nil, cfg)
+		f, err := ParseFile("f.gp", tt.src, nil, fileCfg)
 		if err != nil {
 			t.Errorf("ParseFile(%q): %v", tt.src, err)
 			continue
 		}
-		if got, want := strings.TrimSpace(topology(f.Graph)), strings.TrimSpace(tt.want); got != want {
-			t.Errorf("ParseFile(%q):\n%s\nwant:\n%s", tt.src, got, want)
-		}
+		var b strings.Builder
+		b.WriteString(topology(f.Graph))
+		got := strings.TrimSpace(b.String())
+		// The transports, after each edge's line.
 		for _, e := range f.Graph.Edges {
-			if isFIFO := strings.HasPrefix(e.From.Name+e.To.Name, "/run/gp/fifos/"); isFIFO != (e.Transport == TransportFIFO) {
-				t.Errorf("ParseFile(%q): edge %+v has transport %v", tt.src, e, e.Transport)
+			if e.Transport == TransportAuto {
+				continue
 			}
+			line := fmt.Sprintf("%d.%d", e.From.Stage+1, e.From.FD)
+			if e.From.Name != "" {
+				line += "(" + e.From.Name + ")"
+			}
+			line += fmt.Sprintf(" → %d.%d", e.To.Stage+1, e.To.FD)
+			if e.To.Name != "" {
+				line += "(" + e.To.Name + ")"
+			}
+			got = strings.Replace(got, line+"\n", line+" "+e.Transport.String()+"\n", 1)
+		}
+		if want := strings.TrimSpace(tt.want); got != want {
+			t.Errorf("ParseFile(%q):\n%s\nwant:\n%s", tt.src, got, want)
 		}
 	}
 }
@@ -562,7 +562,7 @@ func TestParseFileInjection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := Config{Env: append(append([]string(nil), testEnv...), "PWD="+dir), ReadDir: os.ReadDir, FIFODir: "/run/gp/fifos"}
+	cfg := Config{Env: append(append([]string(nil), testEnv...), "PWD="+dir), ReadDir: os.ReadDir}
 	// The globs do match without the quoting: the directory is used.
 	if g, err := Parse("spec", "echo * ?", cfg); err != nil || len(g.Stages[0].Args) != 9 {
 		t.Fatalf("globbing in %s does not work: %v %+v", dir, err, g)
@@ -794,23 +794,30 @@ func TestParseFileAssignedReference(t *testing.T) {
 }
 
 // TestParseFileProcSubstPortRead checks a reference to the descriptor of
-// a process substitution made a FIFO: when gpipe adds a tee there, the
-// FIFO path the stage was given must still be made by an edge.
+// a process substitution marked "@fifo": when gpipe adds a tee there, the
+// edge into the tee keeps the stage's port and the mark, so that the
+// planner makes it the named FIFO.
 func TestParseFileProcSubstPortRead(t *testing.T) {
 	src := "a: tee >(@fifo | x)\n@a:63 | y"
 	f, err := ParseFile("f.gp", src, nil, fileCfg)
 	if err != nil {
 		return // refused: fine
 	}
-	if got := f.Graph.Stages[0].Args; !reflect.DeepEqual(got, l("tee", "/run/gp/fifos/1")) {
+	if got := f.Graph.Stages[0].Args; !reflect.DeepEqual(got, l("tee", "/dev/fd/63")) {
 		t.Fatalf("tee args %q", got)
 	}
+	fifos := 0
 	for _, e := range f.Graph.Edges {
-		if e.From.Stage == 0 && e.From.Name == "/run/gp/fifos/1" {
-			return
+		if e.Transport == TransportFIFO {
+			fifos++
+			if e.From.Stage != 0 || e.From.Name != "/dev/fd/63" {
+				t.Errorf("ParseFile(%q): edge %+v is marked fifo, not the edge into the tee", src, e)
+			}
 		}
 	}
-	t.Errorf("ParseFile(%q): no edge makes the FIFO /run/gp/fifos/1 that tee writes to:\n%s", src, topology(f.Graph))
+	if fifos != 1 {
+		t.Errorf("ParseFile(%q): %d edges marked fifo, want 1:\n%s", src, fifos, topology(f.Graph))
+	}
 }
 
 // checkFileGraph fails t unless g, the graph of pipeline file src, is well
@@ -870,15 +877,13 @@ func checkFileGraph(t *testing.T, src string, g *Graph) {
 			t.Fatalf("ParseFile(%q): edge %+v has transport %v", src, e, e.Transport)
 		}
 		for _, p := range []Port{e.From, e.To} {
-			if p.Name != "" && !strings.HasPrefix(p.Name, "/dev/fd/") && !strings.HasPrefix(p.Name, fileCfg.FIFODir+"/") {
+			if p.Name != "" && !strings.HasPrefix(p.Name, "/dev/fd/") {
 				t.Fatalf("ParseFile(%q): edge %+v: a path %q", src, e, p.Name)
 			}
 		}
 		checkPos(t, src, "edge", e.Pos)
 	}
-	// A named port is a path its stage has among its words, and every
-	// FIFO path a stage has is such a port: a path no edge makes would
-	// name nothing.
+	// A named port is a path its stage has among its words.
 	named := map[int]map[string]bool{}
 	for _, e := range g.Edges {
 		for _, p := range []Port{e.From, e.To} {
@@ -901,20 +906,6 @@ func checkFileGraph(t *testing.T, src string, g *Graph) {
 			if !strings.Contains(all, name) {
 				t.Fatalf("ParseFile(%q): %s has a port %s, not among its words %q", src, st.Name(), name, words)
 			}
-		}
-		if strings.Contains(src, fileCfg.FIFODir) {
-			continue // the path may be the file's own text
-		}
-		var names []string
-		for name := range named[i] {
-			names = append(names, name)
-		}
-		sort.Slice(names, func(a, b int) bool { return len(names[a]) > len(names[b]) })
-		for _, name := range names {
-			all = strings.ReplaceAll(all, name, "")
-		}
-		if strings.Contains(all, fileCfg.FIFODir+"/") {
-			t.Fatalf("ParseFile(%q): %s has a FIFO path among its words %q, but no edge gets it:\n%s", src, st.Name(), words, topology(g))
 		}
 	}
 	if err := Check(g); err != nil {

@@ -22,15 +22,6 @@ type Config struct {
 	// ReadDir lists a directory for globbing; os.ReadDir does what bash
 	// does. Nil disables globbing: patterns stay as written.
 	ReadDir func(string) ([]fs.DirEntry, error)
-
-	// FIFODir is the directory of the named FIFOs that process
-	// substitutions become, instead of a /dev/fd/N path, when AllFIFOs is
-	// set or a pipeline file marks one "@fifo": the stage gets a path that
-	// outlives descriptor inheritance (it can hand it to another process,
-	// or open it again). The parser only makes up the names; plumbing
-	// creates the directory and the FIFOs.
-	FIFODir  string
-	AllFIFOs bool
 }
 
 // runHint is the suggestion attached to every construct gpipe refuses
@@ -431,7 +422,6 @@ type builder struct {
 	cfg   Config
 	g     *Graph
 	left  int64 // what is left of pipelineArgMax
-	fifos int   // FIFO names made up so far (Config.FIFODir)
 
 	// file is set while a pipeline file is built: it knows the named
 	// stages, the references to them and the transport marks.
@@ -630,12 +620,10 @@ func (b *builder) procSubst(owner *Stage, next *int, ps *syntax.ProcSubst) (stri
 	if stray.mark != TransportAuto {
 		return "", b.errorf(stray.markPos, "a transport mark needs a stage on each side")
 	}
+	// The stage gets the path bash gives it. A mark "@fifo" is the
+	// edge's transport: the planner then names a FIFO for the port and
+	// puts its path in the stage's words in place of this one.
 	path := "/dev/fd/" + strconv.Itoa(fd)
-	if b.cfg.AllFIFOs || mark == TransportFIFO {
-		b.fifos++
-		path = b.cfg.FIFODir + "/" + strconv.Itoa(b.fifos)
-		mark = TransportFIFO
-	}
 	port := end{st: owner, in: fd, out: fd, name: path}
 	if ps.Op == syntax.CmdIn {
 		err = b.join(last, port, b.lines.pos(ps.Pos()), mark)

@@ -24,10 +24,11 @@ func fifoGraph(t *testing.T, spec string) (*parser.Graph, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := parser.Parse("spec", spec, parser.Config{FIFODir: dir, AllFIFOs: true})
+	g, err := parser.Parse("spec", spec, parser.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	NameFIFOs(g, dir, true)
 	return g, dir
 }
 

@@ -205,7 +205,8 @@ type namedFIFO struct {
 }
 
 // FIFOPath reports whether the port names a FIFO that the plan makes at
-// that path rather than a descriptor (see parser.Config.FIFODir).
+// that path rather than a descriptor: a process substitution the planner
+// made a named FIFO (NameFIFOs).
 func FIFOPath(e *parser.Edge) (path string, ok bool) {
 	for _, p := range []parser.Port{e.From, e.To} {
 		if p.Name != "" && !strings.HasPrefix(p.Name, "/dev/fd/") && e.Transport == parser.TransportFIFO {
@@ -281,7 +282,7 @@ func New(g *parser.Graph, stages []StageInfo, opts Options) (*Plan, error) {
 	}
 	for _, e := range g.Edges {
 		// Every FIFO of the plan goes in the directory the named ones
-		// were given (see parser.Config.FIFODir).
+		// were given by the planner.
 		if path, ok := FIFOPath(e); ok && p.fifoDir == "" {
 			if err := p.makeFIFODir(filepath.Dir(path)); err != nil {
 				return nil, err

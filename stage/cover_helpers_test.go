@@ -62,19 +62,18 @@ type run struct {
 // prepareWith parses, resolves, places and plumbs spec as su says.
 func prepareWith(t *testing.T, spec string, su setup) (*parser.Graph, []Command, *plumbing.Plan) {
 	t.Helper()
-	cfg := parser.Config{Env: os.Environ()}
+	g, err := parser.Parse("spec", spec, parser.Config{Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if su.fifoDir {
 		dir, err := plumbing.NewFIFODir()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		cfg.FIFODir, cfg.AllFIFOs = dir, true
-		su.transport = parser.TransportFIFO // as cmd/gpipe pairs them
-	}
-	g, err := parser.Parse("spec", spec, cfg)
-	if err != nil {
-		t.Fatal(err)
+		plumbing.NameFIFOs(g, dir, true)
+		su.transport = parser.TransportFIFO // as the engine pairs them
 	}
 	reg := su.reg
 	if reg == nil {

@@ -17,13 +17,12 @@ import (
 // fifoDir is set: --transport fifo).
 func parse(t *testing.T, spec string, env []string, fifoDir bool) *parser.Graph {
 	t.Helper()
-	cfg := parser.Config{Env: env}
-	if fifoDir {
-		cfg.FIFODir, cfg.AllFIFOs = filepath.Join(t.TempDir(), "fifos"), true
-	}
-	g, err := parser.Parse("spec", spec, cfg)
+	g, err := parser.Parse("spec", spec, parser.Config{Env: env})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fifoDir {
+		plumbing.NameFIFOs(g, filepath.Join(t.TempDir(), "fifos"), true)
 	}
 	return g
 }
