@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -514,4 +515,33 @@ func TestJobGroup(t *testing.T) {
 		t.Errorf("builtins inside this process: Group() = %d, want 0", g)
 	}
 	waitResult(t, j)
+}
+
+// TestResultEdges: the result carries every edge's transport and, for a
+// ring, the bytes its reader consumed, which are exactly what went
+// through; a pipe between programs is not counted.
+func TestResultEdges(t *testing.T) {
+	var lines, sevens bytes.Buffer
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&lines, "%d\n", i)
+		if strings.Contains(strconv.Itoa(i), "7") {
+			fmt.Fprintf(&sevens, "%d\n", i)
+		}
+	}
+	var out bytes.Buffer
+	res, err := engine.Run(context.Background(), "gen -n 1000 | filter 7 | count | sed -n p", engine.Options{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d\n", strings.Count(sevens.String(), "\n")); out.String() != want {
+		t.Fatalf("output %q, want %q", out.String(), want)
+	}
+	want := []engine.EdgeStatus{
+		{From: "stage 1 (gen) stdout", To: "stage 2 (filter) stdin", Transport: "mem", Counted: true, Bytes: uint64(lines.Len()), Written: uint64(lines.Len())},
+		{From: "stage 2 (filter) stdout", To: "stage 3 (count) stdin", Transport: "mem", Counted: true, Bytes: uint64(sevens.Len()), Written: uint64(sevens.Len())},
+		{From: "stage 3 (count) stdout", To: "stage 4 (sed) stdin", Transport: "pipe"},
+	}
+	if !reflect.DeepEqual(res.Edges, want) {
+		t.Errorf("edges\n%+v\nwant\n%+v", res.Edges, want)
+	}
 }

@@ -515,6 +515,7 @@ func (r *Job) Wait() *Result {
 		r.stop()
 		r.stdio.finish()
 		r.result = newResult(r.plan.g, res)
+		r.result.Edges = edgeStatuses(r.plan.g, r.plan.choices, r.p.Snapshot())
 		r.result.Raw, r.result.Wall = res, wall
 	})
 	return r.result

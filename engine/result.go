@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
 	"github.com/gpipe/gpipe/stage"
 )
 
@@ -24,6 +25,10 @@ type Result struct {
 	// Stages holds every stage's status, in the order of the source (the
 	// stages gpipe added, such as the tees of a pipeline file, last).
 	Stages []StageStatus
+
+	// Edges holds every edge's transport and bytes, in the order of the
+	// plan's graph (Plan.Graph().Edges), as --stats reports them.
+	Edges []EdgeStatus
 
 	// Wall is how long the run took, from the start of its first stage
 	// until every stage had ended.
@@ -53,6 +58,41 @@ type StageStatus struct {
 	// Status is the status as --status prints it: "0", "141 (SIGPIPE)",
 	// "127 (not started)".
 	Status string
+}
+
+// EdgeStatus is what went through one edge.
+type EdgeStatus struct {
+	// From and To name its ends: "stage 1 (seq) stdout", "stage 3
+	// (paste) /dev/fd/63".
+	From, To string
+	// Transport is how it moved its bytes: "pipe", "fifo", "shm", "mem".
+	Transport string
+	// Counted says gpipe saw the bytes: it counts those of rings (shm,
+	// mem), whose both ends are its own; a pipe or FIFO between programs
+	// goes through the kernel uncounted.
+	Counted bool
+	// Bytes is what the reader consumed, Written what the writer
+	// committed; they differ when the reader stopped early. Zero when
+	// not counted.
+	Bytes, Written uint64
+}
+
+// edgeStatuses is each edge's transport and final counts.
+func edgeStatuses(g *parser.Graph, choices []plumbing.Choice, snap *stage.Snapshot) []EdgeStatus {
+	edges := make([]EdgeStatus, len(g.Edges))
+	for k, e := range g.Edges {
+		es := EdgeStatus{
+			From:      g.Stages[e.From.Stage].Name() + " " + e.From.String(),
+			To:        g.Stages[e.To.Stage].Name() + " " + e.To.String(),
+			Transport: choices[k].Transport.String(),
+		}
+		if snap != nil && k < len(snap.Edges) && snap.Edges[k].Known {
+			c := snap.Edges[k]
+			es.Counted, es.Bytes, es.Written = true, c.Read, c.Written
+		}
+		edges[k] = es
+	}
+	return edges
 }
 
 // newResult is r as the package's callers see it.
