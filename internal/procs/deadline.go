@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// DeadlineScaleEnv is the one knob that scales every hang deadline of the
-// tests: the scripts' "deadline N" (in place of timeout N), the waits of
-// waitfile and gone, and the Go tests' own. A deadline only catches a hang
+// DeadlineScaleEnv is the one knob that scales the hang deadlines of the
+// tests: the scripts' "deadline N" (in place of timeout N) and the Go
+// tests' own; the waits of the scripts' commands (waitfile and the others
+// of package gpipetest) end at go test's -timeout. A deadline only catches a hang
 // (no progress for so long); on a slow or loaded machine, or under -race,
 // GPIPE_TEST_DEADLINE_SCALE=3 gives every one of them three times as long.
 // It is a positive number; unset or anything else means 1.
