@@ -71,6 +71,7 @@ func Check(g *Graph) error {
 		return errAt(first, "cycle: %s", strings.Join(names, " → "))
 	}
 	g.Order = order
+	g.index = &portIndex{ports: index(g), edges: len(g.Edges), stages: len(g.Stages)}
 	return nil
 }
 

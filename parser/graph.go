@@ -21,6 +21,9 @@ type Graph struct {
 	// from a stage listed earlier to one listed later, stages no edge
 	// orders stay in source order. Check computes it.
 	Order []int
+
+	// index is what Check found of the ports (see EdgeAt, Desc).
+	index *portIndex
 }
 
 // Stage is one process of the pipeline, as bash would run it in a subshell.

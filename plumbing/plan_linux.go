@@ -501,18 +501,12 @@ func (p *Plan) Release(i int) error {
 // whose ends no other stage shares (a process substitution inherits its
 // parent's stdin or stdout by a copy made up front).
 func lazyEdges(g *parser.Graph, choices []Choice) []bool {
-	shared := map[parser.Port]bool{}
-	for _, st := range g.Stages {
-		for _, in := range st.Inherits {
-			shared[parser.Port{Stage: in.From.Stage, FD: in.From.FD}] = true
-		}
-	}
 	lazy := make([]bool, len(g.Edges))
 	for i, e := range g.Edges {
 		if _, named := FIFOPath(e); named || choices[i].Transport != parser.TransportPipe {
 			continue
 		}
-		lazy[i] = !shared[parser.Port{Stage: e.From.Stage, FD: e.From.FD}] && !shared[parser.Port{Stage: e.To.Stage, FD: e.To.FD}]
+		lazy[i] = !g.Shared(e.From) && !g.Shared(e.To)
 	}
 	return lazy
 }

@@ -92,17 +92,6 @@ func NewProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbi
 		p.samples[0].known[i] = true // nothing carried before the start
 	}
 	totals := knownTotals(g, cmds, stdin)
-	outs, ins := map[int]int{}, map[int]int{} // edges by stage
-	for _, e := range g.Edges {
-		outs[e.From.Stage]++
-		ins[e.To.Stage]++
-	}
-	inherited := map[parser.Port]bool{}
-	for _, st := range g.Stages {
-		for _, in := range st.Inherits {
-			inherited[in.From] = true
-		}
-	}
 	for i, e := range g.Edges {
 		pe := progressEdge{
 			name:  fmt.Sprintf("edge %d: %s → %s", i+1, PortName(g, e.From, 1), PortName(g, e.To, 0)),
@@ -114,8 +103,8 @@ func NewProgress(w *os.File, g *parser.Graph, cmds []stage.Command, plan *plumbi
 			// what its loader and its own files gave it. Either is exact
 			// only for a process with no other edge on that side.
 			writer, reader := isProcess(cmds[e.From.Stage]), isProcess(cmds[e.To.Stage])
-			wShared := outs[e.From.Stage] > 1 || inherited[e.From]
-			rShared := ins[e.To.Stage] > 1 || inherited[e.To]
+			wShared := len(g.Out(e.From.Stage)) > 1 || g.Shared(e.From)
+			rShared := len(g.In(e.To.Stage)) > 1 || g.Shared(e.To)
 			switch {
 			case writer && (!wShared || !reader || rShared):
 				pe.count, pe.shared = countWriter, wShared

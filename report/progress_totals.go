@@ -45,22 +45,8 @@ func knownTotals(g *parser.Graph, cmds []stage.Command, stdin *os.File) []int64 
 		}
 	}
 	readsStdin := func(st *parser.Stage) bool {
-		for _, e := range g.Edges {
-			if e.To.Stage == st.ID && e.To.FD == 0 {
-				return false
-			}
-		}
-		for _, r := range st.Redirs {
-			if r.FD == 0 {
-				return false
-			}
-		}
-		for _, in := range st.Inherits {
-			if in.FD == 0 {
-				return false
-			}
-		}
-		return len(st.Args) > 0
+		d := g.Desc(st.ID, 0)
+		return d.Own && !d.Redirected && len(st.Args) > 0
 	}
 	readers := 0
 	for _, st := range g.Stages {
@@ -81,22 +67,12 @@ func knownTotals(g *parser.Graph, cmds []stage.Command, stdin *os.File) []int64 
 				return regularSize(r.Path)
 			}
 		}
-		for _, in := range st.Inherits {
-			if in.FD == 0 {
-				return -1
-			}
+		d := g.Desc(st.ID, 0)
+		if d.Inherits != nil {
+			return -1
 		}
-		found := -1
-		for i, e := range g.Edges {
-			if e.To.Stage == st.ID && e.To.FD == 0 {
-				if found >= 0 {
-					return -1
-				}
-				found = i
-			}
-		}
-		if found >= 0 {
-			return totals[found]
+		if d.Edge >= 0 {
+			return totals[d.Edge]
 		}
 		if readsStdin(st) {
 			return stdinSize
@@ -126,29 +102,11 @@ func knownTotals(g *parser.Graph, cmds []stage.Command, stdin *os.File) []int64 
 		if out < 0 {
 			continue
 		}
-		edge := -1
-		for i, e := range g.Edges {
-			if e.From.Stage == id && e.From.FD == 1 {
-				if edge >= 0 {
-					edge = -2 // two out edges on stdout: a pipeline file's fan-out
-				} else {
-					edge = i
-				}
-			}
-		}
-		if edge < 0 || g.Edges[edge].From.Name != "" {
-			continue
-		}
-		shared := false
-		for _, other := range g.Stages {
-			for _, in := range other.Inherits {
-				if in.From == g.Edges[edge].From {
-					shared = true
-				}
-			}
-		}
-		if !shared {
-			totals[edge] = out
+		// Its stdout's edge, when no other stage shares it (a process
+		// substitution's).
+		d := g.Desc(id, 1)
+		if d.Edge >= 0 && !g.Shared(parser.Port{Stage: id, FD: 1}) {
+			totals[d.Edge] = out
 		}
 	}
 	return totals

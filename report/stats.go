@@ -231,10 +231,8 @@ func outputReader(g *parser.Graph, i int, name string) (int, bool) {
 			return 0, false
 		}
 	}
-	for _, e := range g.Edges {
-		if e.From.Stage == i && e.From.FD == fd {
-			return e.To.Stage, true
-		}
+	if k, ok := g.EdgeAt(parser.Port{Stage: i, FD: fd}); ok && g.Edges[k].From.Stage == i {
+		return g.Edges[k].To.Stage, true
 	}
 	return 0, false
 }

@@ -67,8 +67,8 @@ func (s *supervisor) stopEarly() {
 // anyOutputGone reports whether a program stage writes to a pipe or FIFO
 // edge that has no reader left.
 func (s *supervisor) anyOutputGone(i int) bool {
-	for k, e := range s.g.Edges {
-		if e.From.Stage == i && s.isPipe(k) && s.readerGone(k) {
+	for _, k := range s.g.Out(i) {
+		if s.isPipe(k) && s.readerGone(k) {
 			return true
 		}
 	}
@@ -84,16 +84,12 @@ func (s *supervisor) allOutputsGone(i int) bool {
 			return false
 		}
 	}
-	for _, in := range st.Inherits {
-		if in.FD == 1 {
-			return false
-		}
+	if s.g.Desc(i, 1).Inherits != nil {
+		return false
 	}
 	stdout, ports := false, map[string]bool{}
-	for k, e := range s.g.Edges {
-		if e.From.Stage != i {
-			continue
-		}
+	for _, k := range s.g.Out(i) {
+		e := s.g.Edges[k]
 		if !s.readerGone(k) {
 			return false
 		}
@@ -240,14 +236,13 @@ func (s *supervisor) keepOutCopies(i int, ends []plumbing.End) {
 		if end.File == nil {
 			continue
 		}
-		for k, e := range s.g.Edges {
-			if e.From.Stage != i || e.From.FD != end.FD {
-				continue
-			}
-			n, err := unix.FcntlInt(end.File.Fd(), unix.F_DUPFD_CLOEXEC, 3)
-			if err == nil {
-				s.outCopies[k] = os.NewFile(uintptr(n), end.File.Name())
-			}
+		k, ok := s.g.EdgeAt(parser.Port{Stage: i, FD: end.FD})
+		if !ok || s.g.Edges[k].From.Stage != i {
+			continue
+		}
+		n, err := unix.FcntlInt(end.File.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err == nil {
+			s.outCopies[k] = os.NewFile(uintptr(n), end.File.Name())
 		}
 	}
 }
@@ -255,8 +250,8 @@ func (s *supervisor) keepOutCopies(i int, ends []plumbing.End) {
 // dropOutCopies closes the copies kept for stage i's outputs.
 func (s *supervisor) dropOutCopies(i int) {
 	delete(s.ports, i)
-	for k, e := range s.g.Edges {
-		if f := s.outCopies[k]; f != nil && e.From.Stage == i {
+	for _, k := range s.g.Out(i) {
+		if f := s.outCopies[k]; f != nil {
 			f.Close()
 			delete(s.outCopies, k)
 		}

@@ -198,23 +198,8 @@ func Place(g *parser.Graph, cmds []Command, isolate, ttyStdin bool) {
 // no edge feeds it, it shares no other stage's, and no redirection of its
 // replaces it.
 func readsGpipeStdin(g *parser.Graph, i int) bool {
-	for _, e := range g.Edges {
-		if e.To.Stage == i && e.To.FD == 0 {
-			return false
-		}
-	}
-	st := g.Stages[i]
-	for _, in := range st.Inherits {
-		if in.FD == 0 {
-			return false
-		}
-	}
-	for _, r := range st.Redirs {
-		if r.FD == 0 {
-			return false
-		}
-	}
-	return true
+	d := g.Desc(i, 0)
+	return d.Own && !d.Redirected
 }
 
 // Infos tells plumbing, for each stage, whether its edges can be rings (a

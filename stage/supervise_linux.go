@@ -959,18 +959,8 @@ func (s *supervisor) record(e exit) {
 // redirected).
 func sinks(g *parser.Graph) []bool {
 	out := make([]bool, len(g.Stages))
-	for i, st := range g.Stages {
-		out[i] = true
-		for _, in := range st.Inherits {
-			if in.FD == 1 {
-				out[i] = false
-			}
-		}
-	}
-	for _, e := range g.Edges {
-		if e.From.FD == 1 {
-			out[e.From.Stage] = false
-		}
+	for i := range g.Stages {
+		out[i] = g.Desc(i, 1).Own
 	}
 	return out
 }
