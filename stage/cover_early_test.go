@@ -127,8 +127,10 @@ func earlyStopped(p *Pipeline) map[int]bool {
 	select {
 	case p.s.ctl <- func() {
 		m := map[int]bool{}
-		for i, v := range p.s.pipeStopped {
-			m[i] = v
+		for i, n := range p.s.nodes {
+			if n.pipeStopped {
+				m[i] = true
+			}
 		}
 		reply <- m
 	}:

@@ -34,16 +34,16 @@ import (
 // stopEarly stops every running stage that no longer has a reader.
 func (s *supervisor) stopEarly() {
 	for i := range s.g.Stages {
-		if s.pipeStopped[i] {
+		if s.nodes[i].pipeStopped {
 			continue
 		}
-		runs := s.running[i]
+		runs := s.nodes[i].running
 		switch {
 		case runs && s.cmds[i].Builtin == "":
 			if s.anyOutputGone(i) {
-				s.pipeStopped[i] = true
+				s.nodes[i].pipeStopped = true
 				// By pid: the process is not reaped before it leaves
-				// s.running (see wait), so it is never another's.
+				// running (see wait), so it is never another's.
 				_ = syscall.Kill(s.res.Statuses[i].Pid, syscall.SIGPIPE)
 			}
 		case runs:
@@ -52,13 +52,13 @@ func (s *supervisor) stopEarly() {
 				// to it from those its own writes to a gone output
 				// raise, which a fan-out shrugs off: it is killed,
 				// and reported as the broken pipe it is (record).
-				s.pipeStopped[i] = true
+				s.nodes[i].pipeStopped = true
 				_ = syscall.Kill(s.res.Statuses[i].Pid, syscall.SIGKILL)
 			}
-		case s.inproc[i]:
+		case s.nodes[i].inproc:
 			if s.allOutputsGone(i) {
-				s.pipeStopped[i] = true
-				s.stops[i].Close()
+				s.nodes[i].pipeStopped = true
+				s.nodes[i].stop.Close()
 			}
 		}
 	}
@@ -135,8 +135,7 @@ func (s *supervisor) isPipe(k int) bool {
 func (s *supervisor) readerGone(k int) bool {
 	e := s.g.Edges[k]
 	if !s.isPipe(k) {
-		_, runs := s.running[e.To.Stage]
-		return !runs && !s.inproc[e.To.Stage]
+		return !s.nodes[e.To.Stage].running && !s.nodes[e.To.Stage].inproc
 	}
 	if f := s.outCopies[k]; f != nil {
 		// Through Control, not Fd, which would put the pipe end, shared
@@ -147,13 +146,13 @@ func (s *supervisor) readerGone(k int) bool {
 		}
 		return gone
 	}
-	if files := s.ports[e.From.Stage]; files != nil {
+	if files := s.nodes[e.From.Stage].ports; files != nil {
 		if path, ok := plumbing.FIFOPath(e); ok {
 			gone, _ := files.noReader(path)
 			return gone
 		}
 	}
-	if !s.running[e.From.Stage] {
+	if !s.nodes[e.From.Stage].running {
 		return false
 	}
 	pid := s.res.Statuses[e.From.Stage].Pid
@@ -249,7 +248,7 @@ func (s *supervisor) keepOutCopies(i int, ends []plumbing.End) {
 
 // dropOutCopies closes the copies kept for stage i's outputs.
 func (s *supervisor) dropOutCopies(i int) {
-	delete(s.ports, i)
+	s.nodes[i].ports = nil
 	for _, k := range s.g.Out(i) {
 		if f := s.outCopies[k]; f != nil {
 			f.Close()
@@ -262,7 +261,7 @@ func (s *supervisor) dropOutCopies(i int) {
 // closes with every other (stopBuiltins) and an early stop alone.
 func (s *supervisor) builtinStop(i int) *plumbing.Stop {
 	st := plumbing.NewStop()
-	s.stops[i] = st
+	s.nodes[i].stop = st
 	return st
 }
 
@@ -273,7 +272,7 @@ func (s *supervisor) builtinStop(i int) *plumbing.Stop {
 // (status 0, where a teardown must read as one).
 func (s *supervisor) stopBuiltins() {
 	for k := len(s.res.order) - 1; k >= 0; k-- {
-		if st := s.stops[s.res.order[k]]; st != nil {
+		if st := s.nodes[s.res.order[k]].stop; st != nil {
 			st.Close()
 		}
 	}

@@ -49,7 +49,7 @@ func (s *supervisor) startBuiltin(st *parser.Stage, cmd Command) Status {
 	files.dir = cmd.Dir
 	if s.opts.StopEarly {
 		files.fifoCopies = map[string]*os.File{}
-		s.ports[st.ID] = files
+		s.nodes[st.ID].ports = files
 	}
 	// Until the goroutine owns them, a failure closes what was made.
 	owned := []io.Closer{}

@@ -105,13 +105,13 @@ func (s *supervisor) snapshot() *Snapshot {
 	snap := &Snapshot{At: time.Now(), Stages: make([]StageState, len(s.res.Statuses)), Edges: make([]plumbing.Count, len(s.plan.Meters))}
 	for i, st := range s.res.Statuses {
 		ss := StageState{Status: st, InProcess: s.cmds[i].InProcess}
-		_, isProc := s.running[i]
+		isProc := s.nodes[i].running
 		switch {
 		case !st.Started:
 			ss.State = NotStarted
-		case s.inproc[i]:
+		case s.nodes[i].inproc:
 			ss.State = Running
-		case isProc && s.stopped[i]:
+		case isProc && s.nodes[i].stopped:
 			ss.State = Stopped
 		case isProc:
 			ss.State = Running

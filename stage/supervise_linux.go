@@ -160,23 +160,16 @@ type Pipeline struct {
 // dies, even by SIGKILL.
 func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *Pipeline {
 	s := &supervisor{
-		g:           g,
-		cmds:        cmds,
-		plan:        plan,
-		opts:        opts,
-		inherited:   inheritedFDs(),
-		res:         newResult(g),
-		exits:       make(chan exit, 2*len(g.Stages)),
-		running:     map[int]bool{},
-		inproc:      map[int]bool{},
-		left:        map[int]bool{},
-		stopped:     map[int]bool{},
-		pipeStopped: map[int]bool{},
-		stops:       map[int]*plumbing.Stop{},
-		outCopies:   map[int]*os.File{},
-		ports:       map[int]*portFiles{},
-		reports:     map[int]*startReport{},
-		ctl:         make(chan func()),
+		g:         g,
+		cmds:      cmds,
+		plan:      plan,
+		opts:      opts,
+		inherited: inheritedFDs(),
+		res:       newResult(g),
+		exits:     make(chan exit, 2*len(g.Stages)),
+		nodes:     make([]node, len(g.Stages)),
+		outCopies: map[int]*os.File{},
+		ctl:       make(chan func()),
 	}
 	if opts.JobControl {
 		s.tty = openTerminal()
@@ -201,9 +194,9 @@ func Start(g *parser.Graph, cmds []Command, plan *plumbing.Plan, opts Options) *
 	go func() {
 		s.supervise()
 		close(reaped)
-		for i, st := range s.stops {
-			if !s.left[i] {
-				_ = st.Release() // no builtin is left to watch it
+		for _, n := range s.nodes {
+			if n.stop != nil && !n.left {
+				_ = n.stop.Release() // no builtin is left to watch it
 			}
 		}
 		for _, f := range s.outCopies {
@@ -281,27 +274,15 @@ type supervisor struct {
 	tstp       chan os.Signal // SIGTSTP sent to gpipe; nil if it was ignored at the start
 	grace      <-chan time.Time
 
-	exits   chan exit
-	running map[int]bool           // process stages not reaped yet, by stage index; only touched by supervise after startAll
-	inproc  map[int]bool           // in-process stages still running, by stage index
-	stops   map[int]*plumbing.Stop // each in-process stage's own, by stage index (see stopBuiltins)
-
-	left    map[int]bool // in-process stages left running after the grace period
-	stopped map[int]bool // process stages stopped by a signal now
-	// pipeStopped marks the stages sent SIGPIPE early (Options.StopEarly),
-	// or stopped early if in-process.
-	pipeStopped map[int]bool
+	exits chan exit
+	// nodes holds what the supervisor knows of each stage as it runs,
+	// by stage index: one record a stage. Only startAll, then the
+	// supervising goroutine, touch it.
+	nodes []node
 	// outCopies holds, under Options.StopEarly, a copy of each pipe or
 	// FIFO end an in-process stage writes to, by edge index, to ask the
 	// kernel whether the edge still has a reader (see stopEarly).
 	outCopies map[int]*os.File
-	// ports holds, under Options.StopEarly, each in-process stage's
-	// port files, which keep copies of the FIFOs it opens to write.
-	ports map[int]*portFiles
-	// reports holds the report pipe of each stage started through a
-	// helper process, which tells whether the stage started after all
-	// (see report_linux.go); only written by startAll.
-	reports map[int]*startReport
 
 	// stderrCopy is the copy of Options.Stderr that the builtins inside
 	// gpipe write to (see sharedStderr).
@@ -310,6 +291,37 @@ type supervisor struct {
 	ctl       chan func() // work for the supervising goroutine: Pipeline's methods
 	abandoned os.Signal   // a teardown signal that came during the start
 	created   []string    // files that the stages' redirections created, for FailFast
+}
+
+// node is what the supervisor knows of one stage while the pipeline runs
+// (its status so far is in the Result).
+type node struct {
+	running bool           // a process not reaped yet
+	inproc  bool           // an in-process stage still running
+	stop    *plumbing.Stop // an in-process stage's own (see stopBuiltins)
+	left    bool           // in-process, left running after the grace period
+	stopped bool           // a process stopped by a signal now
+	// pipeStopped: sent SIGPIPE early (Options.StopEarly), or stopped
+	// early if in-process.
+	pipeStopped bool
+	// ports, under Options.StopEarly, are an in-process stage's port
+	// files, which keep copies of the FIFOs it opens to write.
+	ports *portFiles
+	// report is the report pipe of a stage started through a helper
+	// process, which tells whether the stage started after all (see
+	// report_linux.go).
+	report *startReport
+}
+
+// alive counts the stages still running, processes and in-process.
+func (s *supervisor) alive() int {
+	n := 0
+	for _, st := range s.nodes {
+		if st.running || st.inproc {
+			n++
+		}
+	}
+	return n
 }
 
 // exit is how one stage ended, or stopped or continued: a process (ws,
@@ -351,7 +363,7 @@ func (s *supervisor) startAll() {
 		} else if s.cmds[i].InProcess {
 			status = s.startBuiltin(st, s.cmds[i])
 			if status.Started {
-				s.inproc[i] = true
+				s.nodes[i].inproc = true
 			}
 		} else {
 			status = s.start(st, s.cmds[i])
@@ -377,14 +389,16 @@ func (s *supervisor) startAll() {
 		}
 		_ = s.plan.Release(i)
 		if status.Started && !s.cmds[i].InProcess {
-			s.running[i] = true
+			s.nodes[i].running = true
 		}
 		if status.Started {
 			s.event(Event{Kind: Started, Stage: i, Pid: status.Pid})
 		}
 	}
-	for i := range s.running {
-		go s.wait(i, s.res.Statuses[i].Pid, s.reports[i])
+	for i, n := range s.nodes {
+		if n.running {
+			go s.wait(i, s.res.Statuses[i].Pid, n.report)
+		}
 	}
 }
 
@@ -412,7 +426,7 @@ func (s *supervisor) teardownPending() os.Signal {
 // wait reports every change of stage i's process, its stops and
 // continues included, until it has ended. It does not reap the process:
 // its end is reported with the process left a zombie (exit.reap), and the
-// supervisor reaps it (reap) as it takes the stage out of s.running, in
+// supervisor reaps it (reap) as it marks the stage no longer running, in
 // the goroutine that signals stages by pid, so that no signal can reach
 // another process that got the pid after it. gpipe thus holds no pidfd
 // per running stage (none is opened, see startProcess): a pipeline of
@@ -553,7 +567,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 			return fail(ExitCannotStart, err)
 		}
 		defer func() {
-			if s.reports[st.ID] != rep {
+			if s.nodes[st.ID].report != rep {
 				rep.r.Close() // the helper did not start
 			}
 		}()
@@ -586,7 +600,7 @@ func (s *supervisor) start(st *parser.Stage, cmd Command) Status {
 		return failAsBash(code, errors.New(cmd.Path+": "+text))
 	}
 	if rep != nil {
-		s.reports[st.ID] = rep
+		s.nodes[st.ID].report = rep
 		go rep.read()
 	}
 	status.Started, status.Pid, status.Began = true, pid, time.Now()
@@ -654,16 +668,16 @@ func (s *supervisor) supervise() {
 	case s.res.FailedStart >= 0:
 		s.abandonStart()
 	}
-	for len(s.running)+len(s.inproc) > 0 {
+	for s.alive() > 0 {
 		select {
 		case e := <-s.exits:
 			if e.reap != 0 {
-				// Out of s.running below, before any other stage is
+				// No longer running below, before any other stage is
 				// signalled by pid.
 				s.reap(&e)
 			}
 			if e.builtin == nil && e.err == nil {
-				s.stopped[e.stage] = e.ws.Stopped()
+				s.nodes[e.stage].stopped = e.ws.Stopped()
 				switch {
 				case e.ws.Stopped():
 					s.event(Event{Kind: StoppedBy, Stage: e.stage, Pid: s.res.Statuses[e.stage].Pid, Signal: e.ws.StopSignal()})
@@ -672,7 +686,7 @@ func (s *supervisor) supervise() {
 				}
 			}
 			if e.builtin == nil && e.err == nil && e.ws.Stopped() {
-				if _, ok := s.running[e.stage]; s.tty != nil && ok && stopped(s.res.Statuses[e.stage].Pid) {
+				if s.tty != nil && s.nodes[e.stage].running && stopped(s.res.Statuses[e.stage].Pid) {
 					// Without a terminal nobody can "fg" the job, and a
 					// stopped stage is left to whoever stopped it, as a
 					// shell without job control does. A stop already
@@ -685,14 +699,13 @@ func (s *supervisor) supervise() {
 			if e.builtin == nil && e.err == nil && e.ws.Continued() {
 				continue
 			}
-			if s.left[e.stage] {
+			if s.nodes[e.stage].left {
 				// Reported killed at the end of the grace period; that it
 				// ended after all (its write broke when the others were
 				// killed) changes nothing.
 				continue
 			}
-			delete(s.running, e.stage)
-			delete(s.inproc, e.stage)
+			s.nodes[e.stage].running, s.nodes[e.stage].inproc = false, false
 			s.dropOutCopies(e.stage)
 			s.record(e)
 			pid := s.res.Statuses[e.stage].Pid
@@ -731,10 +744,10 @@ func (s *supervisor) supervise() {
 			// grandchild held, until --grace). It gets it again: a
 			// helper ends at the first, so a second changes nothing.
 			// (A program is not sent it twice: it may count them.)
-			// By pid: a stage in s.running is not reaped yet (see
+			// By pid: a stage still running is not reaped yet (see
 			// wait), so its pid is still its own.
-			for i := range s.running {
-				if s.cmds[i].Builtin != "" {
+			for i, n := range s.nodes {
+				if n.running && s.cmds[i].Builtin != "" {
 					_ = unix.Kill(s.res.Statuses[i].Pid, sig)
 				}
 			}
@@ -745,13 +758,16 @@ func (s *supervisor) supervise() {
 		case <-s.grace:
 			s.grace = nil
 			s.signal(syscall.SIGKILL)
-			for i := range s.inproc {
+			for i := range s.nodes {
+				if !s.nodes[i].inproc {
+					continue
+				}
 				// Blocked where no stop reaches it: left to end with gpipe.
-				s.left[i] = true
+				s.nodes[i].left = true
 				s.dropOutCopies(i)
 				st := &s.res.Statuses[i]
 				st.Signal, st.Code = syscall.SIGKILL, ExitSignalled(syscall.SIGKILL)
-				delete(s.inproc, i)
+				s.nodes[i].inproc = false
 			}
 		}
 	}
@@ -759,7 +775,11 @@ func (s *supervisor) supervise() {
 		// The files the helpers' redirections created, which each
 		// reported as it created them: all told once every helper has
 		// ended.
-		for i, rep := range s.reports {
+		for i, n := range s.nodes {
+			rep := n.report
+			if rep == nil {
+				continue
+			}
 			<-rep.done
 			for _, path := range rep.created {
 				// As the helper named it, in the stage's directory.
@@ -904,7 +924,7 @@ func (s *supervisor) record(e exit) {
 	st.Ended = time.Now()
 	if b := e.builtin; b != nil {
 		st.Code, st.Busy, st.Outputs = b.code, b.busy, b.outputs
-		if b.stopped && s.pipeStopped[e.stage] && s.res.Signal == nil {
+		if b.stopped && s.nodes[e.stage].pipeStopped && s.res.Signal == nil {
 			// Stopped early: as a program killed by SIGPIPE.
 			st.Signal, st.Code = syscall.SIGPIPE, ExitBrokenPipe
 		} else if b.stopped {
@@ -937,7 +957,7 @@ func (s *supervisor) record(e exit) {
 	}
 	if ws := e.ws; ws.Signaled() {
 		st.Signal = ws.Signal()
-		if st.Signal == syscall.SIGKILL && s.pipeStopped[e.stage] && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {
+		if st.Signal == syscall.SIGKILL && s.nodes[e.stage].pipeStopped && s.cmds[e.stage].Builtin != "" && s.res.Signal == nil {
 			st.Signal = syscall.SIGPIPE // a helper stopped early (see stopEarly)
 		}
 		st.Code = ExitSignalled(st.Signal)
