@@ -279,6 +279,11 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The planner's nodes: the tees that copy an output read in several
+	// places (a pipeline file's fan-out), which the parser leaves to it.
+	if err := stage.AddRelays(g); err != nil {
+		return nil, err
+	}
 	if all := opts.Transport == TransportFIFO; all || p.file {
 		// Named FIFOs live in a private directory, which plumbing
 		// creates (and removes) only if the run starts.

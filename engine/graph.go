@@ -109,13 +109,13 @@ func (g *Graph) Pipeline() (*Pipeline, error) {
 	return p, err
 }
 
-// maxPorts is how many path arguments a stage gets for its inputs, and how
-// many outputs past its stdout gpipe's tee gets: descriptors 63 down to 10,
-// as bash numbers process substitutions.
-const firstPortFD, lastPortFD = 63, 10
+// The path arguments a stage gets for its inputs: descriptors 63 down to
+// 10, as bash numbers process substitutions.
+const firstPortFD, lastPortFD = parser.FirstPathFD, parser.LastPathFD
 
-// buildGraph makes the stages and edges of the nodes and links, with a tee
-// wherever an output feeds several stages.
+// buildGraph makes the stages and edges of the nodes and links; an output
+// that feeds several stages is a fan-out the planner copies with a tee,
+// as a pipeline file's.
 func buildGraph(nodes [][]string, links []link) (*parser.Graph, error) {
 	g := &parser.Graph{Name: "graph"}
 	for i, args := range nodes {
@@ -158,30 +158,11 @@ func buildGraph(nodes [][]string, links []link) (*parser.Graph, error) {
 		}
 		readers[l.from] = append(readers[l.from], p)
 	}
+	// An output read by several stages is several edges from one port,
+	// as a pipeline file's: the planner adds the tee (stage.AddRelays).
 	for from, ports := range readers {
-		src := parser.Port{Stage: from, FD: 1}
-		if len(ports) > 1 {
-			// A tee of gpipe's copies the output to every reader: the
-			// first on its stdout, the others on path arguments.
-			tee := &parser.Stage{ID: len(g.Stages), Args: []string{"tee"},
-				Added: fmt.Sprintf("copies the output of %s to its %d readers", g.Stages[from].Name(), len(ports))}
-			g.Stages = append(g.Stages, tee)
-			nextFD = append(nextFD, firstPortFD)
-			g.Edges = append(g.Edges, &parser.Edge{From: src, To: parser.Port{Stage: tee.ID, FD: 0}})
-			for k, to := range ports {
-				out := parser.Port{Stage: tee.ID, FD: 1}
-				if k > 0 {
-					var err error
-					if out, err = port(tee); err != nil {
-						return nil, err
-					}
-				}
-				g.Edges = append(g.Edges, &parser.Edge{From: out, To: to})
-			}
-			continue
-		}
 		for _, to := range ports {
-			g.Edges = append(g.Edges, &parser.Edge{From: src, To: to})
+			g.Edges = append(g.Edges, &parser.Edge{From: parser.Port{Stage: from, FD: 1}, To: to})
 		}
 	}
 	if err := parser.Check(g); err != nil {

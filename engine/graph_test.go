@@ -85,7 +85,7 @@ func TestGraphFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	explained := plan.Explain()
-	for _, want := range []string{"stage 2: letters: builtin letters", "stage 6: tee /dev/fd/63 /dev/fd/62: builtin tee", "added by gpipe: copies the output of stage 2 (letters) to its 3 readers"} {
+	for _, want := range []string{"stage 2: letters: builtin letters", "stage 6: tee /dev/fd/63 /dev/fd/62: builtin tee", "added by gpipe: copies stdout of stage 2 (letters) to its 3 readers"} {
 		if !strings.Contains(explained, want) {
 			t.Errorf("the plan lacks %q:\n%s", want, explained)
 		}

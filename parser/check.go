@@ -7,9 +7,11 @@ import (
 
 // Check verifies that g is a graph gpipe can run, and computes g.Order:
 //   - every edge joins two stages of g;
-//   - every port is wired once: a descriptor of a stage is the end of at
-//     most one edge (a stage's stdout cannot feed two readers; tee does
-//     that);
+//   - every input port is wired once, and no port is both an input and
+//     an output: a stage's descriptor is fed by at most one edge. An
+//     output port may feed several edges (a pipeline file's fan-out),
+//     which the planner copies with a tee (stage.AddRelays) before any
+//     edge is made;
 //   - every inherited descriptor copies a port an edge wires;
 //   - there is no cycle.
 //
@@ -40,12 +42,19 @@ func Check(g *Graph) error {
 		if e.From.Stage == e.To.Stage {
 			return errAt(e, "cycle: %s feeds itself", g.Stages[e.From.Stage].Name())
 		}
-		for _, p := range []Port{e.From, e.To} {
-			k := key{p.Stage, p.FD}
-			if j, ok := wiredBy[k]; ok {
-				return errAt(e, "%s: %s is wired twice, by edge %d and edge %d", g.Stages[p.Stage].Name(), p, j+1, i+1)
-			}
-			wiredBy[k] = i
+		if j, ok := wiredBy[key{e.To.Stage, e.To.FD}]; ok {
+			return errAt(e, "%s: %s is wired twice, by edge %d and edge %d", g.Stages[e.To.Stage].Name(), e.To, j+1, i+1)
+		}
+		wiredBy[key{e.To.Stage, e.To.FD}] = i
+	}
+	for i, e := range g.Edges {
+		if j, ok := wiredBy[key{e.From.Stage, e.From.FD}]; ok {
+			return errAt(e, "%s: %s is wired twice, by edge %d and edge %d", g.Stages[e.From.Stage].Name(), e.From, j+1, i+1)
+		}
+	}
+	for i, e := range g.Edges {
+		if _, ok := wiredBy[key{e.From.Stage, e.From.FD}]; !ok {
+			wiredBy[key{e.From.Stage, e.From.FD}] = i
 		}
 	}
 	for _, st := range g.Stages {

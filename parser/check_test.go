@@ -31,8 +31,10 @@ func TestCheck(t *testing.T) {
 		{"cycle downstream of a stage", 3, []*Edge{e(0, 1, 1, 0), e(1, 1, 2, 0), e(2, 1, 1, 3)}, nil,
 			"test:2:2: cycle: stage 2 (b) → stage 3 (c) → stage 2 (b)"},
 		{"self loop", 2, []*Edge{e(1, 1, 1, 0)}, nil, "test:2:2: cycle: stage 2 (b) feeds itself"},
-		{"output wired twice", 3, []*Edge{e(0, 1, 1, 0), e(0, 1, 2, 0)}, nil,
-			"test:2:1: stage 1 (a): stdout is wired twice, by edge 1 and edge 2"},
+		// A fan-out: the planner copies it (stage.AddRelays).
+		{"output read twice", 3, []*Edge{e(0, 1, 1, 0), e(0, 1, 2, 0)}, nil, "order [0 1 2]"},
+		{"a port in and out", 3, []*Edge{e(0, 1, 1, 0), e(1, 0, 2, 0)}, nil,
+			"test:2:2: stage 2 (b): stdin is wired twice, by edge 1 and edge 2"},
 		{"input wired twice", 3, []*Edge{e(0, 1, 2, 0), e(1, 1, 2, 0)}, nil,
 			"test:2:2: stage 3 (c): stdin is wired twice, by edge 1 and edge 2"},
 		{"dangling", 2, []*Edge{e(0, 1, 4, 0)}, nil, "test:2:1: edge 1: stage 5 does not exist (the graph has 2)"},

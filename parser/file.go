@@ -681,8 +681,9 @@ func either(p, q Pos) Pos {
 	return p
 }
 
-// resolve wires the edges to named stages, and adds a tee stage where one
-// output feeds several readers (or gpipe's stdin does).
+// resolve wires the edges to named stages, and says where one output
+// feeds several readers, or gpipe's stdin does (Graph.StdoutFrom,
+// StdinReaders): the planner adds the tees there.
 func (fb *fileBuilder) resolve(b *builder) error {
 	stageOf := func(x end) *Stage {
 		if x.st != nil {
@@ -749,93 +750,18 @@ func (fb *fileBuilder) resolve(b *builder) error {
 		}
 		st.ownStdio[0] = true
 	}
-	// Fan-out: every reader gets every byte, through a tee gpipe adds.
-	readers := map[key][]*Edge{}
-	var sources []key
-	for _, e := range b.g.Edges {
-		k := key{e.From.Stage, e.From.FD}
-		if readers[k] == nil {
-			sources = append(sources, k)
-		}
-		readers[k] = append(readers[k], e)
-	}
-	toStdout := map[key]bool{}
+	// Fan-out (several edges from one port), an output that gpipe's
+	// stdout gets too, and gpipe's stdin read by several stages are the
+	// planner's to copy (stage.AddRelays); the graph says which.
 	for _, x := range fb.stdoutFrom {
-		toStdout[key{stageOf(x).ID, 1}] = true
-	}
-	for _, k := range sources {
-		n := len(readers[k])
-		if toStdout[k] {
-			n++
-		}
-		if n < 2 {
-			continue
-		}
-		src := b.g.Stages[k.stage]
-		what := src.Name()
-		for name, l := range fb.labels {
-			if l.st == src {
-				what = "@" + name
-			}
-		}
-		// The edge into the tee keeps the port as the stage knows it (a
-		// path among its words), and the transport its mark asked for:
-		// a named FIFO is the edge into the tee.
-		in := &Edge{From: Port{Stage: k.stage, FD: k.fd}, Pos: readers[k][0].Pos}
-		for _, e := range readers[k] {
-			if e.From.Name != "" {
-				in.From.Name, in.Transport = e.From.Name, e.Transport
-				if e.Transport == TransportFIFO {
-					e.Transport = TransportAuto
-				}
-			}
-		}
-		tee, err := b.addTee(src.Pos, fmt.Sprintf("copies %s of %s to its %d readers", in.From, what, n), readers[k], toStdout[k])
-		if err != nil {
-			return err
-		}
-		in.To = Port{Stage: tee.ID, FD: 0}
-		b.g.Edges = append(b.g.Edges, in)
+		b.g.StdoutFrom = append(b.g.StdoutFrom, Port{Stage: stageOf(x).ID, FD: 1})
 	}
 	if len(fb.stdinReaders) > 1 {
-		var edges []*Edge
 		for _, x := range fb.stdinReaders {
-			e := &Edge{To: Port{Stage: stageOf(x).ID, FD: 0}, Pos: x.pos}
-			edges = append(edges, e)
-			b.g.Edges = append(b.g.Edges, e)
-		}
-		if _, err := b.addTee(edges[0].Pos, fmt.Sprintf("copies gpipe's stdin to its %d readers", len(edges)), edges, false); err != nil {
-			return err
+			b.g.StdinReaders = append(b.g.StdinReaders, &Edge{From: Port{Stage: -1}, To: Port{Stage: stageOf(x).ID, FD: 0}, Pos: x.pos})
 		}
 	}
 	return nil
-}
-
-// addTee adds a tee stage that writes to every edge in outs (which it
-// becomes the source of) and, when toStdout, to gpipe's stdout; its input
-// is for the caller to wire.
-func (b *builder) addTee(at Pos, why string, outs []*Edge, toStdout bool) (*Stage, error) {
-	places, most := len(outs), firstProcSubstFD-lastProcSubstFD+2 // its stdout and fds 63 to 10
-	if toStdout {
-		places++
-	}
-	if places > most {
-		return nil, &Error{Name: b.name, Pos: at, Text: fmt.Sprintf("one output read in %d places: gpipe copies it to at most %d", places, most)}
-	}
-	tee := &Stage{ID: len(b.g.Stages), Pos: at, Args: []string{"tee"}, Added: why}
-	b.g.Stages = append(b.g.Stages, tee)
-	fd := firstProcSubstFD
-	for i, e := range outs {
-		if i == 0 && !toStdout {
-			e.From = Port{Stage: tee.ID, FD: 1}
-			continue
-		}
-		path := "/dev/fd/" + strconv.Itoa(fd)
-		e.From = Port{Stage: tee.ID, FD: fd, Name: path}
-		tee.Args = append(tee.Args, path)
-		fd--
-	}
-	return tee, nil
 }
 
 // matchLabel matches a stage's label, `^([A-Za-z_][A-Za-z0-9_]*):$`, and

@@ -154,8 +154,6 @@ var fileErrorCases = []struct {
 	{"@stdin written", "x | @stdin", nil, "f.gp:1:5: @stdin is where input comes from: nothing writes to it"},
 	{"@stdin to fd 3", "a: x\n@stdin | @a:3", nil, "f.gp:2:10: @stdin feeds a stage's stdin only"},
 	{"fd 3 to @stdout", "a: x\n@a:3 | @stdout", nil, "f.gp:2:1: @stdout takes a stage's stdout only"},
-	{"too many readers", "e: seq 3\n" + strings.Repeat("@e | c\n", 56), nil,
-		"f.gp:1:1: one output read in 56 places: gpipe copies it to at most 55"},
 
 	// Expansion errors in the body.
 	{"unset with a message", "seq ${n:?give n}", nil, "f.gp:1:5: n: give n"},
@@ -314,37 +312,18 @@ order [1 2 3 4]`},
 2 seq 3
 2.1 → 1.0
 order [2 1]`},
-		// Three readers of one output: the labelled stage's own pipeline
-		// and two references. The tee comes last; its first reader gets
-		// its stdout, the others a path each.
+		// An output read in three places is three edges from one port,
+		// and gpipe's stdout taking it too is said apart: the planner
+		// adds the tees (stage.AddRelays, tested there).
 		{"named stage read in 3 places", "errs: gen 10 | count\n@errs | sink\n@errs | head -n 1", `
 1 gen 10
 2 count
 3 sink
 4 head -n 1
-5 tee /dev/fd/63 /dev/fd/62
-5.1 → 2.0
-1.1 → 5.0
-5.63(/dev/fd/63) → 3.0
-5.62(/dev/fd/62) → 4.0
-order [1 5 2 3 4]`},
-		// One of them gpipe's stdout: the tee's stdout is left to it.
-		{"named stage read by @stdout too", "a: seq 3\n@a | @stdout\n@a | wc", `
-1 seq 3
-2 wc
-3 tee /dev/fd/63
-3.63(/dev/fd/63) → 2.0
+1.1 → 2.0
 1.1 → 3.0
-order [1 3 2]`},
-		{"@stdin fanned out", "@stdin | a\n@stdin | b\n@stdin | c: sort | @stdout", `
-1 a
-2 b
-3 sort
-4 tee /dev/fd/63 /dev/fd/62
-4.1 → 1.0
-4.63(/dev/fd/63) → 2.0
-4.62(/dev/fd/62) → 3.0
-order [4 1 2 3]`},
+1.1 → 4.0
+order [1 2 3 4]`},
 		{"@stdin read once", "@stdin | a | @stdout", `
 1 a
 order [1]`},
@@ -356,28 +335,6 @@ order [1]`},
 1.2 → 3.0
 1.1 → 3.3
 order [1 2 3]`},
-		{"fd 3 of one stage read twice", "a: x\n@a:3 | y\n@a:3 | z", `
-1 x
-2 y
-3 z
-4 tee /dev/fd/63
-4.1 → 2.0
-1.3 → 4.0
-4.63(/dev/fd/63) → 3.0
-order [1 4 2 3]`},
-		// b's stdout has two readers, tee and paste: an added tee.
-		{"references inside process substitutions", "j: paste <(@a) <(@b)\na: seq 3\nb: seq 4 | tee >(@j:3)", `
-1 paste /dev/fd/63 /dev/fd/62
-2 seq 3
-3 seq 4
-4 tee /dev/fd/63
-5 tee /dev/fd/63
-2.1 → 1.63(/dev/fd/63)
-5.63(/dev/fd/63) → 1.62(/dev/fd/62)
-5.1 → 4.0
-3.1 → 5.0
-4.63(/dev/fd/63) → 1.3
-order [2 3 5 4 1]`},
 		{"a named stage inside a process substitution", "x | tee >(a: wc -l)\n@a | sort", `
 1 x
 2 tee /dev/fd/63
@@ -406,70 +363,37 @@ order [1 2]`},
 	}
 }
 
-// TestParseFileAddedTee checks the tee stage gpipe adds: marked as added,
-// numbered after the user's stages, positioned at the stage it copies,
-// and given --buffer when Config.Buffer says so.
-func TestParseFileAddedTee(t *testing.T) {
-	src := "errs: gen 10 | count\n@errs | sink\n@errs | head -n 1"
-	f, err := ParseFile("f.gp", src, nil, fileCfg)
+// TestParseFileRelaysLeft checks what the parser leaves to the planner's
+// tees: the ports gpipe's stdout takes while stages read them too, and
+// the stages that all read gpipe's stdin, with positions in the source.
+func TestParseFileRelaysLeft(t *testing.T) {
+	f, err := ParseFile("f.gp", "a: seq 3\n@a | @stdout\n@a | wc", nil, fileCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := f.Graph
-	for _, st := range g.Stages[:4] {
-		if st.Added != "" {
-			t.Errorf("%s: Added = %q", st.Name(), st.Added)
-		}
+	if got, want := f.Graph.StdoutFrom, []Port{{Stage: 0, FD: 1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("StdoutFrom %+v, want %+v", got, want)
 	}
-	tee := g.Stages[len(g.Stages)-1]
-	if tee.ID != 4 || tee.Added != "copies stdout of @errs to its 3 readers" || tee.Pos != (Pos{1, 1}) || tee.Parent != nil {
-		t.Errorf("added stage %+v", tee)
-	}
-	if !reflect.DeepEqual(tee.Args, l("tee", "/dev/fd/63", "/dev/fd/62")) {
-		t.Errorf("added tee args %q", tee.Args)
-	}
-	// Every edge from gen goes through the tee; the tee writes to each reader once.
-	var fromGen, fromTee []Edge
-	for _, e := range g.Edges {
-		if e.From.Stage == 0 {
-			fromGen = append(fromGen, *e)
-		}
-		if e.From.Stage == tee.ID {
-			fromTee = append(fromTee, *e)
-		}
-	}
-	if len(fromGen) != 1 || fromGen[0].To != (Port{Stage: tee.ID, FD: 0}) || fromGen[0].Pos != (Pos{1, 14}) {
-		t.Errorf("edges from gen: %+v", fromGen)
-	}
-	want := []Edge{
-		{From: Port{Stage: 4, FD: 1}, To: Port{Stage: 1, FD: 0}, Pos: Pos{1, 14}},
-		{From: Port{Stage: 4, FD: 63, Name: "/dev/fd/63"}, To: Port{Stage: 2, FD: 0}, Pos: Pos{2, 7}},
-		{From: Port{Stage: 4, FD: 62, Name: "/dev/fd/62"}, To: Port{Stage: 3, FD: 0}, Pos: Pos{3, 7}},
-	}
-	if !reflect.DeepEqual(fromTee, want) {
-		t.Errorf("edges from the tee:\n%+v\nwant\n%+v", fromTee, want)
-	}
-
-	// The tee's --buffer is the run's setting, added by the planner
-	// (engine.Options.Buffer), not the parser's.
 	f, err = ParseFile("f.gp", "@stdin | a\n@stdin | b", nil, fileCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tee = f.Graph.Stages[2]
-	if !reflect.DeepEqual(tee.Args, l("tee", "/dev/fd/63")) || tee.Added != "copies gpipe's stdin to its 2 readers" {
-		t.Errorf("added stdin tee %+v", tee)
+	var got []string
+	for _, e := range f.Graph.StdinReaders {
+		got = append(got, fmt.Sprintf("%d.%d at %v", e.To.Stage+1, e.To.FD, e.Pos))
 	}
-	// Where the tee and its edges are said to be: in the source, for
-	// messages about them (a plain stage reading @stdin has no position
-	// of a reference).
-	if tee.Pos.Line < 1 || tee.Pos.Col < 1 {
-		t.Errorf("added stdin tee at %v, outside the source", tee.Pos)
+	if want := l("1.0 at 1:1", "2.0 at 2:1"); !reflect.DeepEqual(got, want) {
+		t.Errorf("StdinReaders %q, want %q", got, want)
 	}
-	for _, e := range f.Graph.Edges {
-		if e.Pos.Line < 1 || e.Pos.Col < 1 {
-			t.Errorf("edge %v → %v of the stdin tee at %v, outside the source", e.From, e.To, e.Pos)
+	for _, st := range f.Graph.Stages {
+		if st.Added != "" {
+			t.Errorf("%s: added by the parser: %q", st.Name(), st.Added)
 		}
+	}
+	// One reader of gpipe's stdin needs no tee.
+	f, err = ParseFile("f.gp", "@stdin | a | @stdout", nil, fileCfg)
+	if err != nil || f.Graph.StdinReaders != nil {
+		t.Errorf("one reader: %v, StdinReaders %+v", err, f.Graph.StdinReaders)
 	}
 }
 

@@ -1,6 +1,9 @@
 package parser
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Graph is a pipeline as a directed acyclic graph: stages are the vertices,
 // edges carry bytes from an output port of one stage to an input port of
@@ -22,8 +25,52 @@ type Graph struct {
 	// orders stay in source order. Check computes it.
 	Order []int
 
+	// A graph as the parser returns it is the user's: an output read in
+	// several places (a pipeline file's fan-out) is several edges from
+	// one port, and gpipe's own stdio is not a stage. The planner adds
+	// what copies them (stage.AddRelays): for the ports listed in
+	// StdoutFrom, whose output goes to gpipe's stdout ("@x | @stdout")
+	// while stages read it too, and for StdinReaders, the edges (without
+	// a From) of the stages that read gpipe's stdin when more than one
+	// does ("@stdin | a", "@stdin | b").
+	StdoutFrom   []Port
+	StdinReaders []*Edge
+
 	// index is what Check found of the ports (see EdgeAt, Desc).
 	index *portIndex
+}
+
+// Topology is the graph as a test reads it: a line per stage (its number,
+// its words, "[in N]" for a process substitution's, "[fd F = S.D]" for a
+// shared descriptor), a line per edge ("S.D(name) → S.D"), and the order.
+func (g *Graph) Topology() string {
+	var sb strings.Builder
+	for _, st := range g.Stages {
+		fmt.Fprintf(&sb, "%d %s", st.ID+1, strings.Join(st.Args, " "))
+		if st.Parent != nil {
+			fmt.Fprintf(&sb, " [in %d]", st.Parent.ID+1)
+		}
+		for _, in := range st.Inherits {
+			fmt.Fprintf(&sb, " [fd %d = %d.%d]", in.FD, in.From.Stage+1, in.From.FD)
+		}
+		sb.WriteByte('\n')
+	}
+	port := func(p Port) string {
+		s := fmt.Sprintf("%d.%d", p.Stage+1, p.FD)
+		if p.Name != "" {
+			s += "(" + p.Name + ")"
+		}
+		return s
+	}
+	for _, e := range g.Edges {
+		fmt.Fprintf(&sb, "%s → %s\n", port(e.From), port(e.To))
+	}
+	order := make([]int, len(g.Order))
+	for i, x := range g.Order {
+		order[i] = x + 1
+	}
+	fmt.Fprintf(&sb, "order %v\n", order)
+	return sb.String()
 }
 
 // Stage is one process of the pipeline, as bash would run it in a subshell.

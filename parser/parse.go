@@ -582,9 +582,15 @@ func (b *builder) join(from, to end, at Pos, t Transport) error {
 // highest free descriptor under 64, so "echo <(a) <(b)" prints
 // "/dev/fd/63 /dev/fd/62" under bash and gpipe alike.
 const (
-	firstProcSubstFD = 63
-	lastProcSubstFD  = 10 // bash's own descriptors are 10 and up, but not ours
+	firstProcSubstFD = FirstPathFD
+	lastProcSubstFD  = LastPathFD
 )
+
+// FirstPathFD and LastPathFD bound the descriptors a stage reaches by a
+// path among its words (/dev/fd/63, /dev/fd/62, …): a process
+// substitution's, and the outputs of a tee gpipe adds. bash's own
+// descriptors are 10 and up, but not ours.
+const FirstPathFD, LastPathFD = 63, 10
 
 // procSubst builds the pipeline of a process substitution in a word of
 // owner, wires it to owner at a descriptor of its own, and returns the
@@ -658,6 +664,12 @@ func (b *builder) finish() error {
 	g.Stages = sorted
 	for _, e := range g.Edges {
 		e.From.Stage, e.To.Stage = newID[e.From.Stage], newID[e.To.Stage]
+	}
+	for i := range g.StdoutFrom {
+		g.StdoutFrom[i].Stage = newID[g.StdoutFrom[i].Stage]
+	}
+	for _, e := range g.StdinReaders {
+		e.To.Stage = newID[e.To.Stage]
 	}
 	// Edges too are listed in source order, that of their "|", "<(" or ">(".
 	sort.SliceStable(g.Edges, func(i, j int) bool {

@@ -1,46 +1,14 @@
 package parser
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 )
 
 // topology is g as one line per stage ("ID args [parent P] [shares FD of
 // S]") and one per edge ("FROM.FD → TO.FD"), with the topological order.
-func topology(g *Graph) string {
-	var sb strings.Builder
-	for _, st := range g.Stages {
-		fmt.Fprintf(&sb, "%d %s", st.ID+1, strings.Join(st.Args, " "))
-		if st.Parent != nil {
-			fmt.Fprintf(&sb, " [in %d]", st.Parent.ID+1)
-		}
-		for _, in := range st.Inherits {
-			fmt.Fprintf(&sb, " [fd %d = %d.%d]", in.FD, in.From.Stage+1, in.From.FD)
-		}
-		sb.WriteByte('\n')
-	}
-	for _, e := range g.Edges {
-		fmt.Fprintf(&sb, "%d.%d%s → %d.%d%s\n", e.From.Stage+1, e.From.FD, name(e.From), e.To.Stage+1, e.To.FD, name(e.To))
-	}
-	fmt.Fprintf(&sb, "order %v\n", plusOne(g.Order))
-	return sb.String()
-}
-
-func name(p Port) string {
-	if p.Name == "" {
-		return ""
-	}
-	return "(" + p.Name + ")"
-}
-
-func plusOne(xs []int) []int {
-	out := make([]int, len(xs))
-	for i, x := range xs {
-		out[i] = x + 1
-	}
-	return out
-}
+// topology is g.Topology(), by its old name.
+func topology(g *Graph) string { return g.Topology() }
 
 // TestProcSubst checks the graphs process substitutions make: stages in
 // source order, an edge per substitution at descriptors 63, 62, … of the

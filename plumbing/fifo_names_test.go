@@ -10,8 +10,8 @@ import (
 
 // TestNameFIFOs: the planner names a FIFO for each process substitution
 // marked "@fifo" (every one under --transport fifo), puts its path in the
-// stage's words in place of /dev/fd/N, and leaves the ports of the tees
-// gpipe added as descriptors.
+// stage's words in place of /dev/fd/N. (The ports of the tees gpipe adds
+// stay descriptors: stage's TestAddRelaysFIFO.)
 func TestNameFIFOs(t *testing.T) {
 	for _, tt := range []struct {
 		src  string
@@ -40,13 +40,6 @@ func TestNameFIFOs(t *testing.T) {
 2.1 → 1.61(D/1) fifo
 3.1 → 1.63(D/2) fifo
 4.1 → 1.62(D/3) fifo`},
-		// The port of a stage read twice: the edge into gpipe's tee is
-		// the FIFO; the tee writes its outputs by descriptor.
-		{"a: tee >(@fifo | x)\n@a:63 | y", true, false, `
-1 tee D/1
-4 tee /dev/fd/63
-1.63(D/1) → 4.0 fifo
-4.63(/dev/fd/63) → 3.0 auto`},
 	} {
 		var (
 			g   *parser.Graph
