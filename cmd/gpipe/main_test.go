@@ -3,10 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +83,10 @@ func runScripts(t *testing.T, p testscript.Params, isolate bool) {
 			// binary, which would sleep a second at every exit.
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
 			env.Setenv(procs.DeadlineScaleEnv, os.Getenv(procs.DeadlineScaleEnv))
+			// A script's own shell loop that polls /proc every 50 ms
+			// ("for i in $(seq $POLLS)") gives up after 10 s, scaled by
+			// the knob as every hang deadline is.
+			env.Setenv("POLLS", strconv.Itoa(int(math.Ceil(200*procs.DeadlineScale()))))
 			if isolate {
 				env.Setenv(isolateEnv, "1")
 			}
