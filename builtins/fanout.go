@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -469,14 +470,7 @@ func (d *dealer) deal(b *block) {
 			n = int(min(int64(n), d.left))
 			d.left -= int64(n)
 		} else {
-			for i := 0; i < len(p); i++ {
-				if p[i] == '\n' {
-					if d.left--; d.left == 0 {
-						n = i + 1
-						break
-					}
-				}
-			}
+			n = d.unitEnd(p)
 		}
 		d.put(d.turn, p[:n])
 		p = p[n:]
@@ -485,6 +479,33 @@ func (d *dealer) deal(b *block) {
 		}
 	}
 }
+
+// unitEnd is how much of p the current unit of lines takes: up to its
+// last newline, counting d.left down, or all of p. The newlines are
+// counted a chunk at a time (bytes.Count), and looked for one by one only
+// in the chunk where the unit ends: a byte-at-a-time scan was most of
+// split's work.
+func (d *dealer) unitEnd(p []byte) int {
+	const chunk = 512
+	for off := 0; off < len(p); {
+		end := min(off+chunk, len(p))
+		if c := int64(bytes.Count(p[off:end], newline)); c < d.left {
+			d.left -= c
+			off = end
+			continue
+		}
+		for i := off; i < end; i++ {
+			if p[i] == '\n' {
+				if d.left--; d.left == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	return len(p)
+}
+
+var newline = []byte{'\n'}
 
 // put appends p to output i's block, queueing blocks as they fill.
 func (d *dealer) put(i int, p []byte) {

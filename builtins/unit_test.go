@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -573,5 +575,46 @@ Do x.
 `
 	if got := usage(b, fs); got != want {
 		t.Errorf("usage:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestSplitDealsWholeUnits: split -n K gives each output K whole lines in
+// turn, whatever the lines' lengths (shorter and longer than the chunks
+// it counts newlines in, and than its blocks), a last line without a
+// newline included: the same bytes as dealing line by line.
+func TestSplitDealsWholeUnits(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var in strings.Builder
+	var lines []string
+	for range 20000 {
+		n := rnd.IntN(40)
+		if rnd.IntN(100) == 0 {
+			n = 512 + rnd.IntN(200000) // past a chunk, and some past a block
+		}
+		line := strings.Repeat(string(rune('a'+rnd.IntN(26))), n) + "\n"
+		lines = append(lines, line)
+		in.WriteString(line)
+	}
+	lines = append(lines, "no newline")
+	in.WriteString("no newline")
+	for _, k := range []int{1, 7, 1000} {
+		dir := t.TempDir()
+		outs := []string{filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")}
+		if _, err := runFiles(t, append([]string{"split", "-n", strconv.Itoa(k)}, outs...), in.String()); err != nil {
+			t.Fatalf("split -n %d: %v", k, err)
+		}
+		want := make([]strings.Builder, len(outs))
+		for i, line := range lines {
+			want[(i/k)%len(outs)].WriteString(line)
+		}
+		for i, path := range outs {
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != want[i].String() {
+				t.Errorf("split -n %d: output %d has %d bytes (sha %s), want %d (sha %s)", k, i+1, len(got), sum(string(got)), want[i].Len(), sum(want[i].String()))
+			}
+		}
 	}
 }
