@@ -545,3 +545,34 @@ func TestResultEdges(t *testing.T) {
 		t.Errorf("edges\n%+v\nwant\n%+v", res.Edges, want)
 	}
 }
+
+// TestWaitDelay: a process a stage left behind that holds the output
+// (a daemon, out of the pipeline's group) does not hold Wait past
+// Options.WaitDelay; the bytes written before are there, and the result
+// says the copy was cut short.
+func TestWaitDelay(t *testing.T) {
+	tag := fmt.Sprintf("GPIPE_API_TEST=%d-waitdelay", os.Getpid())
+	defer func() {
+		for _, pid := range procs.Tagged(tag) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	// The daemon has left the group (setsid) before the stage ends: the
+	// end of the run kills the group, which it would otherwise be in.
+	spec := `sh -c 'setsid sh -c "echo \$\$ > daemon.pid; exec sleep 300" & while [ ! -s daemon.pid ]; do sleep 0.01; done; echo hi'`
+	var out bytes.Buffer
+	res, err := engine.Run(context.Background(), spec,
+		engine.Options{Env: taggedEnv(tag), Dir: t.TempDir(), Stdout: &out, WaitDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "hi\n" || !res.OutputHeld {
+		t.Errorf("output %q, held %v; want \"hi\\n\", true", out.String(), res.OutputHeld)
+	}
+	// Without a leftover, the copy ends by itself.
+	out.Reset()
+	res, err = engine.Run(context.Background(), "echo hi", engine.Options{Stdout: &out, WaitDelay: hangLimit()})
+	if err != nil || out.String() != "hi\n" || res.OutputHeld {
+		t.Errorf("echo hi: %v, output %q, held %v", err, out.String(), res.OutputHeld)
+	}
+}

@@ -202,6 +202,14 @@ type Options struct {
 	// lasts. Off, the terminal is left alone.
 	JobControl bool
 
+	// WaitDelay bounds, once every stage has ended, how long Wait goes on
+	// copying the stages' output into a Stdout or Stderr that is not an
+	// *os.File: a process a stage left behind (a daemon) may hold the
+	// pipe open for ever. Past it, the copy is cut short and
+	// Result.OutputHeld says so. Zero waits until every writer is gone,
+	// as os/exec does without its WaitDelay.
+	WaitDelay time.Duration
+
 	// Buffer is the --buffer SIZE of the tees gpipe adds where a pipeline
 	// file (or a Graph) reads one output in several places; "" keeps
 	// tee's default.
@@ -518,9 +526,10 @@ func (r *Job) Wait() *Result {
 		res := r.p.Wait()
 		wall := time.Since(r.began)
 		r.stop()
-		r.stdio.finish()
+		held := r.stdio.finish(r.plan.opts.WaitDelay)
 		r.result = newResult(r.plan.g, res)
 		r.result.Edges = edgeStatuses(r.plan.g, r.plan.choices, r.p.Snapshot())
+		r.result.OutputHeld = held
 		r.result.Raw, r.result.Wall = res, wall
 	})
 	return r.result

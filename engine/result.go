@@ -26,6 +26,10 @@ type Result struct {
 	// stages gpipe added, such as the tees of a pipeline file, last).
 	Stages []StageStatus
 
+	// OutputHeld says Wait cut the copy of the output short after
+	// Options.WaitDelay: a process the stages left behind held it.
+	OutputHeld bool
+
 	// Edges holds every edge's transport and bytes, in the order of the
 	// plan's graph (Plan.Graph().Edges), as --stats reports them.
 	Edges []EdgeStatus

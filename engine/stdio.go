@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // stdio is a run's standard files as the stages get them: the caller's
@@ -14,6 +15,7 @@ type stdio struct {
 
 	closeAtEnd []*os.File     // ours, closed once every stage has ended
 	copiers    sync.WaitGroup // the output copies, done when Wait returns
+	readEnds   []*os.File     // the copies' pipe ends, closed to cut them short
 }
 
 func newStdio(in io.Reader, out, errOut io.Writer) (*stdio, error) {
@@ -79,6 +81,7 @@ func (s *stdio) output(w io.Writer) (*os.File, error) {
 		return nil, err
 	}
 	s.closeAtEnd = append(s.closeAtEnd, pw)
+	s.readEnds = append(s.readEnds, pr)
 	s.copiers.Add(1)
 	go func() {
 		defer s.copiers.Done()
@@ -100,13 +103,36 @@ func (s *stdio) devNull(flag int) (*os.File, error) {
 }
 
 // finish closes this side's copies once every stage has ended, and waits
-// until the output copies have passed on every byte.
-func (s *stdio) finish() {
+// until the output copies have passed on every byte: until every writer
+// of their pipes is gone. With delay > 0 it waits that long at most, then
+// cuts the copies short, and reports that it did: a process a stage left
+// behind (a daemon) still held the output.
+func (s *stdio) finish(delay time.Duration) (cut bool) {
 	for _, f := range s.closeAtEnd {
 		f.Close()
 	}
-	s.copiers.Wait()
+	if delay <= 0 {
+		s.copiers.Wait()
+		return false
+	}
+	done := make(chan struct{})
+	go func() {
+		s.copiers.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+	}
+	for _, f := range s.readEnds {
+		f.Close()
+	}
+	<-done
+	return true
 }
 
 // abandon is finish for a run that never started.
-func (s *stdio) abandon() { s.finish() }
+func (s *stdio) abandon() { s.finish(0) }

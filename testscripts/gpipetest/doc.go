@@ -53,9 +53,9 @@
 // # Commands
 //
 // Every wait below ends at the script's deadline, which is the test's own
-// (go test -timeout) less a tenth of the time left, so that a hang fails
-// with what was waited for, and a loaded machine only makes the waits
-// longer.
+// (go test -timeout) less a tenth of the time left (at least seven
+// seconds, for a teardown), so that a hang fails with what was waited
+// for, and a loaded machine only makes the waits longer.
 //
 //	pipe [--status] SPEC [&NAME&]
 //	pipe [--status] -f FILE [NAME=VALUE...] [&NAME&]
@@ -75,9 +75,15 @@
 // &NAME& the pipeline runs in the background; await ends it. Its stages
 // run in a process group of their own, and their environment holds
 // GPIPETEST_RUN=<an id of the run>, by which nochildren finds what they
-// started. At the script's end, a background pipeline still running is
-// torn down: SIGTERM to its stages, SIGKILL two seconds later, and the
-// rest of its process group is killed.
+// started. A pipeline still running at the script's deadline is torn
+// down (SIGTERM to its process group and its stages, SIGKILL two seconds
+// later) and the command fails, saying so. At the script's end, so is
+// every background pipeline still running, and whatever any pipeline of
+// the script left behind carrying its tag gets SIGTERM, then SIGKILL.
+// Once its stages have ended, a pipeline's output is copied for one
+// second more at most: a process it left behind (a daemon that kept its
+// stdout) cannot hold the command; the script's log says when that
+// happened.
 //
 //	await NAME
 //
@@ -101,8 +107,9 @@
 // stage process of a pipeline started by pipe, or with -group to its
 // whole process group; to the process of a command started by
 // "exec … &NAME&" (which exec leaves in the test's own process group, so
-// -group refuses it). A builtin running in the test process is not a
-// process: signal its pipeline with -group, or end its input. With
+// -group refuses it). A pipeline whose stages are all builtins running in
+// the test process has no process to signal: it gets SIG as the gpipe
+// command would (INT, TERM, HUP and QUIT tear it down). With
 // -pidfile, SIG goes to every process whose pid FILE lists: a daemon's
 // pid file, or one a stage wrote ("echo $$ > stage.pid").
 //
@@ -110,7 +117,9 @@
 //
 // Waits until the standard output (or error) of the background pipeline
 // NAME matches REGEXP, in multi-line mode (^ and $ match at each line).
-// It fails at once when the pipeline ends without a match. testscript
+// Only the lines after the previous waitout's match on that stream
+// count: waiting twice for "reloaded" waits for two reloads. It fails
+// at once when the pipeline ends without a match. testscript
 // keeps the output of exec's background commands to itself until wait,
 // so waitout watches pipe's only: "pipe 'mytool serve' &srv&" starts a
 // program as exec would, without a shell.
@@ -126,10 +135,12 @@
 //
 //	nochildren NAME
 //
-// Waits until no process of the pipeline NAME's process group, and none
-// carrying its GPIPETEST_RUN tag (which catches what left the group:
-// daemons, setsid), still runs. It needs a pipeline started by pipe: exec
-// does not say what its command started.
+// Waits until no process carrying the GPIPETEST_RUN tag of the pipeline
+// NAME, which has ended (await it first), still runs: what its stages
+// started, daemons and setsid's among them, unless they cleared their
+// environment. (While a pipeline runs, teardowns also reach its process
+// group; once it has ended, the group's id may be another's.) It needs a
+// pipeline started by pipe: exec does not say what its command started.
 //
 // # Conditions
 //

@@ -2,7 +2,6 @@ package gpipetest
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -35,7 +34,7 @@ func Setup(p *testscript.Params) {
 	if p.Cmds == nil {
 		p.Cmds = map[string]func(*testscript.TestScript, bool, []string){}
 	}
-	for name, cmd := range Commands() {
+	for name, cmd := range commands() {
 		if _, ok := p.Cmds[name]; !ok {
 			p.Cmds[name] = cmd
 		}
@@ -52,10 +51,9 @@ func Setup(p *testscript.Params) {
 	}
 }
 
-// Commands are the package's script commands by name, for a caller that
-// registers them itself (Setup does, and more). They need the state that
-// Setup's hook gives each script.
-func Commands() map[string]func(*testscript.TestScript, bool, []string) {
+// commands are the package's script commands by name. They need the
+// state that Setup's hook gives each script.
+func commands() map[string]func(*testscript.TestScript, bool, []string) {
 	return map[string]func(*testscript.TestScript, bool, []string){
 		"pipe":       cmdPipe,
 		"await":      cmdAwait,
@@ -77,6 +75,7 @@ type state struct {
 	deadline time.Time
 	bg       map[string]*background // by name, until awaited
 	awaited  map[string]*background // by name, once awaited
+	all      []*background          // every pipeline started, for cleanUp
 	last     *outcome               // of the last pipe or await
 }
 
@@ -91,18 +90,25 @@ func stateOf(ts *testscript.TestScript) *state {
 }
 
 // scriptDeadline is when the package's waits give up: before the test's
-// own deadline (go test -timeout), by a tenth of the time left, so that
-// a hang fails with what was waited for rather than with the test
-// binary's panic. Without a test deadline, a day.
+// own deadline (go test -timeout), by a tenth of the time left and at
+// least teardownMargin (but no more than half of it), so that a hang
+// fails with what was waited for, and what was torn down, rather than
+// with the test binary's panic. Without a test deadline, a day.
 func scriptDeadline(env *testscript.Env) time.Time {
 	now := time.Now()
 	if t, ok := env.T().(interface{ Deadline() (time.Time, bool) }); ok {
 		if d, ok := t.Deadline(); ok {
-			return now.Add(d.Sub(now) * 9 / 10)
+			left := d.Sub(now)
+			return now.Add(left - min(max(left/10, teardownMargin), left/2))
 		}
 	}
 	return now.Add(24 * time.Hour)
 }
+
+// teardownMargin is what a teardown at the deadline may take: a
+// pipeline's grace and the wait for it (stop), then the script's end
+// (cleanUp), with a second to report.
+const teardownMargin = 3*grace + time.Second
 
 // poll calls done every few milliseconds until it reports true, or the
 // script's deadline passes: then it reports false.
@@ -142,7 +148,7 @@ func (st *state) waited(since time.Time) string {
 // processes of every pipeline is killed.
 func (st *state) cleanUp() {
 	var wg sync.WaitGroup
-	for _, b := range append(slices.Collect(maps.Values(st.bg)), slices.Collect(maps.Values(st.awaited))...) {
+	for _, b := range st.all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

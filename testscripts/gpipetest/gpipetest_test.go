@@ -108,6 +108,18 @@ func TestFailures(t *testing.T) {
 			`gone pid: still running after [0-9.]+m?s: [0-9]+ \(sleep 100\)`},
 		{"nochildren finds what left the group", "! pipe 'sh d.sh' &d&\nwaitfile pid\nsignal -group -KILL d\nawait d\nnochildren d\n-- d.sh --\nsetsid sh -c 'echo $$ > pid; exec sleep 100' > /dev/null 2>&1 &\nwait",
 			`nochildren d: still running after [0-9.]+m?s: [0-9]+ \(sleep 100\)`},
+		{"pipe at the deadline", "pipe 'sh -c \"trap \\\"\\\" TERM; exec sleep 300\"'",
+			`pipe .*: still running at the script's deadline: torn down \(exit status 143 \(SIGTERM\)\)`},
+		{"await at the deadline", "pipe 'sleep 300' &s&\nawait s",
+			`await s: still running at the script's deadline: torn down \(exit status 143 \(SIGTERM\)\)`},
+		{"nochildren before await", "pipe 'sleep 300' &s&\nnochildren s",
+			`nochildren s: it is still running: await it first`},
+		{"signal without a name", "signal -HUP",
+			`usage: signal`},
+		{"pipe -f without a file", "pipe -f",
+			`usage: pipe`},
+		{"waitfile of no file", "waitfile nosuch",
+			`waitfile nosuch: no such file after`},
 		{"nochildren on exec's command", "exec sleep 100 &s&\nnochildren s",
 			`s was started by exec, which does not say what it started`},
 	} {
@@ -127,6 +139,33 @@ func TestFailures(t *testing.T) {
 				t.Errorf("still running after the script: %v", left)
 			}
 		})
+	}
+}
+
+// TestScriptEnd: what a script's pipelines leave running is gone at its
+// end: a background pipeline never awaited, a daemon a foreground
+// pipeline left (out of its group, holding its output), and one left
+// by a pipeline whose name a later one took.
+func TestScriptEnd(t *testing.T) {
+	mark := fmt.Sprintf("GPIPETEST_END=%d", os.Getpid())
+	daemon := "sh -c 'setsid sh -c \"echo \\$\\$ > $1; exec sleep 300\" & while [ ! -s $1 ]; do sleep 0.01; done' sh"
+	script := "env " + mark + "\n" +
+		"pipe 'sleep 300' &left&\n" +
+		"pipe '" + strings.ReplaceAll(daemon, "'", "''") + " d1.pid'\n" +
+		"pipe '" + strings.ReplaceAll(daemon, "'", "''") + " d2.pid' &x&\n" +
+		"await x\n" +
+		"pipe 'true' &x&\n" +
+		"await x\n" +
+		"waitfile d1.pid\nwaitfile d2.pid\n"
+	log, failed := runScript(t, script)
+	if failed {
+		t.Fatalf("the script failed:\n%s", log)
+	}
+	if !strings.Contains(log, "a process it left behind held its output") {
+		t.Errorf("the log does not say the daemon held the output:\n%s", log)
+	}
+	if left := procs.WaitUntagged(mark, procs.Scaled(10*time.Second)); len(left) > 0 {
+		t.Errorf("still running after the script: %v\n%s", left, log)
 	}
 }
 
@@ -154,12 +193,39 @@ func runFailing(t *testing.T, script string) string {
 	return ft.log.String()
 }
 
+// runScript runs script with the test's deadline, and returns its log and
+// whether it failed.
+func runScript(t *testing.T, script string) (log string, failed bool) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s.txtar"), []byte(script), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	deadline, ok := t.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Hour)
+	}
+	ft := &fakeT{deadline: deadline, verbose: true}
+	p := testscript.Params{Dir: dir}
+	gpipetest.Setup(&p)
+	func() {
+		defer func() {
+			if r := recover(); r != nil && r != errAbort {
+				panic(r)
+			}
+		}()
+		testscript.RunT(ft, p)
+	}()
+	return ft.log.String(), ft.failed
+}
+
 // fakeT is a testscript.T that records a script's failure instead of
 // failing the test, with a deadline of its own (the waits' limit).
 type fakeT struct {
 	log      strings.Builder
 	failed   bool
 	deadline time.Time
+	verbose  bool // the script's log even when it passes
 }
 
 var errAbort = fmt.Errorf("script failed")
@@ -169,7 +235,7 @@ func (t *fakeT) Fatal(args ...any) { t.Log(args...); t.FailNow() }
 func (t *fakeT) Parallel()         {}
 func (t *fakeT) Log(args ...any)   { fmt.Fprint(&t.log, args...) }
 func (t *fakeT) FailNow()          { t.failed = true; panic(errAbort) }
-func (t *fakeT) Verbose() bool     { return false }
+func (t *fakeT) Verbose() bool     { return t.verbose }
 func (t *fakeT) Deadline() (time.Time, bool) {
 	return t.deadline, true
 }

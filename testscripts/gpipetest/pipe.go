@@ -22,6 +22,11 @@ import (
 	"github.com/gpipe/gpipe/stage"
 )
 
+// waitDelay is how long a pipeline's output is still copied once its
+// stages have ended: a process one left behind (a daemon that did not
+// close it) may hold it for ever.
+const waitDelay = time.Second
+
 // runs counts the pipelines started by this process, for their tags.
 var runs atomic.Int64
 
@@ -57,7 +62,10 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 		err  error
 	)
 	switch {
-	case len(args) >= 2 && args[0] == "-f":
+	case len(args) >= 1 && args[0] == "-f":
+		if len(args) == 1 {
+			ts.Fatalf("%s", usage)
+		}
 		what = "pipe -f " + strings.Join(args[1:], " ")
 		src, rerr := os.ReadFile(ts.MkAbs(args[1]))
 		ts.Check(rerr)
@@ -86,11 +94,12 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 	tag := fmt.Sprintf("GPIPETEST_RUN=%d.%d", os.Getpid(), runs.Add(1))
 	b := &background{name: name, what: what, neg: neg, status: status, tag: tag, done: make(chan struct{})}
 	opts := engine.Options{
-		Env:    append(env[:len(env):len(env)], tag),
-		Dir:    ts.MkAbs("."),
-		Stdout: &b.stdout,
-		Stderr: &b.stderr,
-		Grace:  grace,
+		Env:       append(env[:len(env):len(env)], tag),
+		Dir:       ts.MkAbs("."),
+		Stdout:    &b.stdout,
+		Stderr:    &b.stderr,
+		Grace:     grace,
+		WaitDelay: waitDelay,
 	}
 	pl, err := p.Plan(opts)
 	if err == nil {
@@ -101,6 +110,7 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 			cancel()
 		}
 	}
+	st.all = append(st.all, b)
 	if err != nil {
 		code, ok := planCode(err)
 		if !ok {
@@ -118,11 +128,25 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	if !st.await(b.done) {
-		b.stop()
-		b.finish(ts, st)
-		ts.Fatalf("%s: still running at the script's deadline: torn down", what)
+		b.tornDown(ts, st, what)
 	}
 	b.finish(ts, st)
+}
+
+// tornDown ends a pipeline still running at the script's deadline, and
+// fails the script saying so, with its output and how it ended once torn
+// down, if it did.
+func (b *background) tornDown(ts *testscript.TestScript, st *state, what string) {
+	b.stop()
+	if !b.ended() {
+		io.WriteString(ts.Stdout(), b.stdout.String())
+		io.WriteString(ts.Stderr(), b.stderr.String())
+		ts.Fatalf("%s: still running at the script's deadline, and after its teardown", what)
+	}
+	io.WriteString(ts.Stdout(), b.stdout.String())
+	io.WriteString(ts.Stderr(), b.stderr.String()+b.statusLines)
+	st.last = b.res
+	ts.Fatalf("%s: still running at the script's deadline: torn down (%s)", what, b.res)
 }
 
 // planCode is the exit status of the gpipe command for a pipeline that
@@ -155,6 +179,8 @@ type background struct {
 	done         chan struct{} // closed once it ended and its output is in
 	res          *outcome
 	statusLines  string // --status
+	held         bool   // a process it left behind held its output (waitDelay)
+	seen         [2]int // how much of stdout and stderr waitout has matched
 	group        int    // its process group, once started
 	groupOnce    sync.Once
 	stopOnce     sync.Once
@@ -171,6 +197,7 @@ func (b *background) wait() {
 		report.PrintStatus(&w, r.Raw)
 		b.statusLines = w.String()
 	}
+	b.held = r.OutputHeld
 	o := &outcome{what: b.what, code: r.ExitCode, sig: r.Signal}
 	if e, ok := r.Err().(*engine.ExitError); ok && e.Stage != nil {
 		o.sig = e.Stage.Signal
@@ -201,8 +228,10 @@ func (b *background) ended() bool {
 
 // stop ends what is left of the pipeline: if it still runs, its process
 // group gets SIGTERM and the pipeline is torn down (its stages get
-// SIGTERM, and SIGKILL after the grace); then whatever is left of its
-// group, or carries its tag, gets SIGTERM, and SIGKILL after the grace.
+// SIGTERM, and SIGKILL after the grace); then whatever carries its tag
+// (and, while it still runs, whatever is in its group) gets SIGTERM, and
+// SIGKILL after the grace. Once the pipeline has ended, its group's id
+// may be another's: only the tag counts.
 func (b *background) stop() {
 	b.stopOnce.Do(func() {
 		pg := b.processGroup()
@@ -216,14 +245,20 @@ func (b *background) stop() {
 			case <-time.After(2 * grace):
 			}
 		}
-		left := pidsIn(pg, b.tag)
-		for _, pid := range left {
+		left := func() []int {
+			if b.ended() {
+				return pidsIn(0, b.tag)
+			}
+			return pidsIn(pg, b.tag)
+		}
+		pids := left()
+		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
-		for end := time.Now().Add(grace); len(left) > 0 && time.Now().Before(end); left = pidsIn(pg, b.tag) {
+		for end := time.Now().Add(grace); len(pids) > 0 && time.Now().Before(end); pids = left() {
 			time.Sleep(10 * time.Millisecond)
 		}
-		for _, pid := range left {
+		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
@@ -236,6 +271,9 @@ func (b *background) finish(ts *testscript.TestScript, st *state) {
 	b.finishedOnce.Do(func() {
 		io.WriteString(ts.Stdout(), b.stdout.String())
 		io.WriteString(ts.Stderr(), b.stderr.String()+b.statusLines)
+		if b.held {
+			ts.Logf("%s: a process it left behind held its output: its copy stopped %v after its stages ended", b.what, waitDelay)
+		}
 		st.last = b.res
 		switch {
 		case b.res.code != 0 && !b.neg:
@@ -275,9 +313,7 @@ func cmdAwait(ts *testscript.TestScript, neg bool, args []string) {
 	delete(st.bg, args[0])
 	st.awaited[args[0]] = b
 	if !st.await(b.done) {
-		b.stop()
-		b.finish(ts, st)
-		ts.Fatalf("await %s: still running at the script's deadline: torn down", args[0])
+		b.tornDown(ts, st, "await "+args[0])
 	}
 	b.finish(ts, st)
 }

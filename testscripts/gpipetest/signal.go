@@ -49,7 +49,7 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		args = args[1:]
 	}
-	if len(args) != 1 || (pidfile && group) {
+	if len(args) != 1 || (pidfile && group) || strings.HasPrefix(args[0], "-") {
 		ts.Fatalf("usage: signal [-SIG] [-group] NAME | signal [-SIG] -pidfile FILE")
 	}
 	name := args[0]
@@ -65,24 +65,24 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 		if b.job == nil || b.ended() {
 			ts.Fatalf("signal %s: it has ended (%s); await it", name, b.res)
 		}
-		if group {
-			pg := b.processGroup()
-			if pg <= 0 {
-				ts.Fatalf("signal -group %s: it has no process group (its stages all run in the test process)", name)
-			}
+		if pg := b.processGroup(); group && pg > 0 {
 			ts.Check(ignoreGone(syscall.Kill(-pg, sig)))
 			return
 		}
 		sent := 0
-		for _, s := range b.job.Snapshot().Stages {
-			if s.Pid > 0 && s.Ended.IsZero() {
-				if err := syscall.Kill(s.Pid, sig); err == nil {
-					sent++
+		if !group {
+			for _, s := range b.job.Snapshot().Stages {
+				if s.Pid > 0 && s.Ended.IsZero() {
+					if err := syscall.Kill(s.Pid, sig); err == nil {
+						sent++
+					}
 				}
 			}
 		}
 		if sent == 0 {
-			ts.Fatalf("signal %s: no stage of it runs as a process (builtins run in the test process): use -group, or end its input", name)
+			// Only builtins, inside the test process: as gpipe acts on
+			// the signal (a teardown for INT, TERM, HUP and QUIT).
+			b.job.Signal(sig)
 		}
 		return
 	}
@@ -123,10 +123,13 @@ func cmdNochildren(ts *testscript.TestScript, neg bool, args []string) {
 	if b == nil {
 		ts.Fatalf("nochildren %s: no pipe of that name", args[0])
 	}
+	if !b.ended() {
+		ts.Fatalf("nochildren %s: it is still running: await it first", args[0])
+	}
 	var left []int
 	since := time.Now()
 	if !st.poll(func() bool {
-		left = pidsIn(b.processGroup(), b.tag)
+		left = pidsIn(0, b.tag) // the group's id may be another's by now
 		return len(left) == 0
 	}) {
 		ts.Fatalf("nochildren %s: still running after %s: %s", args[0], st.waited(since), describe(left))
@@ -186,22 +189,37 @@ func cmdWaitout(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Fatalf("waitout %s: no background pipe of that name", name)
 	}
-	buf := &b.stdout
+	buf, seen := &b.stdout, &b.seen[0]
 	if stream == "stderr" {
-		buf = &b.stderr
+		buf, seen = &b.stderr, &b.seen[1]
+	}
+	// Only the lines after the previous waitout's match count: a second
+	// "reloaded" is a second reload.
+	match := func() bool {
+		out := buf.String()[*seen:]
+		if loc := re.FindStringIndex(out); loc != nil {
+			// On from the next line: a ^ must not match mid-line.
+			end := loc[1]
+			if nl := strings.IndexByte(out[end:], '\n'); nl >= 0 && (end == 0 || out[end-1] != '\n') {
+				end += nl + 1
+			}
+			*seen += end
+			return true
+		}
+		return false
 	}
 	since := time.Now()
 	ended := false
 	if st.poll(func() bool {
 		ended = b.ended() // before the match: the output is complete then
-		return re.MatchString(buf.String()) || ended
+		return match() || ended
 	}) && !ended {
 		return
 	}
-	out := buf.String()
-	if re.MatchString(out) {
+	if match() {
 		return
 	}
+	out := buf.String()[*seen:]
 	why := "still running after " + st.waited(since)
 	if ended {
 		why = "it ended (" + b.res.String() + ")"
@@ -258,7 +276,9 @@ func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	want := fmt.Sprintf("fewer than %d lines", lines)
-	if re != nil {
+	if _, err := os.Stat(path); err != nil {
+		want = "no such file"
+	} else if re != nil {
 		want = fmt.Sprintf("no line matching %q", strings.TrimPrefix(re.String(), "(?m)"))
 	}
 	ts.Fatalf("waitfile %s: %s after %s; it holds:\n%s", args[0], want, st.waited(since), data)
