@@ -173,6 +173,12 @@ type Edge struct {
 	From, To  Port
 	Transport Transport // the spec's wish; TransportAuto lets plumbing choose
 	Pos       Pos       // position of the '|', "<(" or ">(" that made the edge
+
+	// FIFO is the path of the named FIFO the planner made of the edge (a
+	// process substitution marked "@fifo", or any under --transport
+	// fifo: plumbing.NameFIFOs), which the port's stage opens by that
+	// path; empty for every other edge. The parser never sets it.
+	FIFO string
 }
 
 // Transport names how an edge moves bytes.

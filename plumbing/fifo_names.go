@@ -32,7 +32,7 @@ func NameFIFOs(g *parser.Graph, dir string, all bool) {
 			named++
 			path := dir + "/" + strconv.Itoa(named)
 			renameIn(st, p.Name, path)
-			p.Name = path
+			p.Name, e.FIFO = path, path
 			e.Transport = parser.TransportFIFO
 		}
 	}

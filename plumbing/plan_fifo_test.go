@@ -142,7 +142,7 @@ func TestPlanNamedFIFO(t *testing.T) {
 func TestPlanNamedFIFOsInOneDirectory(t *testing.T) {
 	g, dir := fifoGraph(t, "diff <(a) <(b)")
 	other := filepath.Join(filepath.Dir(dir), "elsewhere", "2")
-	g.Edges[1].To.Name = other
+	g.Edges[1].To.Name, g.Edges[1].FIFO = other, other
 	_, err := New(g, make([]StageInfo, 3), Options{})
 	want := fmt.Sprintf("edge 2: FIFO %s is not in %s", other, dir)
 	if err == nil || err.Error() != want {

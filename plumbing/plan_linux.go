@@ -208,12 +208,7 @@ type namedFIFO struct {
 // that path rather than a descriptor: a process substitution the planner
 // made a named FIFO (NameFIFOs).
 func FIFOPath(e *parser.Edge) (path string, ok bool) {
-	for _, p := range []parser.Port{e.From, e.To} {
-		if p.Name != "" && !strings.HasPrefix(p.Name, "/dev/fd/") && e.Transport == parser.TransportFIFO {
-			return p.Name, true
-		}
-	}
-	return "", false
+	return e.FIFO, e.FIFO != ""
 }
 
 // End is what one edge gives one stage at descriptor FD: a file (a pipe or
