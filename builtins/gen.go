@@ -19,49 +19,86 @@ func genBuiltin() *Builtin {
 		NoInput:  true,
 	}
 	b.Parse = func(args []string) (Run, error) {
-		fs, parse := flags(b)
-		n := new(int64)
-		fs.Var((*lineCount)(n), "n", "number of lines, 1000000 or 1e6 (endless without -n)")
-		text := fs.String("text", "", "repeat this text, one per line, instead of numbers")
-		size := fs.String("bytes", "", "generate this many bytes: 100, 4K, 1MiB, 2G …")
-		seed := fs.Uint64("seed", 0, "with --bytes: a pseudo-random stream from this seed, instead of zeros")
-		if help, err := parse(args); help != nil || err != nil {
+		o, help, err := parseGen(b, args)
+		if help != nil || err != nil {
 			return help, err
 		}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if fs.NArg() > 0 {
-			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+		switch {
+		case o.bytes && o.seeded:
+			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genRandom(out, o.total, o.seed) }, nil
+		case o.bytes:
+			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genZeros(out, o.total) }, nil
+		case o.text != nil:
+			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genText(out, *o.text, o.count) }, nil
 		}
-		if set["n"] && *n < 0 {
-			return nil, usagef(b.Name, "-n must not be negative")
-		}
-		if set["bytes"] {
-			if set["n"] || set["text"] {
-				return nil, usagef(b.Name, "--bytes does not go with -n or --text")
+		return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genNumbers(out, o.count) }, nil
+	}
+	b.Size = func(args []string, _ int64) int64 {
+		o, help, err := parseGen(b, args)
+		switch {
+		case help != nil || err != nil:
+			return -1
+		case o.bytes:
+			return o.total
+		case o.text != nil && o.count < math.MaxInt64:
+			if n := int64(len(*o.text)) + 1; o.count <= math.MaxInt64/n {
+				return o.count * n
 			}
-			total, err := ParseSize(*size)
-			if err != nil {
-				return nil, usagef(b.Name, "--bytes: %v", err)
-			}
-			if set["seed"] {
-				return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genRandom(out, total, *seed) }, nil
-			}
-			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genZeros(out, total) }, nil
 		}
-		if set["seed"] {
-			return nil, usagef(b.Name, "--seed goes with --bytes")
-		}
-		count := *n
-		if !set["n"] {
-			count = math.MaxInt64 // endless, for all practical purposes
-		}
-		if set["text"] {
-			return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genText(out, *text, count) }, nil
-		}
-		return func(_ plumbing.Source, out plumbing.Sink, _ Files) error { return genNumbers(out, count) }, nil
+		return -1
 	}
 	return b
+}
+
+// genOptions are gen's arguments, parsed.
+type genOptions struct {
+	bytes, seeded bool
+	total         int64   // with bytes
+	seed          uint64  // with seeded
+	text          *string // --text, if given
+	count         int64   // lines; math.MaxInt64 without -n
+}
+
+// parseGen parses gen's arguments (help is --help's Run).
+func parseGen(b *Builtin, args []string) (o genOptions, help Run, err error) {
+	fs, parse := flags(b)
+	n := new(int64)
+	fs.Var((*lineCount)(n), "n", "number of lines, 1000000 or 1e6 (endless without -n)")
+	text := fs.String("text", "", "repeat this text, one per line, instead of numbers")
+	size := fs.String("bytes", "", "generate this many bytes: 100, 4K, 1MiB, 2G …")
+	seed := fs.Uint64("seed", 0, "with --bytes: a pseudo-random stream from this seed, instead of zeros")
+	if help, err := parse(args); help != nil || err != nil {
+		return o, help, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if fs.NArg() > 0 {
+		return o, nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+	}
+	if set["n"] && *n < 0 {
+		return o, nil, usagef(b.Name, "-n must not be negative")
+	}
+	if set["bytes"] {
+		if set["n"] || set["text"] {
+			return o, nil, usagef(b.Name, "--bytes does not go with -n or --text")
+		}
+		total, err := ParseSize(*size)
+		if err != nil {
+			return o, nil, usagef(b.Name, "--bytes: %v", err)
+		}
+		return genOptions{bytes: true, total: total, seeded: set["seed"], seed: *seed}, nil, nil
+	}
+	if set["seed"] {
+		return o, nil, usagef(b.Name, "--seed goes with --bytes")
+	}
+	o.count = *n
+	if !set["n"] {
+		o.count = math.MaxInt64 // endless, for all practical purposes
+	}
+	if set["text"] {
+		o.text = text
+	}
+	return o, nil, nil
 }
 
 // genZeros writes total zero bytes.

@@ -81,6 +81,12 @@ type Builtin struct {
 	// may run inside gpipe even when that input is a terminal.
 	NoInput bool
 
+	// Size, when not nil, is how many bytes the builtin will write to
+	// its standard output, known before it runs from its arguments (as
+	// Parse takes them) and its input's size (-1 when unknown); -1 when
+	// it cannot say. --progress shows it as the edge's total.
+	Size func(args []string, input int64) int64
+
 	// WritesOperands says the builtin's operands are files it writes
 	// (tee's and split's outputs, >(…) ports among them): gpipe stops such
 	// a stage early (--stop-early) only when every operand is a port whose

@@ -90,40 +90,16 @@ func headBuiltin() *Builtin {
 		Summary:  "Pass the first N lines (default 10) or bytes, then stop reading, so that upstream stops at once.",
 	}
 	b.Parse = func(args []string) (Run, error) {
-		if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && strings.Trim(args[0][1:], "0123456789") == "" {
-			// "head -5" is the old spelling of "head -n 5".
-			args = append([]string{"-n", args[0][1:]}, args[1:]...)
-		}
-		fs, parse := flags(b)
-		lines := fs.String("n", "", "pass the first N lines")
-		size := fs.String("c", "", "pass the first N bytes (K, M, G suffixes)")
-		if help, err := parse(args); help != nil || err != nil {
+		o, help, err := parseHead(b, args)
+		switch {
+		case help != nil || err != nil:
 			return help, err
-		}
-		if fs.NArg() > 0 {
-			return nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
-		}
-		if *lines != "" && *size != "" {
-			return nil, usagef(b.Name, "-n and -c do not go together")
-		}
-		// GNU head -n -K and -c -K pass all but the last K lines or
-		// bytes; -0 is everything. Only that one is the builtin's: for
-		// K > 0, the usage error runs coreutils' head instead.
-		for _, v := range []*string{lines, size} {
-			if rest, neg := strings.CutPrefix(*v, "-"); neg {
-				if k, err := ParseSize(rest); err != nil || k != 0 {
-					return nil, usagef(b.Name, "all but the last %s: not supported", rest)
-				}
-				return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
-					return headPass(in, out, func(p []byte) (int, bool) { return len(p), false }, false)
-				}, nil
-			}
-		}
-		if *size != "" {
-			limit, err := ParseSize(*size)
-			if err != nil {
-				return nil, usagef(b.Name, "-c: %v", err)
-			}
+		case o.all:
+			return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
+				return headPass(in, out, func(p []byte) (int, bool) { return len(p), false }, false)
+			}, nil
+		case o.bytes:
+			limit := o.limit
 			return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 				return headPass(in, out, func(p []byte) (int, bool) {
 					n := int(min(int64(len(p)), limit))
@@ -132,14 +108,7 @@ func headBuiltin() *Builtin {
 				}, limit == 0)
 			}, nil
 		}
-		limit := int64(10)
-		if *lines != "" {
-			n, err := strconv.ParseInt(*lines, 10, 64)
-			if err != nil || n < 0 {
-				return nil, usagef(b.Name, "-n: invalid number of lines %q", *lines)
-			}
-			limit = n
-		}
+		limit := o.limit
 		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			return headPass(in, out, func(p []byte) (int, bool) {
 				taken := 0
@@ -155,7 +124,77 @@ func headBuiltin() *Builtin {
 			}, limit == 0)
 		}, nil
 	}
+	// -c N writes N bytes, or its whole input if that is shorter; -n -0
+	// and -c -0 the whole input; a number of lines, unknown.
+	b.Size = func(args []string, input int64) int64 {
+		o, help, err := parseHead(b, args)
+		switch {
+		case help != nil || err != nil:
+			return -1
+		case o.all:
+			return input
+		case o.bytes && input >= 0:
+			return min(o.limit, input)
+		case o.bytes:
+			return o.limit
+		}
+		return -1
+	}
 	return b
+}
+
+// headOptions are head's arguments, parsed: the first limit lines, or
+// bytes, or all of the input (-n -0, -c -0).
+type headOptions struct {
+	bytes, all bool
+	limit      int64
+}
+
+// parseHead parses head's arguments (help is --help's Run).
+func parseHead(b *Builtin, args []string) (o headOptions, help Run, err error) {
+	if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && strings.Trim(args[0][1:], "0123456789") == "" {
+		// "head -5" is the old spelling of "head -n 5".
+		args = append([]string{"-n", args[0][1:]}, args[1:]...)
+	}
+	fs, parse := flags(b)
+	lines := fs.String("n", "", "pass the first N lines")
+	size := fs.String("c", "", "pass the first N bytes (K, M, G suffixes)")
+	if help, err := parse(args); help != nil || err != nil {
+		return o, help, err
+	}
+	if fs.NArg() > 0 {
+		return o, nil, usagef(b.Name, "unexpected argument %q", fs.Arg(0))
+	}
+	if *lines != "" && *size != "" {
+		return o, nil, usagef(b.Name, "-n and -c do not go together")
+	}
+	// GNU head -n -K and -c -K pass all but the last K lines or
+	// bytes; -0 is everything. Only that one is the builtin's: for
+	// K > 0, the usage error runs coreutils' head instead.
+	for _, v := range []*string{lines, size} {
+		if rest, neg := strings.CutPrefix(*v, "-"); neg {
+			if k, err := ParseSize(rest); err != nil || k != 0 {
+				return o, nil, usagef(b.Name, "all but the last %s: not supported", rest)
+			}
+			return headOptions{all: true}, nil, nil
+		}
+	}
+	if *size != "" {
+		limit, err := ParseSize(*size)
+		if err != nil {
+			return o, nil, usagef(b.Name, "-c: %v", err)
+		}
+		return headOptions{bytes: true, limit: limit}, nil, nil
+	}
+	o.limit = 10
+	if *lines != "" {
+		n, err := strconv.ParseInt(*lines, 10, 64)
+		if err != nil || n < 0 {
+			return o, nil, usagef(b.Name, "-n: invalid number of lines %q", *lines)
+		}
+		o.limit = n
+	}
+	return o, nil, nil
 }
 
 // headPass passes the prefix of the input that take selects, chunk by
@@ -201,6 +240,13 @@ func catBuiltin() *Builtin {
 		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			return each(in, func(p []byte) error { return plumbing.Write(out, p) })
 		}, nil
+	}
+	// cat writes what it reads.
+	b.Size = func(args []string, input int64) int64 {
+		if _, err := b.Parse(args); err != nil || len(args) > 0 {
+			return -1 // --help, say
+		}
+		return input
 	}
 	return b
 }

@@ -93,6 +93,11 @@ func TestKnownTotals(t *testing.T) {
 		{"gen --bytes 2G | head -c 100 | cat", devnull, []int64{2 << 30, 100}},
 		{"gen --bytes=4K --seed 3 | cat", devnull, []int64{4096}},
 		{"gen -n 10 | cat", devnull, []int64{-1}},
+		// The builtins say what they know: gen's text lines, head -c -0's
+		// whole input, cat's input.
+		{"gen -n 3 --text ab | cat | wc -c", devnull, []int64{9, 9}},
+		{"gen --text ab | cat", devnull, []int64{-1}},
+		{"cat < F | head -c -0 | cat", devnull, []int64{5000, 5000}},
 		// wc shares tee's stdout: the edge to cat carries its bytes too.
 		{"cat F | tee >(wc -c) | cat", devnull, []int64{5000, -1, -1}},
 	} {

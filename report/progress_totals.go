@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/stage"
 )
@@ -18,14 +17,17 @@ import (
 
 // knownTotals returns how many bytes each edge will carry, when that is
 // known before the run, or -1. A total is known for the stdout of:
-//   - cat of regular files (their sizes), of a regular file its stdin is
-//     redirected from, of gpipe's stdin when that is a regular file (what
-//     is left of it), or of an edge whose total is known: cat passes bytes
-//     unchanged;
-//   - head -c N (as coreutils reads N: K 1024, KB 1000, KiB 1024 …):
-//     N, or less when its input's total is known and smaller; N is an
-//     upper bound when the input may end sooner;
-//   - the builtin gen --bytes SIZE.
+//   - a builtin that says (builtins.Builtin.Size, through stage.Command):
+//     gen --bytes SIZE or --text, cat and head -c N of an input whose
+//     total is known (or head -c N's N), and others as they learn to;
+//   - the programs cat and head -c N, as coreutils' read their arguments:
+//     cat of regular files (their sizes), and either of a regular file
+//     its stdin is redirected from, of gpipe's stdin when that is a
+//     regular file (what is left of it), or of an edge whose total is
+//     known; head -c N (K 1024, KB 1000, KiB 1024 …) N, or less when its
+//     input's total is known and smaller.
+//
+// The input of a stage is known in the same cases.
 //
 // Only that stage's out edge gets the total, when it is its only one and
 // no other stage shares it (a process substitution's), and the stage's
@@ -89,15 +91,16 @@ func knownTotals(g *parser.Graph, cmds []stage.Command, stdin *os.File) []int64 
 		if len(args) == 0 {
 			continue
 		}
-		switch filepath.Base(args[0]) {
-		case "cat":
-			out = catTotal(args[1:], func() int64 { return input(st) })
-		case "head":
-			out = headTotal(args[1:], func() int64 { return input(st) })
-		case "gen":
-			if cmds[id].Builtin == "gen" {
-				out = genTotal(args[1:])
+		switch {
+		case cmds[id].Builtin != "":
+			// A builtin says what it knows itself.
+			if cmds[id].Size != nil {
+				out = cmds[id].Size(input(st))
 			}
+		case filepath.Base(args[0]) == "cat":
+			out = catTotal(args[1:], func() int64 { return input(st) })
+		case filepath.Base(args[0]) == "head":
+			out = headTotal(args[1:], func() int64 { return input(st) })
 		}
 		if out < 0 {
 			continue
@@ -263,27 +266,4 @@ func coreutilsSize(s string) (int64, bool) {
 		return 0, false
 	}
 	return n * mult, true
-}
-
-// genTotal is what the builtin gen writes with --bytes SIZE; unknown
-// otherwise (lines, or endless).
-func genTotal(args []string) int64 {
-	for i, a := range args {
-		name, value, hasValue := strings.Cut(a, "=")
-		if name != "--bytes" && name != "-bytes" {
-			continue
-		}
-		if !hasValue {
-			if i+1 == len(args) {
-				return -1
-			}
-			value = args[i+1]
-		}
-		n, err := builtins.ParseSize(value)
-		if err != nil {
-			return -1
-		}
-		return n
-	}
-	return -1
 }

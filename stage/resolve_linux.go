@@ -50,6 +50,12 @@ type Command struct {
 	// (builtins.Builtin.WritesOperands).
 	WritesOperands bool
 
+	// Size, for a builtin that can say, is how many bytes it will write
+	// to its stdout given its input's size (-1: unknown); -1 when it
+	// cannot (builtins.Builtin.Size). Nil for a program, and for a
+	// builtin that never knows.
+	Size func(input int64) int64
+
 	run builtins.Run // the builtin, parsed; nil for a program
 
 	// Note says why a builtin's name runs the program of that name
@@ -124,6 +130,9 @@ func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builti
 			cmd.run, usage = b.ParseIn(dir, cmd.Args[1:])
 			if usage == nil {
 				cmd.Builtin, cmd.NoInput, cmd.WritesOperands = name, b.NoInput, b.WritesOperands
+				if size, args := b.Size, cmd.Args[1:]; size != nil {
+					cmd.Size = func(input int64) int64 { return size(args, input) }
+				}
 				cmds[i] = cmd
 				continue
 			}
