@@ -576,3 +576,41 @@ func TestWaitDelay(t *testing.T) {
 		t.Errorf("echo hi: %v, output %q, held %v", err, out.String(), res.OutputHeld)
 	}
 }
+
+// TestStderrTail: with Options.StderrTail, each stage's last bytes of
+// standard error are in its status, the error of a failed run names the
+// stage and quotes its last line, and everything still reaches Stderr.
+func TestStderrTail(t *testing.T) {
+	var errs bytes.Buffer
+	res, err := engine.Run(context.Background(),
+		`sh -c 'echo starting >&2; seq 3' | sh -c 'cat > /dev/null; echo "first"; echo "bad input at line 3" >&2; exit 3' | cat`,
+		engine.Options{Stderr: &errs, StderrTail: 12})
+	var ee *engine.ExitError
+	if !errors.As(err, &ee) || ee.Stage == nil {
+		t.Fatalf("err %v, want an *ExitError naming a stage", err)
+	}
+	if want := "gpipe: stage 2 (sh): exit status 3: t at line 3"; err.Error() != want {
+		t.Errorf("error %q, want %q", err.Error(), want)
+	}
+	// The last 12 bytes are one line cut short, kept as the only one.
+	if got := res.Stages[1].StderrTail; got != "t at line 3\n" {
+		t.Errorf("stage 2's tail %q, want the last 12 bytes", got)
+	}
+	if got := res.Stages[0].StderrTail; got != "starting\n" {
+		t.Errorf("stage 1's tail %q", got)
+	}
+	if got := errs.String(); !strings.Contains(got, "starting\n") || !strings.Contains(got, "bad input at line 3\n") {
+		t.Errorf("stderr %q lacks a stage's lines", got)
+	}
+	// Whole lines: a line cut short at the start is left out.
+	res, _ = engine.Run(context.Background(), `sh -c 'echo one-long-line >&2; echo two >&2; echo three >&2; exit 1'`,
+		engine.Options{StderrTail: 12})
+	if got := res.Stages[0].StderrTail; got != "two\nthree\n" {
+		t.Errorf("tail %q, want %q", got, "two\nthree\n")
+	}
+	// Without it, no tail and the error as before.
+	res, err = engine.Run(context.Background(), `sh -c 'echo oops >&2; exit 3'`, engine.Options{})
+	if err == nil || err.Error() != "gpipe: stage 1 (sh): exit status 3" || res.Stages[0].StderrTail != "" {
+		t.Errorf("without StderrTail: %v, tail %q", err, res.Stages[0].StderrTail)
+	}
+}

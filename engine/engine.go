@@ -224,6 +224,13 @@ type Options struct {
 	// every process's I/O counts (stage.Options.MeasureBusy, MeasureIO).
 	Measure bool
 
+	// StderrTail, when positive, keeps the last lines each stage writes
+	// to its standard error, StderrTail bytes at most
+	// (StageStatus.StderrTail); the error of a run that failed then
+	// quotes its stage's last line (ExitError). Each stage gets a pipe
+	// of its own, copied on to Stderr. Ignored with StageStderrs.
+	StderrTail int
+
 	// StageStderrs, when set, gives stage i its own standard error,
 	// StageStderrs[i], as stage.Options.Stderrs does (--label-stderr).
 	StageStderrs []*os.File
@@ -440,6 +447,7 @@ type Job struct {
 	edges  *plumbing.Plan
 	began  time.Time
 	stop   func() bool // stops watching the context
+	tails  []*tail     // each stage's stderr tail, with Options.StderrTail
 	once   sync.Once
 	result *Result
 }
@@ -490,6 +498,20 @@ func (pl *Plan) Start(ctx context.Context) (*Job, error) {
 		onError = func(err error) { fmt.Fprintf(msgs, "gpipe: %v\n", err) }
 	}
 	j := &Job{plan: pl, stdio: std, edges: plan}
+	stderrs := o.StageStderrs
+	if o.StderrTail > 0 && stderrs == nil {
+		if stderrs, j.tails, err = std.tails(len(pl.g.Stages), o.StderrTail); err != nil {
+			plan.Close()
+			std.abandon()
+			return nil, err
+		}
+		// The stages' copies are theirs once Start returns.
+		defer func() {
+			for _, f := range stderrs {
+				f.Close()
+			}
+		}()
+	}
 	if o.OnStart != nil {
 		o.OnStart(j)
 	}
@@ -498,7 +520,7 @@ func (pl *Plan) Start(ctx context.Context) (*Job, error) {
 		Stdin:       std.stdin,
 		Stdout:      std.stdout,
 		Stderr:      std.stderr,
-		Stderrs:     o.StageStderrs,
+		Stderrs:     stderrs,
 		Grace:       o.Grace,
 		FailFast:    o.FailFast,
 		StopEarly:   o.StopEarly,
@@ -528,6 +550,9 @@ func (r *Job) Wait() *Result {
 		r.stop()
 		held := r.stdio.finish(r.plan.opts.WaitDelay)
 		r.result = newResult(r.plan.g, res)
+		for i, t := range r.tails {
+			r.result.Stages[i].StderrTail = t.String()
+		}
 		r.result.Edges = edgeStatuses(r.plan.g, r.plan.choices, r.p.Snapshot())
 		r.result.OutputHeld = held
 		r.result.Raw, r.result.Wall = res, wall

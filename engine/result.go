@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +63,10 @@ type StageStatus struct {
 	// Status is the status as --status prints it: "0", "141 (SIGPIPE)",
 	// "127 (not started)".
 	Status string
+	// StderrTail is the last whole lines it wrote to its standard error,
+	// Options.StderrTail bytes at most (of a longer line, its end); ""
+	// without the option.
+	StderrTail string
 }
 
 // EdgeStatus is what went through one edge.
@@ -153,8 +158,19 @@ func (e *ExitError) Error() string {
 		return fmt.Sprintf("gpipe: torn down by %v: exit status %d", e.Signal, e.Code)
 	case e.Stage != nil && e.Stage.Err != nil:
 		return fmt.Sprintf("gpipe: %s: %v", e.Stage.Name, e.Stage.Err)
+	case e.Stage != nil && lastLine(e.Stage.StderrTail) != "":
+		return fmt.Sprintf("gpipe: %s: exit status %s: %s", e.Stage.Name, e.Stage.Status, lastLine(e.Stage.StderrTail))
 	case e.Stage != nil:
 		return fmt.Sprintf("gpipe: %s: exit status %s", e.Stage.Name, e.Stage.Status)
 	}
 	return fmt.Sprintf("gpipe: exit status %d", e.Code)
+}
+
+// lastLine is the last line of s that holds anything, without its newline.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -136,3 +137,75 @@ func (s *stdio) finish(delay time.Duration) (cut bool) {
 
 // abandon is finish for a run that never started.
 func (s *stdio) abandon() { s.finish(0) }
+
+// tails gives each of n stages a pipe of its own for its standard error,
+// copied on to the run's (s.stderr), keeping the last max bytes of each.
+// The pipes' write ends are the stages' (the caller closes its copies
+// once they have started); the copies end as the outputs' do (finish).
+func (s *stdio) tails(n, max int) ([]*os.File, []*tail, error) {
+	files := make([]*os.File, n)
+	tails := make([]*tail, n)
+	for i := range n {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			for _, f := range files[:i] {
+				f.Close()
+			}
+			return nil, nil, err
+		}
+		files[i], tails[i] = pw, &tail{max: max}
+		s.readEnds = append(s.readEnds, pr)
+		s.copiers.Add(1)
+		go func(t *tail) {
+			defer s.copiers.Done()
+			var w io.Writer = t
+			if s.stderr != nil {
+				w = io.MultiWriter(t, errorsTo{s.stderr})
+			}
+			_, _ = io.Copy(w, pr)
+			pr.Close()
+		}(tails[i])
+	}
+	return files, tails, nil
+}
+
+// errorsTo writes to f and never fails: a stage's tail is kept even when
+// the run's stderr is gone.
+type errorsTo struct{ f *os.File }
+
+func (e errorsTo) Write(p []byte) (int, error) {
+	_, _ = e.f.Write(p)
+	return len(p), nil
+}
+
+// tail keeps the last max bytes written to it, and says them as whole
+// lines (see String).
+type tail struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	partial bool // the first byte kept is not at the start of a line
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.partial = t.buf[over-1] != '\n'
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String is the last whole lines kept: a line cut short at the start is
+// left out, unless it is the only one (a line longer than max: its end).
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := string(t.buf)
+	if i := strings.IndexByte(s, '\n'); t.partial && i >= 0 && i+1 < len(s) {
+		s = s[i+1:]
+	}
+	return s
+}
