@@ -112,14 +112,15 @@ func cmdPipe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	st.all = append(st.all, b)
 	if err != nil {
+		// Nothing runs. As the gpipe command: a message, and a status;
+		// or, for what the command would not meet, the script fails.
 		code, ok := planCode(err)
+		b.res = &outcome{what: what, code: code}
+		close(b.done)
 		if !ok {
 			ts.Fatalf("%s: %v", what, err)
 		}
-		// As the gpipe command: a message, and nothing runs.
 		fmt.Fprintf(&b.stderr, "gpipe: %v\n", err)
-		b.res = &outcome{what: what, code: code}
-		close(b.done)
 	} else {
 		go b.wait()
 	}
