@@ -23,6 +23,9 @@ type fanOut struct {
 	outs    []*fanOutput
 	wg      sync.WaitGroup
 	stopped bool // an output was stopped by a teardown
+	// counts says every byte goes through the queues (par's dealer), so
+	// that what they were given is what the outputs got (report).
+	counts bool
 }
 
 // fanOutput is one output: its queue, and how it ended.
@@ -243,6 +246,9 @@ func (f *fanOut) report(files Files) {
 	stats := make([]OutputStats, len(f.outs))
 	for i, o := range f.outs {
 		stats[i] = OutputStats{Output: o.name, Peak: o.q.peak, Spilled: o.q.spilled}
+		if f.counts {
+			stats[i].Counted, stats[i].Bytes, stats[i].Starved = true, o.q.pushed, o.q.starved
+		}
 	}
 	r.ReportOutputs(stats)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -21,6 +22,8 @@ func mergeBuiltin() *Builtin {
 	b.Parse = func(args []string) (Run, error) {
 		fs, parse := flags(b)
 		inOrder := fs.Bool("n", false, "in input order, still reading every input at once")
+		forPar := fs.Bool("par", false, "as the merge of par's copies: a line longer than a block streams out at once "+
+			"(the others wait for its end), and a last line without a newline gets one only when more output follows")
 		buffer := fs.String("buffer", "64MiB", "with -n, how much an input queues in memory before spilling to a temporary file")
 		if help, err := parse(args); help != nil || err != nil {
 			return help, err
@@ -58,9 +61,12 @@ func mergeBuiltin() *Builtin {
 				}
 			}()
 			var err error
-			if *inOrder {
+			switch {
+			case *inOrder:
 				err = mergeInOrder(srcs, out, limit)
-			} else {
+			case *forPar:
+				err = mergeStreaming(srcs, out)
+			default:
 				err = mergeLines(srcs, out)
 			}
 			return errors.Join(append(errs, err)...)
@@ -124,6 +130,151 @@ func mergeLines(srcs []plumbing.Source, out plumbing.Sink) error {
 		return werr
 	}
 	return errors.Join(errs...)
+}
+
+// mergeStreaming is mergeLines for par's copies, whose output should be
+// the serial command's, line for line: one goroutine per input writes its
+// whole lines under a lock; a line that runs past a block is written as
+// it comes, the lock held to its end, so that no line is ever held in
+// memory whole; and an input's last line without a newline gets one only
+// when more output follows it (a newline is owed), so that the output
+// ends as the serial command's did.
+func mergeStreaming(srcs []plumbing.Source, out plumbing.Sink) error {
+	m := &streamMerge{out: out}
+	var wg sync.WaitGroup
+	errs := make([]error, len(srcs))
+	for i, src := range srcs {
+		if src == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.copyLines(src)
+		}()
+	}
+	wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.werr != nil {
+		return m.werr
+	}
+	return errors.Join(errs...)
+}
+
+type streamMerge struct {
+	out plumbing.Sink
+	mu  sync.Mutex // held while writing, and through a long line
+	// waiting counts the inputs waiting for the lock: the last writer
+	// flushes only when none does (a trickle passes at once).
+	waiting atomic.Int32
+	owed    bool  // a last line without a newline was written: one is owed to what follows
+	werr    error // the first write error: every input stops
+}
+
+// write writes p with the lock held; the owed newline first.
+func (m *streamMerge) write(p []byte) error {
+	if m.werr != nil {
+		return m.werr
+	}
+	if m.owed {
+		m.owed = false
+		if m.werr = plumbing.Write(m.out, newline); m.werr != nil {
+			return m.werr
+		}
+	}
+	m.werr = plumbing.Write(m.out, p)
+	return m.werr
+}
+
+func (m *streamMerge) lock() {
+	m.waiting.Add(1)
+	m.mu.Lock()
+	m.waiting.Add(-1)
+}
+
+// unlock flushes when no input waits to write, and releases the lock.
+func (m *streamMerge) unlock() {
+	if m.werr == nil && m.waiting.Load() == 0 {
+		m.werr = m.out.Flush()
+	}
+	m.mu.Unlock()
+}
+
+// copyLines writes src's lines until its end, a read error (returned), or
+// a write error (which mergeStreaming returns).
+func (m *streamMerge) copyLines(src plumbing.Source) error {
+	var carry []byte   // a line begun and not ended, shorter than a block
+	streaming := false // the lock is held: a long line is being written
+	defer func() {
+		if streaming {
+			m.unlock()
+		}
+	}()
+	for {
+		p, err := src.Peek(1)
+		if len(p) > blockSize {
+			p, err = p[:blockSize], nil // the rest on the next round
+		}
+		if len(p) > 0 {
+			i := bytes.LastIndexByte(p, '\n')
+			switch {
+			case streaming && i >= 0:
+				// The long line ends here, and whole lines follow.
+				werr := m.write(p[:i+1])
+				streaming = false
+				m.unlock()
+				if werr != nil {
+					return nil
+				}
+				carry = append(carry[:0], p[i+1:]...)
+			case streaming:
+				if m.write(p) != nil {
+					return nil
+				}
+			case i < 0 && len(carry)+len(p) > blockSize:
+				// A long line: out as it comes, the others held back.
+				m.lock()
+				streaming = true
+				if m.write(carry) != nil || m.write(p) != nil {
+					return nil
+				}
+				carry = carry[:0]
+			case i < 0:
+				carry = append(carry, p...)
+			default:
+				m.lock()
+				werr := m.write(carry)
+				if werr == nil {
+					werr = m.write(p[:i+1])
+				}
+				m.unlock()
+				if werr != nil {
+					return nil
+				}
+				carry = append(carry[:0], p[i+1:]...)
+			}
+			src.Release(len(p))
+			if err == nil {
+				continue
+			}
+		}
+		if err == io.EOF {
+			if !streaming && len(carry) > 0 {
+				m.lock()
+				streaming = true
+				m.write(carry)
+			}
+			if streaming {
+				// Ended without a newline: owed to whatever follows.
+				m.owed = m.werr == nil
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // readLines sends src's data as chunks of whole lines until its end, a

@@ -74,6 +74,10 @@ type queue struct {
 	// peak is the most bytes the queue held at once, and spilled how
 	// many went through its file: what --stats reports of each output.
 	peak, spilled int64
+	// pushed is every byte the producer queued, and starved how long the
+	// consumer waited for the producer with nothing to write (--stats).
+	pushed  int64
+	starved time.Duration
 
 	// taken is when the consumer last took data (or when the queue was
 	// made): a consumer that takes nothing for a while is stalled.
@@ -111,6 +115,7 @@ func (q *queue) push(b *block) {
 		b.unref()
 		return
 	}
+	q.pushed += int64(b.n)
 	if q.spillW == q.spillR && (q.memBytes+b.n <= q.limit || q.gated && !q.spillOK) {
 		q.mem = append(q.mem, b)
 		q.memBytes += b.n
@@ -162,8 +167,12 @@ func (q *queue) drop() {
 // after the last byte of a closed queue. Call without the lock.
 func (q *queue) next(scratch []byte, f func([]byte) error) error {
 	q.mu.Lock()
-	for len(q.mem) == 0 && q.spillR == q.spillW && !q.closed && q.spillErr == nil {
-		q.cond.Wait()
+	if len(q.mem) == 0 && q.spillR == q.spillW && !q.closed && q.spillErr == nil {
+		since := time.Now()
+		for len(q.mem) == 0 && q.spillR == q.spillW && !q.closed && q.spillErr == nil {
+			q.cond.Wait()
+		}
+		q.starved += time.Since(since)
 	}
 	switch {
 	case q.spillErr != nil:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -32,13 +33,20 @@ type Files interface {
 	Create(name string, appendTo bool) (plumbing.Sink, error)
 }
 
-// OutputStats is what one output of a fan-out (tee, split) held back for
-// a reader slower than the others: the most it queued at once, and how
-// much of it went to the temporary file once memory (--buffer) was full.
+// OutputStats is what one output of a fan-out (tee, split, par's dealer)
+// held back for a reader slower than the others: the most it queued at
+// once, and how much of it went to the temporary file once memory
+// (--buffer) was full. par's dealer, which copies every byte it deals,
+// also counts (Counted) what each output was given in all, and how long
+// its writer had nothing to write (how long the copy got nothing from
+// it); tee, whose bytes may go by tee(2) past its queues, does not.
 type OutputStats struct {
 	Output  string // as the builtin names it: "standard output", "/dev/fd/63", a file
 	Peak    int64  // bytes
 	Spilled int64  // bytes
+	Counted bool
+	Bytes   int64
+	Starved time.Duration
 }
 
 // OutputReporter is a Files that keeps what a fan-out's outputs queued,
@@ -149,7 +157,7 @@ func (e *UsageError) Error() string { return e.Builtin + ": " + e.Msg }
 func Default() map[string]*Builtin {
 	m := map[string]*Builtin{}
 	for _, b := range []*Builtin{genBuiltin(), filterBuiltin(), sinkBuiltin(), countBuiltin(), headBuiltin(), catBuiltin(), sha256Builtin(),
-		teeBuiltin(), mergeBuiltin(), splitBuiltin()} {
+		teeBuiltin(), mergeBuiltin(), splitBuiltin(), parBuiltin()} {
 		m[b.Name] = b
 	}
 	return m

@@ -294,8 +294,12 @@ func (p *Pipeline) Plan(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The planner's nodes: the tees that copy an output read in several
-	// places (a pipeline file's fan-out), which the parser leaves to it.
+	// The planner's nodes: a par stage's dealer, copies and merge, and
+	// the tees that copy an output read in several places (a pipeline
+	// file's fan-out), which the parser leaves to it.
+	if err := stage.ExpandPar(g, 0); err != nil {
+		return nil, placeError(g, err)
+	}
 	if err := stage.AddRelays(g); err != nil {
 		return nil, err
 	}

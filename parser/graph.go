@@ -2,6 +2,7 @@ package parser
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -46,17 +47,17 @@ type Graph struct {
 func (g *Graph) Topology() string {
 	var sb strings.Builder
 	for _, st := range g.Stages {
-		fmt.Fprintf(&sb, "%d %s", st.ID+1, strings.Join(st.Args, " "))
+		fmt.Fprintf(&sb, "%s %s", st.Number(), strings.Join(st.Args, " "))
 		if st.Parent != nil {
 			fmt.Fprintf(&sb, " [in %d]", st.Parent.ID+1)
 		}
 		for _, in := range st.Inherits {
-			fmt.Fprintf(&sb, " [fd %d = %d.%d]", in.FD, in.From.Stage+1, in.From.FD)
+			fmt.Fprintf(&sb, " [fd %d = %s.%d]", in.FD, g.Stages[in.From.Stage].Number(), in.From.FD)
 		}
 		sb.WriteByte('\n')
 	}
 	port := func(p Port) string {
-		s := fmt.Sprintf("%d.%d", p.Stage+1, p.FD)
+		s := fmt.Sprintf("%s.%d", g.Stages[p.Stage].Number(), p.FD)
 		if p.Name != "" {
 			s += "(" + p.Name + ")"
 		}
@@ -65,9 +66,9 @@ func (g *Graph) Topology() string {
 	for _, e := range g.Edges {
 		fmt.Fprintf(&sb, "%s → %s\n", port(e.From), port(e.To))
 	}
-	order := make([]int, len(g.Order))
+	order := make([]string, len(g.Order))
 	for i, x := range g.Order {
-		order[i] = x + 1
+		order[i] = g.Stages[x].Number()
 	}
 	fmt.Fprintf(&sb, "order %v\n", order)
 	return sb.String()
@@ -113,6 +114,12 @@ type Stage struct {
 	// "errs: grep …"), empty when it has none.
 	Label string
 
+	// CopyOf is the par stage this stage is copy number Copy (from 1) of,
+	// which the planner added (stage.ExpandPar); nil for any other stage.
+	// A copy is numbered within its par stage: "3.2".
+	CopyOf *Stage
+	Copy   int
+
 	// ownStdio marks the descriptors 0 and 1 that a pipeline file gives
 	// gpipe's own stdin and stdout ("@stdin | …", "… | @stdout"), which
 	// a stage of a process substitution then does not share with its
@@ -127,19 +134,54 @@ type Inherit struct {
 	From Port
 }
 
+// Number is the stage's number as users see it: ID+1, or for a copy of a
+// par stage, that stage's number and the copy's, "3.2".
+func (s *Stage) Number() string {
+	if s.CopyOf != nil {
+		return fmt.Sprintf("%d.%d", s.CopyOf.ID+1, s.Copy)
+	}
+	return fmt.Sprint(s.ID + 1)
+}
+
+// Listed is the order in which reports list the stages: by number, each
+// par stage followed by its copies ("3", "3.1", "3.2", "4").
+func (g *Graph) Listed() []int {
+	ids := make([]int, len(g.Stages))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.SliceStable(ids, func(a, b int) bool { return ListedBefore(g.Stages[ids[a]], g.Stages[ids[b]]) })
+	return ids
+}
+
+// ListedBefore reports whether reports list stage a before stage b (see
+// Graph.Listed).
+func ListedBefore(a, b *Stage) bool {
+	key := func(st *Stage) (int, int) {
+		if st.CopyOf != nil {
+			return st.CopyOf.ID, st.Copy
+		}
+		return st.ID, 0
+	}
+	na, ca := key(a)
+	nb, cb := key(b)
+	return na < nb || (na == nb && ca < cb)
+}
+
 // Name is how messages refer to the stage: "stage 2 (grep)", or with its
-// name in a pipeline file, "stage 2 (errs: grep)".
+// name in a pipeline file, "stage 2 (errs: grep)"; a copy of a par stage
+// is "stage 2.1 (grep)".
 func (s *Stage) Name() string {
 	switch {
 	case len(s.Args) == 0 && s.Label != "":
-		return fmt.Sprintf("stage %d (%s:)", s.ID+1, s.Label)
+		return fmt.Sprintf("stage %s (%s:)", s.Number(), s.Label)
 	case len(s.Args) == 0:
-		return fmt.Sprintf("stage %d", s.ID+1)
+		return fmt.Sprintf("stage %s", s.Number())
 	case s.Label != "":
 		// As the file defines it: "stage 3 (errs: grep)".
-		return fmt.Sprintf("stage %d (%s: %s)", s.ID+1, s.Label, s.Args[0])
+		return fmt.Sprintf("stage %s (%s: %s)", s.Number(), s.Label, s.Args[0])
 	}
-	return fmt.Sprintf("stage %d (%s)", s.ID+1, s.Args[0])
+	return fmt.Sprintf("stage %s (%s)", s.Number(), s.Args[0])
 }
 
 // Port is one end of an edge: a file descriptor of a stage's process.

@@ -32,9 +32,9 @@ func WriteDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 	b.WriteString("\tedge [fontname=\"monospace\", fontsize=10];\n")
 	for i, st := range g.Stages {
 		c := cmds[i]
-		label := fmt.Sprintf("%d: %s", i+1, ShellWords(st.Args))
+		label := fmt.Sprintf("%s: %s", st.Number(), ShellWords(st.Args))
 		if len(st.Args) == 0 {
-			label = fmt.Sprintf("%d: (no command)", i+1)
+			label = fmt.Sprintf("%s: (no command)", st.Number())
 		}
 		var style []string
 		switch {
@@ -60,7 +60,7 @@ func WriteDot(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plum
 			label += "\nadded by gpipe"
 			style = append(style, "dashed")
 		case st.Parent != nil:
-			label += fmt.Sprintf("\nat %s, in stage %d", st.Pos, st.Parent.ID+1)
+			label += fmt.Sprintf("\nat %s, in stage %s", st.Pos, st.Parent.Number())
 			attrs = append(attrs, `color="gray40"`)
 		}
 		attrs[0] = "label=" + dotQuote(label)

@@ -14,7 +14,8 @@ import (
 // transport with the reason for it. cmds and choices are stage.Resolve's
 // (after stage.Place) and plumbing.Choose's for g.
 func Explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumbing.Choice) {
-	for i, st := range g.Stages {
+	for _, i := range g.Listed() {
+		st := g.Stages[i]
 		c := cmds[i]
 		what := "redirections only"
 		switch {
@@ -30,11 +31,11 @@ func Explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 		if words == "" {
 			words = "(no command)"
 		}
-		fmt.Fprintf(w, "stage %d: %s: %s\n", i+1, words, what)
+		fmt.Fprintf(w, "stage %s: %s: %s\n", st.Number(), words, what)
 		if st.Parent != nil {
-			fmt.Fprintf(w, "  (at %s, in a process substitution of stage %d", st.Pos, st.Parent.ID+1)
+			fmt.Fprintf(w, "  (at %s, in a process substitution of stage %s", st.Pos, st.Parent.Number())
 			for _, in := range st.Inherits {
-				fmt.Fprintf(w, "; %s shared with stage %d", in.From, in.From.Stage+1)
+				fmt.Fprintf(w, "; %s shared with stage %s", in.From, g.Stages[in.From.Stage].Number())
 			}
 			fmt.Fprintln(w, ")")
 		}

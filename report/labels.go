@@ -256,7 +256,7 @@ func pieceEnd(b []byte) int {
 // is always on one line.
 func stageLabel(st *parser.Stage) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%d", st.ID+1)
+	fmt.Fprintf(&b, "[%s", st.Number())
 	if st.Label != "" {
 		b.WriteString(" " + st.Label + ":")
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gpipe/gpipe/builtins"
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
 	"github.com/gpipe/gpipe/stage"
@@ -36,8 +38,11 @@ type Stats struct {
 
 // StageStats is what --stats reports of one stage.
 type StageStats struct {
-	Number   int    `json:"number"` // as --status shows it: 1 is the first
-	Name     string `json:"name"`   // the command's name, "" for redirections only
+	Number int `json:"number"` // as --status shows it: 1 is the first
+	// Copy is, for a copy of a par stage, its number within that stage
+	// (Number), from 1: stage "3.2" is number 3, copy 2.
+	Copy     int    `json:"copy,omitempty"`
+	Name     string `json:"name"` // the command's name, "" for redirections only
 	Command  string `json:"command"`
 	Position string `json:"position"` // LINE:COL in the spec or file
 	// Parent is the stage whose process substitution this one is part of.
@@ -77,10 +82,20 @@ type StageStats struct {
 // queued for its reader.
 type OutputStats struct {
 	Output string `json:"output"` // as the builtin names it: "standard output", "/dev/fd/63", a file
-	// Reader is the stage that reads it, when it is an edge of the graph.
-	Reader  *int  `json:"reader"`
-	Peak    int64 `json:"peak_queued_bytes"`
-	Spilled int64 `json:"spilled_bytes"`
+	// Reader is the stage that reads it, when it is an edge of the graph
+	// (ReaderCopy: the copy of a par stage, when it is one).
+	Reader     *int  `json:"reader"`
+	ReaderCopy int   `json:"reader_copy,omitempty"`
+	Peak       int64 `json:"peak_queued_bytes"`
+	Spilled    int64 `json:"spilled_bytes"`
+	// Bytes is all the output was given, and Starved how long its writer
+	// waited for the input with nothing to write (how long the copy got
+	// nothing from par's dealer); null but for par's dealer, whose every
+	// byte goes through its queues.
+	Bytes   *int64   `json:"bytes"`
+	Starved *float64 `json:"starved_seconds"`
+
+	readerIndex int // Reader's index in Stats.Stages
 }
 
 // EdgeStats is what --stats reports of one edge.
@@ -101,8 +116,26 @@ type EdgeStats struct {
 
 // EdgeEnd is one end of an edge: a stage and its descriptor.
 type EdgeEnd struct {
-	Stage int `json:"stage"` // the stage's number
+	Stage int `json:"stage"`          // the stage's number
+	Copy  int `json:"copy,omitempty"` // and copy, for a copy of a par stage
 	FD    int `json:"fd"`
+
+	index int // in Stats.Stages
+}
+
+// statsEnd is the EdgeEnd of port p of g.
+func statsEnd(g *parser.Graph, p parser.Port) EdgeEnd {
+	n, c := statsNumber(g.Stages[p.Stage])
+	return EdgeEnd{Stage: n, Copy: c, FD: p.FD, index: p.Stage}
+}
+
+// statsNumber is how --stats numbers a stage: its number, and for a copy
+// of a par stage, that stage's and the copy's.
+func statsNumber(st *parser.Stage) (number, copy int) {
+	if st.CopyOf != nil {
+		return st.CopyOf.ID + 1, st.Copy
+	}
+	return st.ID + 1, 0
 }
 
 // CollectStats gathers what --stats reports from a finished run: the
@@ -134,12 +167,13 @@ func CollectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			st.CPU = min(st.Busy, time.Duration(float64(self)*float64(st.Busy)/float64(allBusy)))
 		}
 		s := g.Stages[i]
-		ss := StageStats{Number: i + 1, Command: ShellWords(s.Args), Position: s.Pos.String(), Added: s.Added != "", Started: st.Started, Kind: kindOf(cmds[i])}
+		number, copy := statsNumber(s)
+		ss := StageStats{Number: number, Copy: copy, Command: ShellWords(s.Args), Position: s.Pos.String(), Added: s.Added != "", Started: st.Started, Kind: kindOf(cmds[i])}
 		if len(s.Args) > 0 {
 			ss.Name = s.Args[0]
 		}
 		if s.Parent != nil {
-			ss.Parent = ptr(s.Parent.ID + 1)
+			ss.Parent = ptr(s.Parent.ID + 1) // a par stage's copy is never a parent
 		}
 		ss.Reason = reasonOf(st)
 		if st.Started || st.Err != nil {
@@ -172,8 +206,12 @@ func CollectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 		}
 		for _, o := range st.Outputs {
 			os := OutputStats{Output: o.Output, Peak: o.Peak, Spilled: o.Spilled}
+			if o.Counted {
+				os.Bytes, os.Starved = ptr(o.Bytes), ptr(o.Starved.Seconds())
+			}
 			if r, ok := outputReader(g, i, o.Output); ok {
-				os.Reader = ptr(r + 1)
+				n, c := statsNumber(g.Stages[r])
+				os.Reader, os.ReaderCopy, os.readerIndex = ptr(n), c, r
 			}
 			ss.Outputs = append(ss.Outputs, os)
 		}
@@ -184,7 +222,7 @@ func CollectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 	}
 	fullest, longest := -1, time.Duration(0)
 	for k, e := range g.Edges {
-		es := EdgeStats{Number: k + 1, From: EdgeEnd{e.From.Stage + 1, e.From.FD}, To: EdgeEnd{e.To.Stage + 1, e.To.FD}, Transport: choices[k].Transport.String()}
+		es := EdgeStats{Number: k + 1, From: statsEnd(g, e.From), To: statsEnd(g, e.To), Transport: choices[k].Transport.String()}
 		var c plumbing.Count
 		if snap != nil && k < len(snap.Edges) {
 			c = snap.Edges[k]
@@ -202,6 +240,17 @@ func CollectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 			if c.Written != c.Read {
 				es.Note = fmt.Sprintf("%d bytes written were never read", c.Written-c.Read)
 			}
+		} else if o, ok := writerOutput(res.Statuses[e.From.Stage], e.From); ok {
+			// A fan-out builtin inside gpipe writes it (par's dealer to
+			// a copy): it counted what it wrote, and how long the output
+			// waited for input to write.
+			es.Counted = true
+			es.Bytes, es.Written = ptr(uint64(o.Bytes)), ptr(uint64(o.Bytes))
+			es.Starved = ptr(o.Starved.Seconds())
+			if d := edgeSpan(res, e); d > 0 {
+				es.Rate = ptr(float64(o.Bytes) / d.Seconds())
+			}
+			es.Note = "counted by its writer, a builtin: the bytes it wrote, and how long it had nothing for the reader"
 		} else {
 			es.Note = "not counted: gpipe counts the bytes of rings only, and this edge is a " + es.Transport
 			if w := res.Statuses[e.From.Stage].IO; w.Known {
@@ -215,6 +264,21 @@ func CollectStats(g *parser.Graph, cmds []stage.Command, choices []plumbing.Choi
 		rs.Edges[fullest].Fullest = true
 	}
 	return rs
+}
+
+// writerOutput is what the fan-out builtin st reported of its output
+// port p, if it did.
+func writerOutput(st stage.Status, p parser.Port) (builtins.OutputStats, bool) {
+	name := p.Name
+	if p.FD == 1 && name == "" {
+		name = "standard output"
+	}
+	for _, o := range st.Outputs {
+		if o.Output == name && o.Counted {
+			return o, true
+		}
+	}
+	return builtins.OutputStats{}, false
 }
 
 // outputReader finds the stage that reads the output a fan-out builtin,
@@ -313,7 +377,12 @@ func (rs *Stats) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, ", %s\n", secs(&rs.Wall))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  stage\tat\tpid\tstatus\twall\tcpu\tuser\tsys\tmax rss\tread\twritten\tcommand\t")
-	for _, s := range rs.Stages {
+	// As --status lists them: a par stage's copies after it.
+	listed := append([]StageStats(nil), rs.Stages...)
+	sort.SliceStable(listed, func(a, b int) bool {
+		return listed[a].Number < listed[b].Number || (listed[a].Number == listed[b].Number && listed[a].Copy < listed[b].Copy)
+	})
+	for _, s := range listed {
 		mark := ""
 		if s.Busiest {
 			mark = "← busiest"
@@ -370,7 +439,7 @@ func (rs *Stats) WriteText(w io.Writer) error {
 			case e.Fullest:
 				mark = "← fullest"
 			}
-			fmt.Fprintf(tw, "  %d: %s → %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, rs.Stages[e.From.Stage-1].shortName(), rs.Stages[e.To.Stage-1].shortName(),
+			fmt.Fprintf(tw, "  %d: %s → %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, rs.Stages[e.From.index].shortName(), rs.Stages[e.To.index].shortName(),
 				e.Transport, bytes, rate, secs(e.Blocked), secs(e.Starved), mark)
 		}
 		if err := tw.Flush(); err != nil {
@@ -382,7 +451,7 @@ func (rs *Stats) WriteText(w io.Writer) error {
 		for _, o := range s.Outputs {
 			to := ""
 			if o.Reader != nil {
-				to = " → " + rs.Stages[*o.Reader-1].shortName()
+				to = " → " + rs.Stages[o.readerIndex].shortName()
 			}
 			queued = append(queued, fmt.Sprintf("  %s %s%s\t%s\t%s\t\n", s.shortName(), o.Output, to,
 				humanBytes(float64(o.Peak)), humanBytes(float64(o.Spilled))))
@@ -408,10 +477,14 @@ func (rs *Stats) WriteText(w io.Writer) error {
 }
 
 func (s StageStats) shortName() string {
-	if s.Name == "" {
-		return fmt.Sprint(s.Number)
+	number := fmt.Sprint(s.Number)
+	if s.Copy > 0 {
+		number += fmt.Sprintf(".%d", s.Copy)
 	}
-	return fmt.Sprintf("%d %s", s.Number, s.Name)
+	if s.Name == "" {
+		return number
+	}
+	return number + " " + s.Name
 }
 
 // secs shows a time in seconds, "-" when unknown.

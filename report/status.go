@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,9 @@ import (
 // one line each, like bash's PIPESTATUS: a stage gpipe added says so, and
 // one in a process substitution or past the first line gives its place.
 func PrintStatus(w io.Writer, res *stage.Result) {
-	for _, s := range res.Statuses {
+	listed := append([]stage.Status(nil), res.Statuses...)
+	sort.SliceStable(listed, func(a, b int) bool { return parser.ListedBefore(listed[a].Stage, listed[b].Stage) })
+	for _, s := range listed {
 		where := ""
 		switch {
 		case s.Stage.Added != "":

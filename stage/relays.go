@@ -32,7 +32,7 @@ func AddRelays(g *parser.Graph) error {
 	for _, p := range g.StdoutFrom {
 		toStdout[key{p.Stage, p.FD}] = true
 	}
-	users := len(g.Stages)
+	before := len(g.Stages)
 	for _, k := range sources {
 		n := len(readers[k])
 		if toStdout[k] {
@@ -72,8 +72,8 @@ func AddRelays(g *parser.Graph) error {
 		}
 	}
 	g.StdoutFrom, g.StdinReaders = nil, nil
-	if len(g.Stages) > users {
-		orderAdded(g, users)
+	if len(g.Stages) > before {
+		orderAdded(g)
 	}
 	return parser.Check(g)
 }
@@ -105,13 +105,28 @@ func addTee(g *parser.Graph, at parser.Pos, why string, outs []*parser.Edge, toS
 	return tee, nil
 }
 
-// orderAdded numbers the stages from first on (those gpipe added) in the
-// order of their positions, as the user's are, and puts the edges in the
-// order of theirs, the new ones among them.
-func orderAdded(g *parser.Graph, first int) {
+// orderAdded numbers the stages gpipe added, which follow the user's, in
+// the order of their positions, as the user's are, but for the copies of
+// par stages, which come last (they are numbered within their par stage,
+// "3.1", so that the others' numbers run on from the user's without a
+// gap), and puts the edges in the order of theirs, the new ones among
+// them.
+func orderAdded(g *parser.Graph) {
+	first := len(g.Stages)
+	for i, st := range g.Stages {
+		if st.Added != "" || st.CopyOf != nil {
+			first = i
+			break
+		}
+	}
 	before := func(a, c parser.Pos) bool { return a.Line < c.Line || (a.Line == c.Line && a.Col < c.Col) }
 	added := append([]*parser.Stage(nil), g.Stages[first:]...)
-	sort.SliceStable(added, func(i, j int) bool { return before(added[i].Pos, added[j].Pos) })
+	sort.SliceStable(added, func(i, j int) bool {
+		if ci, cj := added[i].CopyOf != nil, added[j].CopyOf != nil; ci != cj {
+			return cj
+		}
+		return before(added[i].Pos, added[j].Pos)
+	})
 	newID := make([]int, len(g.Stages))
 	for i := range newID {
 		newID[i] = i

@@ -1,0 +1,232 @@
+package builtins
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/gpipe/gpipe/parser"
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// Par is what a par stage's words ask for: how many copies of which
+// command, and how its input is dealt to them.
+type Par struct {
+	Jobs    int      // copies; 0 when -j was not given (the planner's default)
+	Block   int      // bytes dealt to one copy at a time, at least (then on to the line's end)
+	Command []string // the copies' words
+}
+
+// MaxParJobs is the most copies a par stage runs: each is one port of the
+// dealer and one of the merger (descriptors 63 down to 10).
+const MaxParJobs = parser.FirstPathFD - parser.LastPathFD + 1
+
+// ParPort is the port of the dealer that feeds copy k (from 1), and of
+// the merger that reads it: "/dev/fd/63" for the first copy, down.
+func ParPort(k int) (fd int, name string) {
+	fd = parser.FirstPathFD - k + 1
+	return fd, fmt.Sprintf("/dev/fd/%d", fd)
+}
+
+// ParDefaultBlock is how much a copy is dealt at once when the input
+// comes faster than the copies take it (less when a copy is idle).
+const ParDefaultBlock = blockSize // "128KiB", par's --block default
+
+// ParseParArgs reads a par stage's words (without "par"). A bad one is a
+// *UsageError.
+func ParseParArgs(args []string) (*Par, error) {
+	b := parBuiltin()
+	p, _, err := parsePar(b, args)
+	return p, err
+}
+
+func parsePar(b *Builtin, args []string) (*Par, Run, error) {
+	fs, parse := flags(b)
+	jobs := fs.Int("j", 0, fmt.Sprintf("run N copies (1 to %d; default: one per usable CPU)", MaxParJobs))
+	ordered := fs.Bool("k", false, "keep the input's order in the output (not built yet)")
+	block := fs.String("block", "128KiB", "deal at least SIZE bytes (whole lines) to a copy at a time, from 4KiB")
+	if help, err := parse(args); help != nil || err != nil {
+		return nil, help, err
+	}
+	if *ordered {
+		return nil, nil, usagef(b.Name, "-k (output in input order) is not built yet: sort the output, or use merge -n over a split by hand")
+	}
+	if *jobs < 0 || *jobs > MaxParJobs || (*jobs == 0 && isSet(fs, "j")) {
+		return nil, nil, usagef(b.Name, "-j %d: want 1 to %d copies", *jobs, MaxParJobs)
+	}
+	size, err := ParseSize(*block)
+	if err != nil || size < 4<<10 || size > 1<<30 {
+		return nil, nil, usagef(b.Name, "--block %q: want a size from 4KiB to 1GiB", *block)
+	}
+	if fs.NArg() == 0 {
+		return nil, nil, usagef(b.Name, "want a COMMAND to run in copies")
+	}
+	return &Par{Jobs: *jobs, Block: int(size), Command: fs.Args()}, nil, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// parBuiltin is the dealer of a par stage. The planner expands "par -j N
+// -- CMD" into this stage, N copies of CMD and a merge of their outputs;
+// the dealer writes copy k's input to its port ParPort(k).
+func parBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "par",
+		Synopsis: "par [-j N] [--block SIZE] [--] COMMAND [ARG]...",
+		Summary: "Run N copies of COMMAND (default: one per usable CPU) and deal the input to them in whole-line " +
+			"blocks, each to the copy with the least queued; their outputs are merged a whole line at a time, in " +
+			"the order they come. gpipe shows the copies as stages 3.1, 3.2, … of stage 3.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		p, help, err := parsePar(b, args)
+		if help != nil || err != nil {
+			return help, err
+		}
+		if p.Jobs == 0 {
+			return nil, usagef(b.Name, "-j: the planner gives every par stage its number of copies")
+		}
+		return func(in plumbing.Source, _ plumbing.Sink, files Files) error {
+			names := make([]string, p.Jobs)
+			for k := range names {
+				_, names[k] = ParPort(k + 1)
+			}
+			// No spilling: a copy is dealt to only while it has the least
+			// queued, so no queue grows past a few blocks.
+			fan := newFanOut(names, 1<<40, func(i int) (plumbing.Sink, bool, error) {
+				s, err := files.Create(names[i], false)
+				return s, true, err
+			})
+			fan.counts = true
+			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1}
+			err := copyFan(in, fan, d.deal)
+			fan.mu.Lock()
+			d.flush()
+			fan.mu.Unlock()
+			if err == errStopReading {
+				err = nil // finish says why
+			}
+			err = errors.Join(err, fan.finish(err == nil))
+			fan.report(files)
+			return err
+		}, nil
+	}
+	return b
+}
+
+// parDealer deals the input to a par stage's copies in units of whole
+// lines: at least block bytes when every copy has data queued, or what
+// whole lines have come so far when a copy has none (it may be waiting,
+// and a trickle of input must not wait for a block to fill). A unit goes
+// to the copy with the least queued, so a slow copy is dealt less; a line
+// longer than a unit makes the unit longer.
+type parDealer struct {
+	fan    *fanOut
+	block  int
+	fill   *block // the current unit's data not yet queued
+	sent   int    // bytes of the current unit already queued
+	target int    // the output taking the current unit; -1 before it has one
+	last   int    // the output that took the previous unit
+}
+
+// deal is called with the fan's lock held.
+func (d *parDealer) deal(b *block) {
+	p := b.data()
+	for len(p) > 0 {
+		if d.fill == nil {
+			d.fill = newBlock()
+		}
+		n := copy(d.fill.buf[d.fill.n:], p)
+		d.fill.n += n
+		p = p[n:]
+		if d.fill.n < len(d.fill.buf) {
+			continue
+		}
+		if d.sent+d.fill.n >= d.block && d.endUnit() {
+			continue
+		}
+		// The unit goes on in the next block: a line runs past this one,
+		// or the unit is not full yet.
+		d.queue(d.fill)
+		d.fill = nil
+	}
+	if d.fill != nil && (d.sent+d.fill.n >= d.block || d.someIdle()) {
+		d.endUnit()
+	}
+}
+
+// endUnit queues the current unit up to its last whole line and starts
+// the next with the rest; false when the data has no newline (the unit
+// must go on to the line's end).
+func (d *parDealer) endUnit() bool {
+	data := d.fill.data()
+	i := bytes.LastIndexByte(data, '\n')
+	if i < 0 {
+		return false
+	}
+	rest := newBlock()
+	rest.n = copy(rest.buf, data[i+1:])
+	d.fill.n = i + 1
+	d.queue(d.fill)
+	d.fill = rest
+	d.last, d.target, d.sent = d.target, -1, 0
+	return true
+}
+
+// queue hands b (which it takes over) to the current unit's output.
+func (d *parDealer) queue(b *block) {
+	if d.target < 0 {
+		d.target = d.leastQueued()
+	}
+	d.sent += b.n
+	if d.target >= 0 && b.n > 0 {
+		d.fan.outs[d.target].q.push(b)
+	}
+	b.unref()
+}
+
+// leastQueued is the live output with the least queued, the one after
+// the last unit's first among equals; -1 when none is live.
+func (d *parDealer) leastQueued() int {
+	best, least := -1, int64(-1)
+	n := len(d.fan.outs)
+	for k := 1; k <= n; k++ {
+		i := (d.last + k + n) % n
+		q := d.fan.outs[i].q
+		if q.dropped {
+			continue
+		}
+		p := q.pending()
+		if q.inflight {
+			p += blockSize // being written, at most a block
+		}
+		if least < 0 || p < least {
+			best, least = i, p
+		}
+	}
+	return best
+}
+
+// someIdle reports whether a live output has written out all it was
+// given: its copy may be waiting for input.
+func (d *parDealer) someIdle() bool {
+	for _, o := range d.fan.outs {
+		if !o.q.dropped && o.q.quiet() {
+			return true
+		}
+	}
+	return false
+}
+
+// flush queues what is left at the end of the input: a last line without
+// a newline included.
+func (d *parDealer) flush() {
+	if d.fill != nil {
+		d.queue(d.fill)
+		d.fill = nil
+	}
+}

@@ -1,0 +1,209 @@
+package builtins
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// parInput is lines of random lengths, a few far longer than a block,
+// and a last line without a newline.
+func parInput(seed uint64, lines int) string {
+	r := rand.New(rand.NewPCG(seed, 0))
+	var sb strings.Builder
+	for i := 0; i < lines; i++ {
+		n := r.IntN(100)
+		if r.IntN(200) == 0 {
+			n = blockSize + r.IntN(3*blockSize)
+		}
+		sb.WriteString(strings.Repeat(string(rune('a'+i%26)), n))
+		sb.WriteByte('\n')
+	}
+	sb.WriteString("no newline")
+	return sb.String()
+}
+
+// linesOf is s's lines, sorted, the last one whether it ends in a newline
+// or not.
+func linesOf(s string) []string {
+	l := strings.SplitAfter(s, "\n")
+	for i := range l {
+		l[i] = strings.TrimSuffix(l[i], "\n")
+	}
+	if l[len(l)-1] == "" {
+		l = l[:len(l)-1]
+	}
+	slices.Sort(l)
+	return l
+}
+
+// TestParDeals: the dealer gives its copies whole lines, every line once;
+// one copy gets the input as it is.
+func TestParDeals(t *testing.T) {
+	input := parInput(1, 3000)
+	for _, v := range vias[:1] {
+		for _, args := range [][]string{
+			{"par", "-j", "1", "cat"},
+			{"par", "-j", "3", "--block", "4KiB", "cat"},
+			{"par", "-j", "5", "cat"},
+		} {
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				files := newMemFiles(v, nil)
+				var out bytes.Buffer
+				if err := runIO(t, v, args, strings.NewReader(input), &out, files); err != nil {
+					t.Fatal(err)
+				}
+				if out.Len() != 0 {
+					t.Errorf("the dealer wrote %d bytes to its stdout", out.Len())
+				}
+				var all []string
+				for name, b := range files.out {
+					s := b.String()
+					if s != "" && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, "\nno newline") {
+						t.Errorf("%s ends in the middle of a line: …%q", name, s[max(0, len(s)-20):])
+					}
+					if s != "" {
+						all = append(all, linesOf(s)...)
+					}
+				}
+				if args[2] == "1" && files.out["/dev/fd/63"].String() != input {
+					t.Errorf("one copy got %d bytes, not the input's %d", files.out["/dev/fd/63"].Len(), len(input))
+				}
+				slices.Sort(all)
+				if got, want := all, linesOf(input); !slices.Equal(got, want) {
+					t.Errorf("the copies got %d lines, not the input's %d", len(got), len(want))
+				}
+			})
+		}
+	}
+}
+
+// TestParSkipsAStalledCopy: a copy that takes nothing is dealt no more
+// once it holds more than the others: the rest of the input goes to the
+// copy that takes it. The stalled copy's writer waits until the dealer
+// has read the whole input, so the bound below holds however the
+// goroutines are scheduled.
+func TestParSkipsAStalledCopy(t *testing.T) {
+	const size = 16 << 20
+	input := strings.Repeat(strings.Repeat("x", 99)+"\n", size/100)
+	allRead := make(chan struct{})
+	files := &stallFiles{memFiles: newMemFiles(vias[0], nil), stalled: "/dev/fd/62", until: allRead}
+	var out bytes.Buffer
+	in := &eofSignal{r: strings.NewReader(input), eof: allRead}
+	if err := runIO(t, vias[0], []string{"par", "-j", "2", "cat"}, in, &out, files); err != nil {
+		t.Fatal(err)
+	}
+	fast, slow := files.out["/dev/fd/63"].Len(), files.out["/dev/fd/62"].Len()
+	if fast+slow != len(input) {
+		t.Fatalf("the copies got %d bytes, want %d", fast+slow, len(input))
+	}
+	// The stalled copy may hold what its sink buffers before it blocks
+	// (as a pipe would), what the fastest may have queued
+	// (aheadOfFastest), a unit over it, and a unit in flight.
+	if most := plumbing.StreamBufferSize + aheadOfFastest + 2*ParDefaultBlock + blockSize; slow > most {
+		t.Errorf("the stalled copy was dealt %d bytes of %d, more than %d", slow, len(input), most)
+	}
+	t.Logf("the stalled copy got %d bytes, the other %d", slow, fast)
+}
+
+// stallFiles is memFiles whose output named stalled takes nothing until
+// the channel until is closed.
+type stallFiles struct {
+	*memFiles
+	stalled string
+	until   chan struct{}
+}
+
+func (f *stallFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	s, err := f.memFiles.Create(name, appendTo)
+	if err != nil || name != f.stalled {
+		return s, err
+	}
+	f.mu.Lock()
+	b := f.out[name]
+	f.mu.Unlock()
+	return f.via.sink(&waitWriter{w: b, until: f.until}), nil
+}
+
+type waitWriter struct {
+	w     io.Writer
+	until chan struct{}
+}
+
+func (w *waitWriter) Write(p []byte) (int, error) {
+	<-w.until
+	return w.w.Write(p)
+}
+
+// eofSignal closes eof when r reaches its end.
+type eofSignal struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
+
+// TestMergePar: the merge of par's copies writes lines whole, long ones
+// included, and a last line without a newline gets one only when more
+// output follows it.
+func TestMergePar(t *testing.T) {
+	long := strings.Repeat("L", 3*blockSize+5)
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // any one of these
+	}{
+		{"one input as it is", map[string]string{"f": "a\nb"}, []string{"a\nb"}},
+		{"a long last line as it is", map[string]string{"f": "a\n" + long}, []string{"a\n" + long}},
+		{"a newline owed", map[string]string{"f": "x", "g": "y\n"}, []string{"y\nx", "x\ny\n"}},
+		{"empty", map[string]string{"f": "", "g": ""}, []string{""}},
+	}
+	for _, v := range vias {
+		for _, tt := range tests {
+			t.Run(v.name+"/"+tt.name, func(t *testing.T) {
+				var names []string
+				for name := range tt.files {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				var out bytes.Buffer
+				err := runIO(t, v, append([]string{"merge", "--par"}, names...), strings.NewReader(""), &out, newMemFiles(v, tt.files))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := out.String(); !slices.Contains(tt.want, got) {
+					t.Errorf("output %d bytes %q…, want one of %d", len(got), clip(got), len(tt.want))
+				}
+			})
+		}
+	}
+	// Long lines from several inputs at once stay whole.
+	files := map[string]string{}
+	var all strings.Builder
+	for i := 0; i < 4; i++ {
+		s := parInput(uint64(i), 500)
+		files[fmt.Sprint(i)] = s
+		all.WriteString(s + "\n")
+	}
+	var out bytes.Buffer
+	if err := runIO(t, vias[0], []string{"merge", "--par", "0", "1", "2", "3"}, strings.NewReader(""), &out, newMemFiles(vias[0], files)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := linesOf(out.String()), linesOf(all.String()); !slices.Equal(got, want) {
+		t.Errorf("merged %d lines, want the inputs' %d, each whole", len(got), len(want))
+	}
+}
