@@ -26,6 +26,9 @@ type fanOut struct {
 	// counts says every byte goes through the queues (par's dealer), so
 	// that what they were given is what the outputs got (report).
 	counts bool
+	// direct says each queued block goes to a file or pipe in one write,
+	// with no copy into the sink's buffer: par's units are large.
+	direct bool
 }
 
 // fanOutput is one output: its queue, and how it ended.
@@ -76,6 +79,10 @@ func (f *fanOut) write(o *fanOutput, open func() (plumbing.Sink, bool, error)) {
 		scratch := make([]byte, blockSize)
 		for err == nil {
 			err = o.q.next(scratch, func(p []byte) error {
+				if fs, ok := sink.(*plumbing.FileSink); ok && f.direct {
+					_, err := fs.Write(p)
+					return err
+				}
 				if err := plumbing.Write(sink, p); err != nil {
 					return err
 				}

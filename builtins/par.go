@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
@@ -101,9 +102,9 @@ func parBuiltin() *Builtin {
 				s, err := files.Create(names[i], false)
 				return s, true, err
 			})
-			fan.counts = true
+			fan.counts, fan.direct = true, true
 			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1}
-			err := copyFan(in, fan, d.deal)
+			err := d.run(in)
 			fan.mu.Lock()
 			d.flush()
 			fan.mu.Unlock()
@@ -133,28 +134,58 @@ type parDealer struct {
 	last   int    // the output that took the previous unit
 }
 
-// deal is called with the fan's lock held.
-func (d *parDealer) deal(b *block) {
-	p := b.data()
-	for len(p) > 0 {
+// run reads the input to its end straight into the unit being filled
+// (one copy, from the pipe or the ring), dealing as it goes, at the pace
+// of the copy with the least queued. It stops early when no copy takes
+// data any more; the error is the input's.
+func (d *parDealer) run(in plumbing.Source) error {
+	plumbing.NoFlushBeforeWait(in) // the outputs are written by other goroutines
+	r, isReader := in.(io.Reader)
+	for d.fan.waitRoom(aheadOfFastest) {
 		if d.fill == nil {
 			d.fill = newBlock()
 		}
-		n := copy(d.fill.buf[d.fill.n:], p)
-		d.fill.n += n
-		p = p[n:]
-		if d.fill.n < len(d.fill.buf) {
-			continue
+		var n int
+		var err error
+		if isReader {
+			n, err = r.Read(d.fill.buf[d.fill.n:])
+		} else {
+			var p []byte
+			p, err = in.Peek(1)
+			n = copy(d.fill.buf[d.fill.n:], p)
+			in.Release(n)
+			if err != nil && n < len(p) {
+				err = nil // more to come before the error
+			}
 		}
+		d.fill.n += n
+		d.fan.mu.Lock()
+		d.dealt()
+		d.fan.mu.Unlock()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errStopReading
+}
+
+// dealt deals what the last read added to the unit being filled. Call
+// with the fan's lock held.
+func (d *parDealer) dealt() {
+	if d.fill.n == len(d.fill.buf) {
 		if d.sent+d.fill.n >= d.block && d.endUnit() {
-			continue
+			return
 		}
 		// The unit goes on in the next block: a line runs past this one,
 		// or the unit is not full yet.
 		d.queue(d.fill)
 		d.fill = nil
+		return
 	}
-	if d.fill != nil && (d.sent+d.fill.n >= d.block || d.someIdle()) {
+	if d.sent+d.fill.n >= d.block || d.someIdle() {
 		d.endUnit()
 	}
 }
