@@ -96,12 +96,32 @@ func parBuiltin() *Builtin {
 			for k := range names {
 				_, names[k] = ParPort(k + 1)
 			}
-			// No spilling: a copy is dealt to only while it has the least
-			// queued, so no queue grows past a few blocks.
-			fan := newFanOut(names, 1<<40, func(i int) (plumbing.Sink, bool, error) {
+			open := func(i int) (plumbing.Sink, bool, error) {
 				s, err := files.Create(names[i], false)
 				return s, true, err
-			})
+			}
+			if src, ok := in.(*plumbing.FileSource); ok {
+				if _, _, ok := src.RegularFD(); ok {
+					// A file to pipes: splice(2), if every copy reads a pipe.
+					sinks := make([]plumbing.Sink, len(names))
+					for i := range names {
+						var err error
+						if sinks[i], _, err = open(i); err != nil {
+							for _, s := range sinks[:i] {
+								s.Close()
+							}
+							return fmt.Errorf("%s: %w", names[i], err)
+						}
+					}
+					if handled, err := spliceDeal(in, sinks, names, p.Block, files); handled {
+						return err
+					}
+					open = func(i int) (plumbing.Sink, bool, error) { return sinks[i], true, nil }
+				}
+			}
+			// No spilling: a copy is dealt to only while it has the least
+			// queued, so no queue grows past a few blocks.
+			fan := newFanOut(names, 1<<40, open)
 			fan.counts, fan.direct = true, true
 			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1}
 			err := d.run(in)

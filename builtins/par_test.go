@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -205,5 +207,84 @@ func TestMergePar(t *testing.T) {
 	}
 	if got, want := linesOf(out.String()), linesOf(all.String()); !slices.Equal(got, want) {
 		t.Errorf("merged %d lines, want the inputs' %d, each whole", len(got), len(want))
+	}
+}
+
+// parPipes is a Files whose outputs are real pipes, read to the end by
+// goroutines of their own: what par's dealer writes to program copies.
+type parPipes struct {
+	mu  sync.Mutex
+	got map[string]*bytes.Buffer
+	wg  sync.WaitGroup
+}
+
+func (p *parPipes) Open(name string) (plumbing.Source, error) { return nil, os.ErrNotExist }
+
+func (p *parPipes) Create(name string, _ bool) (plumbing.Sink, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	b := &bytes.Buffer{}
+	p.mu.Lock()
+	p.got[name] = b
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer r.Close()
+		io.Copy(b, r)
+	}()
+	return plumbing.NewFileSink(w), nil
+}
+
+// TestParSplicesAFile: a regular file dealt to pipes goes by splice(2),
+// in whole lines, every line once, and leaves the file's offset at its
+// end; one copy gets the file as it is.
+func TestParSplicesAFile(t *testing.T) {
+	input := parInput(2, 3000)
+	path := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(path, []byte(input), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []string{"1", "3"} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := &parPipes{got: map[string]*bytes.Buffer{}}
+		run, err := Default()["par"].Parse([]string{"-j", j, "--block", "4KiB", "cat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := plumbing.NewFileSource(f)
+		if _, _, ok := src.RegularFD(); !ok {
+			t.Fatal("a regular file's source has no RegularFD")
+		}
+		if err := run(src, plumbing.NewWriterSink(io.Discard), files); err != nil {
+			t.Fatal(err)
+		}
+		files.wg.Wait()
+		if off, _ := f.Seek(0, io.SeekCurrent); off != int64(len(input)) {
+			t.Errorf("-j %s: the file's offset is %d, want its end, %d", j, off, len(input))
+		}
+		f.Close()
+		var all []string
+		for name, b := range files.got {
+			s := b.String()
+			if s != "" && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, "\nno newline") {
+				t.Errorf("-j %s: %s ends in the middle of a line", j, name)
+			}
+			if s != "" {
+				all = append(all, linesOf(s)...)
+			}
+		}
+		if j == "1" && files.got["/dev/fd/63"].String() != input {
+			t.Errorf("one copy got %d bytes, not the file's %d", files.got["/dev/fd/63"].Len(), len(input))
+		}
+		slices.Sort(all)
+		if want := linesOf(input); !slices.Equal(all, want) {
+			t.Errorf("-j %s: the copies got %d lines, not the file's %d", j, len(all), len(want))
+		}
 	}
 }

@@ -471,6 +471,40 @@ func (s *FileSource) PipeFD() (int, bool) {
 	return pipeFD(s.f)
 }
 
+// RegularFD returns the descriptor of the source's file when it is a
+// regular file with nothing read ahead, and the file's offset: a builtin
+// may move its bytes with splice(2), from explicit offsets, instead of
+// reading them, and then SeekTo where it stopped. The source still owns it.
+func (s *FileSource) RegularFD() (fd int, offset int64, ok bool) {
+	if s.end != s.start || s.err != nil || s.f == nil {
+		return -1, 0, false
+	}
+	rc, err := s.f.SyscallConn()
+	if err != nil {
+		return -1, 0, false
+	}
+	_ = rc.Control(func(d uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(d), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return
+		}
+		if off, err := unix.Seek(int(d), 0, io.SeekCurrent); err == nil {
+			fd, offset, ok = int(d), off, true
+		}
+	})
+	return fd, offset, ok
+}
+
+// SeekTo sets the offset of the file of a source used through RegularFD:
+// where its reader stopped, as if it had read the bytes.
+func (s *FileSource) SeekTo(offset int64) error {
+	_, err := s.f.Seek(offset, io.SeekStart)
+	return err
+}
+
+// Stopped reports whether the source's Stop is closed (a teardown).
+func (s *FileSource) Stopped() bool { return s.stop.Stopped() }
+
 // WaitInput waits until the source's pipe has bytes or no writer left, or
 // the Stop is closed (ErrStopped). Only for a source used through PipeFD.
 func (s *FileSource) WaitInput(fd int) error {

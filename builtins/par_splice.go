@@ -1,0 +1,192 @@
+package builtins
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// spliceDealer deals a regular file to pipes (par's copies are programs,
+// its input a file: "par -- grep x < big.log") with splice(2), from
+// explicit offsets: no byte of the input passes through user space but
+// the few read to find where a unit's last line ends. A unit goes to the
+// copy whose pipe holds the least (FIONREAD), which is the least queued
+// rule of the queued dealer with the pipes as the queues.
+type spliceDealer struct {
+	in    *plumbing.FileSource
+	fd    int
+	off   int64 // the next byte to deal
+	block int
+	pipes []int // -1 once the copy has gone
+	names []string
+	stats []OutputStats
+	last  int       // the output that took the previous unit
+	seen  time.Time // when the pipes were last looked at, for Starved
+	probe []byte
+}
+
+// run deals the file from d.off to its end and seeks the file there.
+func (d *spliceDealer) run() error {
+	d.seen = time.Now()
+	d.probe = make([]byte, 4096)
+	err := d.deal()
+	if serr := d.in.SeekTo(d.off); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (d *spliceDealer) deal() error {
+	var st unix.Stat_t
+	for {
+		if err := unix.Fstat(d.fd, &st); err != nil {
+			return err
+		}
+		if d.off >= st.Size {
+			return nil
+		}
+		for d.off < st.Size {
+			t, err := d.target()
+			if err != nil {
+				return err
+			}
+			end, err := d.unitEnd(st.Size)
+			if err != nil {
+				return err
+			}
+			if err := d.move(t, end); err != nil {
+				return err
+			}
+		}
+		// The file may have grown since: deal that too, as cat would.
+	}
+}
+
+// target is the live output whose pipe holds the least, the one after the
+// last unit's first among equals; it counts the time since the last look
+// as starved for those found empty. Every output gone is a broken pipe.
+func (d *spliceDealer) target() (int, error) {
+	now := time.Now()
+	best, least := -1, -1
+	n := len(d.pipes)
+	for k := 1; k <= n; k++ {
+		i := (d.last + k + n) % n
+		if d.pipes[i] < 0 {
+			continue
+		}
+		queued, err := unix.IoctlGetInt(d.pipes[i], unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			queued = 0
+		}
+		if queued == 0 {
+			d.stats[i].Starved += now.Sub(d.seen)
+		}
+		if best < 0 || queued < least {
+			best, least = i, queued
+		}
+	}
+	d.seen = now
+	if best < 0 {
+		return -1, fmt.Errorf("every output: %w", syscall.EPIPE)
+	}
+	d.last = best
+	return best, nil
+}
+
+// unitEnd is where the unit from d.off ends: just after the first newline
+// at or past d.off+block (a line longer than a block makes the unit
+// longer), or at size.
+func (d *spliceDealer) unitEnd(size int64) (int64, error) {
+	at := d.off + int64(d.block) - 1
+	for at < size {
+		n, err := unix.Pread(d.fd, d.probe[:min(int64(len(d.probe)), size-at)], at)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			break
+		}
+		if i := bytes.IndexByte(d.probe[:n], '\n'); i >= 0 {
+			return at + int64(i) + 1, nil
+		}
+		at += int64(n)
+	}
+	return size, nil
+}
+
+// move splices the input up to end into output t's pipe, waiting for room
+// as it fills. A copy that has gone (broken pipe) is dropped, and the rest
+// of its unit with it, as the queued dealer drops what it queued for it.
+func (d *spliceDealer) move(t int, end int64) error {
+	for d.off < end {
+		n, err := unix.Splice(d.fd, &d.off, d.pipes[t], nil, int(end-d.off), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if n > 0 {
+			d.stats[t].Bytes += n
+		}
+		switch {
+		case err == nil && n == 0:
+			return nil // the file shrank
+		case err == nil, err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			if _, err := d.in.WaitWritable([]int{d.pipes[t]}, lagCheck); err != nil {
+				return err
+			}
+		case errors.Is(err, syscall.EPIPE):
+			d.pipes[t] = -1
+			d.off = end
+			return nil
+		default:
+			return fmt.Errorf("%s: %w", d.names[t], err)
+		}
+	}
+	return nil
+}
+
+// spliceDeal runs a spliceDealer when in is a regular file and every sink
+// a pipe; handled false (nothing done) otherwise.
+func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, files Files) (handled bool, err error) {
+	src, ok := in.(*plumbing.FileSource)
+	if !ok {
+		return false, nil
+	}
+	fd, off, ok := src.RegularFD()
+	if !ok {
+		return false, nil
+	}
+	pipes := make([]int, len(sinks))
+	for i, s := range sinks {
+		if pipes[i], ok = pipeSink(s); !ok {
+			return false, nil
+		}
+	}
+	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1}
+	for i := range d.stats {
+		d.stats[i].Output, d.stats[i].Counted = names[i], true
+	}
+	err = d.run()
+	if r, ok := files.(OutputReporter); ok {
+		r.ReportOutputs(d.stats)
+	}
+	if errors.Is(err, plumbing.ErrStopped) {
+		return true, err
+	}
+	var errs []error
+	for i, s := range sinks {
+		if cerr := s.Close(); cerr != nil && !plumbing.IsBrokenPipe(cerr) && pipes[i] >= 0 {
+			errs = append(errs, fmt.Errorf("%s: %w", names[i], cerr))
+		}
+	}
+	return true, errors.Join(append([]error{err}, errs...)...)
+}
+
+var _ io.Reader = (*plumbing.FileSource)(nil)
