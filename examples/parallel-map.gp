@@ -1,26 +1,22 @@
 #!/usr/bin/env -S gpipe -f
-# Parallel map: deal the lines of a file to three workers, each upper-casing
-# what it gets, and merge their output back into one stream.
+# Parallel map: run a command as several copies over the lines of a file,
+# each copy upper-casing what it gets, their outputs merged into one
+# stream.
 #
-# split deals CHUNK whole lines to each worker in turn; merge takes whole
-# lines from the three as they arrive, so a line is never torn, but the
-# order between chunks depends on which worker is faster. The result is
-# sorted, which makes it the same on every run: replace `sort` to keep
-# the arrival order.
+# par deals the file to the copies in whole-line blocks of at least BLOCK
+# bytes, each block to the copy with the least still to do, so a slow
+# copy gets less; its merge takes whole lines from the copies as they
+# come, so a line is never torn, but the order between blocks depends on
+# which copy is faster. The result is sorted, which makes it the same on
+# every run: replace `sort` to keep the arrival order.
 #
-# The workers are named stages: `>(@w1)` hands split's first output to w1,
-# `<(@w1)` hands w1's output to merge. Change the workers' command (or add
-# a w4) to map something else.
+# --explain shows the copies as stages 1.1, 1.2, 1.3 of the par stage.
+# Change the command after -- to map something else.
 #
-#   gpipe -f examples/parallel-map.gp input=examples/words.txt chunk=100
+#   gpipe -f examples/parallel-map.gp input=examples/words.txt jobs=3
 
-param input       # the file whose lines are mapped
-param chunk=1000  # how many lines each worker gets at a time
+param input         # the file whose lines are mapped
+param jobs=3        # how many copies run at once
+param block=128KiB  # how much a copy is dealt at a time, at least (from 4KiB)
 
-split -n "$chunk" >(@w1) >(@w2) >(@w3) < "$input"
-
-w1: tr a-z A-Z
-w2: tr a-z A-Z
-w3: tr a-z A-Z
-
-merge <(@w1) <(@w2) <(@w3) | LC_ALL=C sort
+par -j "$jobs" --block "$block" -- tr a-z A-Z < "$input" | LC_ALL=C sort
