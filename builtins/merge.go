@@ -24,6 +24,7 @@ func mergeBuiltin() *Builtin {
 		inOrder := fs.Bool("n", false, "in input order, still reading every input at once")
 		forPar := fs.Bool("par", false, "as the merge of par's copies: a line longer than a block streams out at once "+
 			"(the others wait for its end), and a last line without a newline gets one only when more output follows")
+		frames := fs.Bool("frames", false, "as the merge of an ordered par's copies: a framed block from each INPUT in turn")
 		buffer := fs.String("buffer", "64MiB", "with -n, how much an input queues in memory before spilling to a temporary file")
 		if help, err := parse(args); help != nil || err != nil {
 			return help, err
@@ -64,6 +65,8 @@ func mergeBuiltin() *Builtin {
 			switch {
 			case *inOrder:
 				err = mergeInOrder(srcs, out, limit)
+			case *frames:
+				err = orderedMerge(srcs, out)
 			case *forPar:
 				err = mergeStreaming(srcs, out)
 			default:

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 type Par struct {
 	Jobs    int      // copies; 0 when -j was not given (the planner's default)
 	Block   int      // bytes dealt to one copy at a time, at least (then on to the line's end)
+	Ordered bool     // -k: the output in the input's order
 	Command []string // the copies' words
 }
 
@@ -34,6 +36,11 @@ func ParPort(k int) (fd int, name string) {
 // comes faster than the copies take it (less when a copy is idle).
 const ParDefaultBlock = blockSize // "128KiB", par's --block default
 
+// ParOrderedBlock is -k's --block default: a program copy runs once per
+// block, so a block is large enough that a process start is little of
+// its cost.
+const ParOrderedBlock = 4 << 20
+
 // ParseParArgs reads a par stage's words (without "par"). A bad one is a
 // *UsageError.
 func ParseParArgs(args []string) (*Par, error) {
@@ -45,25 +52,25 @@ func ParseParArgs(args []string) (*Par, error) {
 func parsePar(b *Builtin, args []string) (*Par, Run, error) {
 	fs, parse := flags(b)
 	jobs := fs.Int("j", 0, fmt.Sprintf("run N copies (1 to %d; default: one per usable CPU)", MaxParJobs))
-	ordered := fs.Bool("k", false, "keep the input's order in the output (not built yet)")
-	block := fs.String("block", "128KiB", "deal at least SIZE bytes (whole lines) to a copy at a time, from 4KiB")
+	ordered := fs.Bool("k", false, "keep the input's order in the output: each copy runs COMMAND once per block")
+	block := fs.String("block", "128KiB", "deal at least SIZE bytes (whole lines) to a copy at a time, from 4KiB (with -k, default 4MiB)")
 	if help, err := parse(args); help != nil || err != nil {
 		return nil, help, err
-	}
-	if *ordered {
-		return nil, nil, usagef(b.Name, "-k (output in input order) is not built yet: sort the output, or use merge -n over a split by hand")
 	}
 	if *jobs < 0 || *jobs > MaxParJobs || (*jobs == 0 && isSet(fs, "j")) {
 		return nil, nil, usagef(b.Name, "-j %d: want 1 to %d copies", *jobs, MaxParJobs)
 	}
 	size, err := ParseSize(*block)
+	if *ordered && !isSet(fs, "block") {
+		size = ParOrderedBlock
+	}
 	if err != nil || size < 4<<10 || size > 1<<30 {
 		return nil, nil, usagef(b.Name, "--block %q: want a size from 4KiB to 1GiB", *block)
 	}
 	if fs.NArg() == 0 {
 		return nil, nil, usagef(b.Name, "want a COMMAND to run in copies")
 	}
-	return &Par{Jobs: *jobs, Block: int(size), Command: fs.Args()}, nil, nil
+	return &Par{Jobs: *jobs, Block: int(size), Ordered: *ordered, Command: fs.Args()}, nil, nil
 }
 
 func isSet(fs *flag.FlagSet, name string) bool {
@@ -78,10 +85,11 @@ func isSet(fs *flag.FlagSet, name string) bool {
 func parBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "par",
-		Synopsis: "par [-j N] [--block SIZE] [--] COMMAND [ARG]...",
+		Synopsis: "par [-j N] [-k] [--block SIZE] [--] COMMAND [ARG]...",
 		Summary: "Run N copies of COMMAND (default: one per usable CPU) and deal the input to them in whole-line " +
 			"blocks, each to the copy with the least queued; their outputs are merged a whole line at a time, in " +
-			"the order they come. gpipe shows the copies as stages 3.1, 3.2, … of stage 3.",
+			"the order they come (-k: in the input's order, each copy running COMMAND once per block). gpipe shows the copies " +
+			"as stages 3.1, 3.2, … of stage 3.",
 	}
 	b.Parse = func(args []string) (Run, error) {
 		p, help, err := parsePar(b, args)
@@ -100,7 +108,7 @@ func parBuiltin() *Builtin {
 				s, err := files.Create(names[i], false)
 				return s, true, err
 			}
-			if src, ok := in.(*plumbing.FileSource); ok {
+			if src, ok := in.(*plumbing.FileSource); ok && !p.Ordered {
 				if _, _, ok := src.RegularFD(); ok {
 					// A file to pipes: splice(2), if every copy reads a pipe.
 					sinks := make([]plumbing.Sink, len(names))
@@ -120,10 +128,17 @@ func parBuiltin() *Builtin {
 				}
 			}
 			// No spilling: a copy is dealt to only while it has the least
-			// queued, so no queue grows past a few blocks.
-			fan := newFanOut(names, 1<<40, open)
+			// queued, so no queue grows past a few blocks. In order, each
+			// copy's turn comes whatever it holds: the input waits for a
+			// copy with two blocks queued (and spills past one that has
+			// taken nothing for a while, as tee's outputs do).
+			limit := 1 << 40
+			if p.Ordered {
+				limit = 2 * p.Block
+			}
+			fan := newFanOut(names, limit, open)
 			fan.counts, fan.direct = true, true
-			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1}
+			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1, ordered: p.Ordered}
 			err := d.run(in)
 			fan.mu.Lock()
 			d.flush()
@@ -152,6 +167,12 @@ type parDealer struct {
 	sent   int    // bytes of the current unit already queued
 	target int    // the output taking the current unit; -1 before it has one
 	last   int    // the output that took the previous unit
+
+	// ordered deals unit i, framed, to output i mod N (par -k): a
+	// unit's blocks are held (unit) until its length is known.
+	ordered bool
+	turn    int
+	unit    []*block
 }
 
 // run reads the input to its end straight into the unit being filled
@@ -205,7 +226,7 @@ func (d *parDealer) dealt() {
 		d.fill = nil
 		return
 	}
-	if d.sent+d.fill.n >= d.block || d.someIdle() {
+	if d.sent+d.fill.n >= d.block || (!d.ordered && d.someIdle()) {
 		d.endUnit()
 	}
 }
@@ -224,12 +245,47 @@ func (d *parDealer) endUnit() bool {
 	d.fill.n = i + 1
 	d.queue(d.fill)
 	d.fill = rest
+	d.frame()
 	d.last, d.target, d.sent = d.target, -1, 0
 	return true
 }
 
-// queue hands b (which it takes over) to the current unit's output.
+// frame queues the unit held for an ordered deal, its length first, to
+// the output whose turn it is. Call with the fan's lock held.
+func (d *parDealer) frame() {
+	if !d.ordered || len(d.unit) == 0 {
+		return
+	}
+	n := 0
+	for _, b := range d.unit {
+		n += b.n
+	}
+	head := newBlock()
+	binary.LittleEndian.PutUint64(head.buf[:8], uint64(n))
+	head.n = 8
+	q := d.fan.outs[d.turn%len(d.fan.outs)].q
+	d.turn++
+	q.push(head)
+	head.unref()
+	for _, b := range d.unit {
+		q.push(b)
+		b.unref()
+	}
+	d.unit = d.unit[:0]
+}
+
+// queue hands b (which it takes over) to the current unit's output, or
+// holds it in the unit to frame (ordered).
 func (d *parDealer) queue(b *block) {
+	if d.ordered {
+		d.sent += b.n
+		if b.n > 0 {
+			d.unit = append(d.unit, b)
+		} else {
+			b.unref()
+		}
+		return
+	}
 	if d.target < 0 {
 		d.target = d.leastQueued()
 	}
@@ -280,4 +336,5 @@ func (d *parDealer) flush() {
 		d.queue(d.fill)
 		d.fill = nil
 	}
+	d.frame()
 }

@@ -288,3 +288,69 @@ func TestParSplicesAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestParOrderedRoundTrip: par -k's dealer frames units to its copies in
+// turn, each copy (par-slot) runs its command once per frame, and merge
+// --frames takes their frames in turn: the command's output over the
+// whole input, byte for byte.
+func TestParOrderedRoundTrip(t *testing.T) {
+	input := parInput(3, 2000)
+	for _, j := range []string{"1", "2", "4"} {
+		dealt := newMemFiles(vias[0], nil)
+		if err := runIO(t, vias[0], []string{"par", "-k", "-j", j, "--block", "4KiB", "cat"}, strings.NewReader(input), io.Discard, dealt); err != nil {
+			t.Fatal(err)
+		}
+		slotted := map[string]string{}
+		var names []string
+		for k := 1; ; k++ {
+			_, name := ParPort(k)
+			b, ok := dealt.out[name]
+			if !ok {
+				break
+			}
+			var out bytes.Buffer
+			if err := runIO(t, vias[0], []string{"par-slot", "--", "cat"}, bytes.NewReader(b.Bytes()), &out, newMemFiles(vias[0], nil)); err != nil {
+				t.Fatal(err)
+			}
+			slotted[name] = out.String()
+			names = append(names, name)
+		}
+		for _, v := range vias {
+			var merged bytes.Buffer
+			if err := runIO(t, v, append([]string{"merge", "--frames"}, names...), strings.NewReader(""), &merged, newMemFiles(v, slotted)); err != nil {
+				t.Fatal(err)
+			}
+			if merged.String() != input {
+				t.Errorf("-j %s, %s: %d bytes back, not the input's %d", j, v.name, merged.Len(), len(input))
+			}
+		}
+	}
+}
+
+// TestMergeFramesLost: a copy that ends before its turn while another
+// still has frames is an error that says output was lost; a frame cut
+// short is one too.
+func TestMergeFramesLost(t *testing.T) {
+	frame := func(s string) string {
+		var h [8]byte
+		h[0] = byte(len(s))
+		return string(h[:]) + s
+	}
+	for _, tt := range []struct {
+		files map[string]string
+		want  string
+		err   string
+	}{
+		{map[string]string{"a": frame("1\n") + frame("3\n"), "b": frame("2\n") + frame("4\n")}, "1\n2\n3\n4\n", ""},
+		{map[string]string{"a": frame("1\n") + frame("3\n"), "b": frame("2\n")}, "1\n2\n3\n", ""},
+		{map[string]string{"a": frame("1\n"), "b": ""}, "1\n", ""},
+		{map[string]string{"a": frame("1\n") + frame("3\n"), "b": ""}, "1\n", "input 2 ended at block 2 while input 1 had more: output lost"},
+		{map[string]string{"a": frame("1\n")[:5], "b": ""}, "", "input 1: a block cut short"},
+	} {
+		var out bytes.Buffer
+		err := runIO(t, vias[0], []string{"merge", "--frames", "a", "b"}, strings.NewReader(""), &out, newMemFiles(vias[0], tt.files))
+		if errString(err) != tt.err || out.String() != tt.want {
+			t.Errorf("%q: %q, %v; want %q, %q", tt.files, out.String(), err, tt.want, tt.err)
+		}
+	}
+}

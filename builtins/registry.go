@@ -85,6 +85,11 @@ type Builtin struct {
 	Synopsis string // "gen [-n N] [--bytes SIZE [--seed S]] [--text STR]"
 	Summary  string // one line: what it does
 
+	// Hidden says the builtin is gpipe's own, made by the planner (a copy
+	// of an ordered par stage): not listed, and not what a stage's name
+	// runs.
+	Hidden bool
+
 	// NoInput says the builtin never reads its standard input (gen): it
 	// may run inside gpipe even when that input is a terminal.
 	NoInput bool
@@ -141,6 +146,13 @@ func (b *Builtin) Help() Run {
 	return run
 }
 
+// ExitError ends a builtin with exit status Code and no message of
+// gpipe's: the status of a program the builtin ran, which said what it had
+// to say on its own stderr (a copy of an ordered par stage).
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
 // UsageError is a builtin's bad argument.
 type UsageError struct {
 	Builtin string
@@ -157,7 +169,7 @@ func (e *UsageError) Error() string { return e.Builtin + ": " + e.Msg }
 func Default() map[string]*Builtin {
 	m := map[string]*Builtin{}
 	for _, b := range []*Builtin{genBuiltin(), filterBuiltin(), sinkBuiltin(), countBuiltin(), headBuiltin(), catBuiltin(), sha256Builtin(),
-		teeBuiltin(), mergeBuiltin(), splitBuiltin(), parBuiltin()} {
+		teeBuiltin(), mergeBuiltin(), splitBuiltin(), parBuiltin(), parSlotBuiltin()} {
 		m[b.Name] = b
 	}
 	return m

@@ -120,6 +120,12 @@ type Stage struct {
 	CopyOf *Stage
 	Copy   int
 
+	// PerBlock says the stage, a copy of an ordered par stage (par -k),
+	// runs its command once per block of its input, which comes framed,
+	// and frames each block's output, so that the merge can put the
+	// outputs back in the input's order.
+	PerBlock bool
+
 	// ownStdio marks the descriptors 0 and 1 that a pipeline file gives
 	// gpipe's own stdin and stdout ("@stdin | …", "… | @stdout"), which
 	// a stage of a process substitution then does not share with its

@@ -26,6 +26,9 @@ func Explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 		case c.Path != "":
 			what = "program " + c.Path
 		}
+		if st.PerBlock {
+			what += ", which runs " + perBlockCommand(c.Args) + " once per block"
+		}
 		// Quoted where a shell would need it, so that every word shows.
 		words := ShellWords(st.Args)
 		if words == "" {
@@ -50,6 +53,21 @@ func Explain(w io.Writer, g *parser.Graph, cmds []stage.Command, choices []plumb
 		fmt.Fprintf(w, "edge %d: %s → %s: %s (%s)\n", i+1,
 			PortName(g, e.From, 1), PortName(g, e.To, 0), choices[i].Transport, choices[i].Reason)
 	}
+}
+
+// perBlockCommand is what a copy of an ordered par stage runs once per
+// block, from its par-slot words: "program /usr/bin/grep", "builtin
+// filter".
+func perBlockCommand(args []string) string {
+	for i, a := range args {
+		if a == "--program" && i+1 < len(args) {
+			return "program " + args[i+1]
+		}
+		if a == "--" && i+1 < len(args) {
+			return "builtin " + args[i+1]
+		}
+	}
+	return "its command"
 }
 
 // PortName is how --explain names an edge's end: the stage, and the port

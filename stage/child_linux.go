@@ -537,16 +537,20 @@ func (c *childFiles) close() {
 // finishBuiltin closes a builtin's ends after its run returned err, and
 // turns the outcome into its exit status, as for a program: 0; 141,
 // silently, when its reader went away (as a program killed by SIGPIPE);
-// ExitInputBroken when its input ring's writer died; 1 for anything else,
-// with a message on stderr.
+// ExitInputBroken when its input ring's writer died; the status a
+// builtins.ExitError carries, silently; 1 for anything else, with a
+// message on stderr.
 func finishBuiltin(stage string, err error, in plumbing.Source, out plumbing.Sink, stderr io.Writer) int {
 	err = errors.Join(err, out.Close())
 	in.Close()
+	var exit *builtins.ExitError
 	switch {
 	case err == nil:
 		return 0
 	case plumbing.IsBrokenPipe(err):
 		return ExitBrokenPipe
+	case errors.As(err, &exit):
+		return exit.Code // a program it ran, which spoke for itself
 	}
 	fmt.Fprintf(stderr, "gpipe: %s: %v\n", stage, err)
 	if errors.Is(err, plumbing.ErrWriterDied) {

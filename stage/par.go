@@ -19,6 +19,10 @@ import (
 // downstream. jobs is the number of copies when the stage does not say
 // (-j); 0 is one per usable CPU (UsableCPUs).
 //
+// With -k (Ordered), the dealer frames each unit and deals them in turn,
+// the copies run their command once per block (parser.Stage.PerBlock) and
+// the merge takes their framed outputs in turn (merge --frames).
+//
 // The par stage's redirections of its stdin stay with the dealer, those of
 // its stdout go to the merge, and those of another descriptor go to every
 // copy, but for a truncating "2> file", which the copies would write over
@@ -90,7 +94,11 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 		}
 	}
 
-	merge := &parser.Stage{ID: len(g.Stages), Pos: st.Pos, Args: []string{"merge", "--par"}, Parent: st.Parent,
+	mergeArgs := []string{"merge", "--par"}
+	if p.Ordered {
+		mergeArgs = []string{"merge", "--frames"}
+	}
+	merge := &parser.Stage{ID: len(g.Stages), Pos: st.Pos, Args: mergeArgs, Parent: st.Parent,
 		Redirs: mergeRedirs, Inherits: mergeInh,
 		Added: fmt.Sprintf("merges the outputs of the %d copies of %s", p.Jobs, st.Name())}
 	g.Stages = append(g.Stages, merge)
@@ -116,7 +124,7 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 		fd, name := builtins.ParPort(k)
 		c := &parser.Stage{ID: len(g.Stages), Pos: st.Pos, Args: p.Command, Parent: st.Parent,
 			Env:    append(append([]string(nil), st.Env...), "GPIPE_COPY="+strconv.Itoa(k)),
-			Redirs: copyRedirs, Inherits: copyInh, CopyOf: st, Copy: k}
+			Redirs: copyRedirs, Inherits: copyInh, CopyOf: st, Copy: k, PerBlock: p.Ordered}
 		g.Stages = append(g.Stages, c)
 		g.Edges = append(g.Edges,
 			&parser.Edge{From: parser.Port{Stage: st.ID, FD: fd, Name: name}, To: parser.Port{Stage: c.ID, FD: 0}, Pos: st.Pos},
@@ -124,7 +132,10 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 		merge.Args = append(merge.Args, name)
 	}
 	args := []string{"par", "-j", strconv.Itoa(p.Jobs)}
-	if p.Block != builtins.ParDefaultBlock {
+	if p.Ordered {
+		args = append(args, "-k")
+	}
+	if def := builtins.ParDefaultBlock; p.Block != def && !(p.Ordered && p.Block == builtins.ParOrderedBlock) {
 		args = append(args, "--block", strconv.Itoa(p.Block))
 	}
 	st.Args = append(append(args, "--"), p.Command...)

@@ -38,6 +38,16 @@ order [1 2 2.1 2.2 4 3]`},
 1.63(/dev/fd/63) → 1.1.0
 1.1.1 → 2.63(/dev/fd/63)
 order [1 1.1 2]`},
+		{"in order", "par -k -j 2 -- grep 1", `
+1 par -j 2 -k -- grep 1
+2 merge --frames /dev/fd/63 /dev/fd/62
+1.1 grep 1
+1.2 grep 1
+1.63(/dev/fd/63) → 1.1.0
+1.1.1 → 2.63(/dev/fd/63)
+1.62(/dev/fd/62) → 1.2.0
+1.2.1 → 2.62(/dev/fd/62)
+order [1 1.1 1.2 2]`},
 		{"in a process substitution", "cat <(seq 3 | par -j 2 -- cat)", `
 1 cat /dev/fd/63
 2 seq 3 [in 1]

@@ -46,6 +46,12 @@ type Command struct {
 	// NoInput says the builtin never reads its standard input.
 	NoInput bool
 
+	// Forks says the builtin starts programs of its own (a copy of an
+	// ordered par stage runs its program once per block): it runs in a
+	// process of its own, in the pipeline's process group, so that a
+	// teardown and the guardian reach what it starts.
+	Forks bool
+
 	// WritesOperands says the builtin writes files its operands name
 	// (builtins.Builtin.WritesOperands).
 	WritesOperands bool
@@ -116,6 +122,14 @@ func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builti
 	for i, st := range g.Stages {
 		full := mergeEnv(env, st.Env)
 		cmd := Command{Args: st.Args, Env: full, Dir: dir}
+		if st.PerBlock {
+			c, err := perBlock(st, cmd, dir, reg)
+			if err != nil {
+				return nil, err
+			}
+			cmds[i] = c
+			continue
+		}
 		if len(st.Args) == 0 {
 			cmds[i] = cmd
 			continue
@@ -126,7 +140,7 @@ func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builti
 			cmd.Args, name, forceExternal = st.Args[1:], st.Args[1], true
 		}
 		var usage error
-		if b := reg[name]; b != nil && !forceExternal {
+		if b := reg[name]; b != nil && !forceExternal && !b.Hidden {
 			cmd.run, usage = b.ParseIn(dir, cmd.Args[1:])
 			if usage == nil {
 				cmd.Builtin, cmd.NoInput, cmd.WritesOperands = name, b.NoInput, b.WritesOperands
@@ -152,6 +166,39 @@ func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builti
 		cmds[i] = cmd
 	}
 	return cmds, nil
+}
+
+// perBlock resolves a copy of an ordered par stage: the builtin par-slot,
+// which runs the stage's words once per block, as a builtin inside it
+// when they name one that takes them, else as the program they name
+// (found as for any stage). A slot that runs programs runs in a process
+// of its own (Command.Forks).
+func perBlock(st *parser.Stage, cmd Command, dir string, reg map[string]*builtins.Builtin) (Command, error) {
+	slot := reg["par-slot"]
+	words := st.Args
+	name := words[0]
+	args := []string{"par-slot"}
+	if b := reg[name]; b == nil || b.Hidden || strings.Contains(name, "/") || name == "command" {
+		if name == "command" && len(words) > 1 {
+			words, name = words[1:], words[1]
+		}
+		path, err := lookPath(dir, name, getenv(cmd.Env, "PATH"))
+		if err != nil {
+			err.Stage, err.ID, err.Word = st.Name(), st.ID, name
+			return Command{}, err
+		}
+		args = append(args, "--program", path)
+		cmd.Forks = true
+	} else if _, err := b.ParseIn(dir, words[1:]); err != nil {
+		return Command{}, &BuiltinError{Stage: st.Name(), ID: st.ID, Err: err}
+	}
+	cmd.Args = append(append(args, "--"), words...)
+	run, err := slot.ParseIn(dir, cmd.Args[1:])
+	if err != nil {
+		return Command{}, &BuiltinError{Stage: st.Name(), ID: st.ID, Err: err}
+	}
+	cmd.Builtin, cmd.run = slot.Name, run
+	return cmd, nil
 }
 
 // Place decides where each builtin runs: inside gpipe (the default), or in
@@ -199,7 +246,7 @@ func Place(g *parser.Graph, cmds []Command, isolate, ttyStdin bool) {
 	for i := range cmds {
 		c := &cmds[i]
 		readsTTY := ttyStdin && !c.NoInput && readsGpipeStdin(g, i)
-		c.InProcess = c.Builtin != "" && !isolate && !blockingRedirect(c.Dir, g.Stages[i]) && !opensFIFO[i] && !shm[i] && !readsTTY
+		c.InProcess = c.Builtin != "" && !c.Forks && !isolate && !blockingRedirect(c.Dir, g.Stages[i]) && !opensFIFO[i] && !shm[i] && !readsTTY
 	}
 }
 

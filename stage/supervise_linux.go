@@ -964,7 +964,9 @@ func (s *supervisor) record(e exit) {
 		return
 	}
 	st.Code = e.ws.ExitStatus()
-	st.InputBroken = s.cmds[e.stage].Builtin != "" && st.Code == ExitInputBroken
+	// A builtin that runs programs (a copy of par -k) ends with their
+	// statuses, 3 among them, which say nothing of its input.
+	st.InputBroken = s.cmds[e.stage].Builtin != "" && !s.cmds[e.stage].Forks && st.Code == ExitInputBroken
 	if s.cmds[e.stage].Builtin != "" && st.Code == ExitSignalled(syscall.SIGQUIT) {
 		// A builtin's helper process ends by SIGQUIT with this status,
 		// and by nothing else (see quitLikeAProgram and finishBuiltin):

@@ -33,7 +33,11 @@ func (a *app) helpCommand() *cli.Command {
 func (a *app) help(args []string) error {
 	reg := builtins.Default()
 	names := make([]string, 0, len(reg))
-	for name := range reg {
+	for name, b := range reg {
+		if b.Hidden {
+			delete(reg, name)
+			continue
+		}
 		names = append(names, name)
 	}
 	slices.Sort(names)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -197,7 +196,11 @@ func timeRuns(b *testing.B, runs []parRun) []time.Duration {
 // that no expression of the benchmarks works on for long.
 func makeParText(b *testing.B, path string, uneven bool) {
 	var corpus bytes.Buffer
-	src := filepath.Join(runtime.GOROOT(), "src")
+	goroot, err := exec.Command(goCommand(b), "env", "GOROOT").Output()
+	if err != nil {
+		b.Skipf("no Go sources to make text of: go env GOROOT: %v", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(goroot)), "src")
 	_ = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && corpus.Len() < 64<<20 {
 			if data, err := os.ReadFile(p); err == nil {

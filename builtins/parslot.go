@@ -1,0 +1,222 @@
+package builtins
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/gpipe/gpipe/plumbing"
+)
+
+// The ordered par (-k) keeps the input's order with copies that each run
+// their command once per block: the dealer sends block i, framed, to copy
+// i mod N; the copy runs the command over it and sends back its whole
+// output, framed; the merge takes copy i mod N's next frame for block i.
+// Each copy takes its blocks in order, so the frames come back in order
+// without a reorder buffer; what a copy holds is one block and its output.
+//
+// A frame is an 8-byte little-endian length and that many bytes.
+
+// writeFrame writes p as one frame.
+func writeFrame(out plumbing.Sink, p []byte) error {
+	var head [8]byte
+	binary.LittleEndian.PutUint64(head[:], uint64(len(p)))
+	if err := plumbing.Write(out, head[:]); err != nil {
+		return err
+	}
+	return plumbing.Write(out, p)
+}
+
+// errFrame says a frame was cut short: its writer ended in the middle.
+var errFrame = errors.New("a block cut short")
+
+// readFrameHead reads a frame's length; io.EOF when in ends before one.
+func readFrameHead(in plumbing.Source) (int64, error) {
+	p, err := in.Peek(8)
+	if len(p) < 8 {
+		if err == io.EOF && len(p) > 0 {
+			err = errFrame
+		}
+		if err == nil {
+			err = errFrame
+		}
+		return 0, err
+	}
+	n := int64(binary.LittleEndian.Uint64(p[:8]))
+	in.Release(8)
+	return n, nil
+}
+
+// copyFrameBody hands the next n bytes of in to f, a piece at a time.
+func copyFrameBody(in plumbing.Source, n int64, f func([]byte) error) error {
+	for n > 0 {
+		p, err := in.Peek(1)
+		if len(p) > 0 {
+			k := int(min(int64(len(p)), n))
+			if ferr := f(p[:k]); ferr != nil {
+				return ferr
+			}
+			in.Release(k)
+			n -= int64(k)
+			continue
+		}
+		if err == io.EOF || err == nil {
+			return errFrame
+		}
+		return err
+	}
+	return nil
+}
+
+// parSlotBuiltin is a copy of an ordered par stage: it runs its command
+// once per framed block of its input (a builtin over the block in memory,
+// or a program), and writes each block's output as one frame. It is
+// gpipe's own (the planner makes it); it is not listed.
+func parSlotBuiltin() *Builtin {
+	b := &Builtin{
+		Name:     "par-slot",
+		Hidden:   true,
+		Synopsis: "par-slot [--program PATH] -- COMMAND [ARG]...",
+		Summary:  "A copy of an ordered par stage (par -k): COMMAND once per framed block of the input, each block's output framed.",
+	}
+	b.Parse = func(args []string) (Run, error) {
+		fs, parse := flags(b)
+		program := fs.String("program", "", "run the program PATH (its argv COMMAND ARG...), not a builtin")
+		if help, err := parse(args); help != nil || err != nil {
+			return help, err
+		}
+		words := fs.Args()
+		if len(words) == 0 {
+			return nil, usagef(b.Name, "want a COMMAND")
+		}
+		var once func(block []byte, out io.Writer) error
+		if *program != "" {
+			path := *program
+			once = func(block []byte, out io.Writer) error {
+				cmd := exec.Command(path)
+				cmd.Args = words
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(block), out, os.Stderr
+				return cmd.Run()
+			}
+		} else {
+			inner := Default()[words[0]]
+			if inner == nil {
+				return nil, usagef(b.Name, "%s: no such builtin", words[0])
+			}
+			run, err := inner.Parse(words[1:])
+			if err != nil {
+				return nil, err
+			}
+			once = func(block []byte, out io.Writer) error {
+				src := plumbing.NewReaderSource(bytes.NewReader(block))
+				sink := plumbing.NewWriterSink(out)
+				err := run(src, sink, OSFiles{})
+				return plumbing.CloseAfter(sink, err)
+			}
+		}
+		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
+			var block, output bytes.Buffer
+			var failed error
+			for {
+				n, err := readFrameHead(in)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				block.Reset()
+				if err := copyFrameBody(in, n, func(p []byte) error { block.Write(p); return nil }); err != nil {
+					return err
+				}
+				output.Reset()
+				if err := once(block.Bytes(), &output); err != nil && failed == nil {
+					// The first failure is the copy's status; the other
+					// blocks still run, as GNU parallel runs every job.
+					failed = err
+					if code, ok := SlotExit(err); ok {
+						failed = &ExitError{Code: code}
+					}
+				}
+				if err := writeFrame(out, output.Bytes()); err != nil {
+					return err
+				}
+				if err := out.Flush(); err != nil {
+					return err
+				}
+			}
+			return failed
+		}, nil
+	}
+	return b
+}
+
+// SlotExit is the exit status a copy of an ordered par stage ends with
+// when a run of its command failed with err: the program's own status, or
+// 128+N for a death by signal N; ok false for any other error.
+func SlotExit(err error) (code int, ok bool) {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return 0, false
+	}
+	ws, isWS := ee.Sys().(syscall.WaitStatus)
+	switch {
+	case isWS && ws.Signaled():
+		return 128 + int(ws.Signal()), true
+	case isWS:
+		return ws.ExitStatus(), true
+	}
+	return 0, false
+}
+
+// orderedMerge writes the frames of the inputs in turn, one frame from
+// each: block i's output from input i mod N. It ends at the first input
+// that has no frame for its turn, and fails if another one still has.
+func orderedMerge(srcs []plumbing.Source, out plumbing.Sink) error {
+	for i := 0; ; i++ {
+		src := srcs[i%len(srcs)]
+		if src == nil {
+			return fmt.Errorf("input %d: cannot be read", i%len(srcs)+1)
+		}
+		n, err := readFrameHead(src)
+		if err == io.EOF {
+			return orderedEnd(srcs, i)
+		}
+		if err != nil {
+			return fmt.Errorf("input %d: %w", i%len(srcs)+1, err)
+		}
+		if err := copyFrameBody(src, n, func(p []byte) error { return plumbing.Write(out, p) }); err != nil {
+			if errors.Is(err, errFrame) {
+				return fmt.Errorf("input %d: %w", i%len(srcs)+1, err)
+			}
+			return err
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// orderedEnd checks that no input has a frame left after the last block,
+// number last: a copy that ended early lost the blocks after it.
+func orderedEnd(srcs []plumbing.Source, last int) error {
+	var more []string
+	for k, src := range srcs {
+		if src == nil {
+			continue
+		}
+		if p, err := src.Peek(1); len(p) > 0 || (err != nil && err != io.EOF) {
+			more = append(more, fmt.Sprint(k+1))
+		}
+	}
+	if len(more) > 0 {
+		return fmt.Errorf("input %d ended at block %d while input %s had more: output lost", last%len(srcs)+1, last+1, strings.Join(more, ", "))
+	}
+	return nil
+}
