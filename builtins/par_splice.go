@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +32,9 @@ type spliceDealer struct {
 	last  int       // the output that took the previous unit
 	seen  time.Time // when the pipes were last looked at, for Starved
 	probe []byte
+
+	// ordered frames each unit (par -k) and deals them in turn.
+	ordered bool
 }
 
 // run deals the file from d.off to its end and seeks the file there.
@@ -52,12 +57,18 @@ func (d *spliceDealer) deal() error {
 		if d.off >= st.Size {
 			return nil
 		}
+		if d.ordered {
+			if err := d.dealOrdered(st.Size); err != nil {
+				return err
+			}
+			continue
+		}
 		for d.off < st.Size {
-			t, err := d.target()
+			end, err := d.unitEnd(st.Size)
 			if err != nil {
 				return err
 			}
-			end, err := d.unitEnd(st.Size)
+			t, err := d.target()
 			if err != nil {
 				return err
 			}
@@ -128,33 +139,126 @@ func (d *spliceDealer) unitEnd(size int64) (int64, error) {
 // as it fills. A copy that has gone (broken pipe) is dropped, and the rest
 // of its unit with it, as the queued dealer drops what it queued for it.
 func (d *spliceDealer) move(t int, end int64) error {
-	for d.off < end {
-		n, err := unix.Splice(d.fd, &d.off, d.pipes[t], nil, int(end-d.off), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	gone, err := d.spliceRange(t, &d.off, end)
+	if gone {
+		d.pipes[t] = -1
+		d.off = end
+	}
+	return err
+}
+
+// spliceRange splices the file from *off up to end into output t's pipe,
+// waiting for room as it fills; gone when the copy has gone (broken
+// pipe). Ordered copies each run it in a goroutine of their own, over
+// ranges of their own.
+func (d *spliceDealer) spliceRange(t int, off *int64, end int64) (gone bool, err error) {
+	for *off < end {
+		n, err := unix.Splice(d.fd, off, d.pipes[t], nil, int(end-*off), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		if n > 0 {
-			d.stats[t].Bytes += n
+			atomicAdd(&d.stats[t].Bytes, n)
 		}
 		switch {
 		case err == nil && n == 0:
-			return nil // the file shrank
+			return false, nil // the file shrank
 		case err == nil, err == syscall.EINTR:
 		case err == syscall.EAGAIN:
 			if _, err := d.in.WaitWritable([]int{d.pipes[t]}, lagCheck); err != nil {
-				return err
+				return false, err
 			}
 		case errors.Is(err, syscall.EPIPE):
-			d.pipes[t] = -1
-			d.off = end
-			return nil
+			return true, nil
 		default:
-			return fmt.Errorf("%s: %w", d.names[t], err)
+			return false, fmt.Errorf("%s: %w", d.names[t], err)
 		}
 	}
-	return nil
+	return false, nil
 }
+
+// dealOrdered deals the file's units in turn, framed (par -k): it cuts
+// them here, one after the other, and each copy's goroutine writes its
+// units' headers and splices their bytes, so that a copy busy with its
+// unit holds up none of the others.
+func (d *spliceDealer) dealOrdered(size int64) error {
+	type unit struct{ from, to int64 }
+	todo := make([]chan unit, len(d.pipes))
+	done := make(chan struct{})
+	var stop sync.Once
+	errs := make([]error, len(d.pipes))
+	var wg sync.WaitGroup
+	for t := range d.pipes {
+		todo[t] = make(chan unit, 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gone := false
+			for u := range todo[t] {
+				if gone || errs[t] != nil {
+					continue // its turns are lost; the merge says so
+				}
+				head := chunkHead(int(u.to-u.from), true)
+				if gone, errs[t] = d.writeAll(t, head[:]); gone || errs[t] != nil {
+					if errs[t] != nil {
+						stop.Do(func() { close(done) })
+					}
+					continue
+				}
+				off := u.from
+				if gone, errs[t] = d.spliceRange(t, &off, u.to); errs[t] != nil {
+					stop.Do(func() { close(done) })
+				}
+			}
+		}()
+	}
+	var err error
+	for turn := 0; d.off < size && err == nil; turn++ {
+		var end int64
+		if end, err = d.unitEnd(size); err != nil {
+			break
+		}
+		select {
+		case todo[turn%len(todo)] <- unit{d.off, end}:
+			d.off = end
+		case <-done:
+			err = errStopReading
+		}
+	}
+	for _, c := range todo {
+		close(c)
+	}
+	wg.Wait()
+	if err == errStopReading {
+		err = nil
+	}
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
+// writeAll writes p whole to output t's pipe; gone when the copy has gone.
+func (d *spliceDealer) writeAll(t int, p []byte) (gone bool, err error) {
+	for len(p) > 0 {
+		k, err := unix.Write(d.pipes[t], p)
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			if _, err := d.in.WaitWritable([]int{d.pipes[t]}, lagCheck); err != nil {
+				return false, err
+			}
+		case errors.Is(err, syscall.EPIPE):
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("%s: %w", d.names[t], err)
+		default:
+			p = p[k:]
+			atomicAdd(&d.stats[t].Bytes, int64(k))
+		}
+	}
+	return false, nil
+}
+
+func atomicAdd(p *int64, n int64) { atomic.AddInt64(p, n) }
 
 // spliceDeal runs a spliceDealer when in is a regular file and every sink
 // a pipe; handled false (nothing done) otherwise.
-func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, files Files) (handled bool, err error) {
+func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, ordered bool, files Files) (handled bool, err error) {
 	src, ok := in.(*plumbing.FileSource)
 	if !ok {
 		return false, nil
@@ -169,7 +273,11 @@ func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block
 			return false, nil
 		}
 	}
-	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1}
+	for _, fd := range pipes {
+		// Large pipes: fewer switches between the dealer and the copies.
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, slotPipe)
+	}
+	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1, ordered: ordered}
 	for i := range d.stats {
 		d.stats[i].Output, d.stats[i].Counted = names[i], true
 	}

@@ -333,7 +333,7 @@ func TestParOrderedRoundTrip(t *testing.T) {
 func TestMergeFramesLost(t *testing.T) {
 	frame := func(s string) string {
 		var h [8]byte
-		h[0] = byte(len(s))
+		h[0], h[7] = byte(len(s)), 0x80 // the last chunk of its frame
 		return string(h[:]) + s
 	}
 	for _, tt := range []struct {
@@ -351,6 +351,47 @@ func TestMergeFramesLost(t *testing.T) {
 		err := runIO(t, vias[0], []string{"merge", "--frames", "a", "b"}, strings.NewReader(""), &out, newMemFiles(vias[0], tt.files))
 		if errString(err) != tt.err || out.String() != tt.want {
 			t.Errorf("%q: %q, %v; want %q, %q", tt.files, out.String(), err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestParOrderedSplicesAFile: par -k over a regular file to pipes frames
+// each unit and splices it to the copy whose turn it is; merging the
+// frames in turn gives the file back.
+func TestParOrderedSplicesAFile(t *testing.T) {
+	input := parInput(4, 3000)
+	path := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(path, []byte(input), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-k", "-j", "3", "--block", "4KiB", "cat"}, {"-k", "-j", "2", "cat"}} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := &parPipes{got: map[string]*bytes.Buffer{}}
+		run, err := Default()["par"].Parse(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run(plumbing.NewFileSource(f), plumbing.NewWriterSink(io.Discard), files); err != nil {
+			t.Fatal(err)
+		}
+		files.wg.Wait()
+		f.Close()
+		dealt := map[string]string{}
+		var names []string
+		for k := 1; k <= len(files.got); k++ {
+			_, name := ParPort(k)
+			dealt[name] = files.got[name].String()
+			names = append(names, name)
+		}
+		var merged bytes.Buffer
+		if err := runIO(t, vias[0], append([]string{"merge", "--frames"}, names...), strings.NewReader(""), &merged, newMemFiles(vias[0], dealt)); err != nil {
+			t.Fatal(err)
+		}
+		if merged.String() != input {
+			t.Errorf("%v: %d bytes back, not the file's %d", args, merged.Len(), len(input))
 		}
 	}
 }

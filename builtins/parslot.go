@@ -16,17 +16,33 @@ import (
 
 // The ordered par (-k) keeps the input's order with copies that each run
 // their command once per block: the dealer sends block i, framed, to copy
-// i mod N; the copy runs the command over it and sends back its whole
-// output, framed; the merge takes copy i mod N's next frame for block i.
-// Each copy takes its blocks in order, so the frames come back in order
-// without a reorder buffer; what a copy holds is one block and its output.
+// i mod N; the copy runs the command over it and sends back its output,
+// framed; the merge takes copy i mod N's next frame for block i. Each copy
+// takes its blocks in order, so the frames come back in order without a
+// reorder buffer.
 //
-// A frame is an 8-byte little-endian length and that many bytes.
+// A frame is one or more chunks: an 8-byte little-endian header, the
+// chunk's length with frameLast set on the frame's last chunk, and that
+// many bytes. A copy that runs a program passes its output on in chunks
+// as it comes, without holding it.
 
-// writeFrame writes p as one frame.
-func writeFrame(out plumbing.Sink, p []byte) error {
+// frameLast marks the last chunk of a frame in a chunk's header.
+const frameLast = 1 << 63
+
+// chunkHead is the header of a chunk of n bytes, the frame's last if last.
+func chunkHead(n int, last bool) [8]byte {
+	h := uint64(n)
+	if last {
+		h |= frameLast
+	}
 	var head [8]byte
-	binary.LittleEndian.PutUint64(head[:], uint64(len(p)))
+	binary.LittleEndian.PutUint64(head[:], h)
+	return head
+}
+
+// writeFrame writes p as one frame of one chunk.
+func writeFrame(out plumbing.Sink, p []byte) error {
+	head := chunkHead(len(p), true)
 	if err := plumbing.Write(out, head[:]); err != nil {
 		return err
 	}
@@ -36,25 +52,43 @@ func writeFrame(out plumbing.Sink, p []byte) error {
 // errFrame says a frame was cut short: its writer ended in the middle.
 var errFrame = errors.New("a block cut short")
 
-// readFrameHead reads a frame's length; io.EOF when in ends before one.
-func readFrameHead(in plumbing.Source) (int64, error) {
+// readChunkHead reads a chunk's header: its length, and whether it is its
+// frame's last; io.EOF when in ends before one.
+func readChunkHead(in plumbing.Source) (n int64, last bool, err error) {
 	p, err := in.Peek(8)
 	if len(p) < 8 {
-		if err == io.EOF && len(p) > 0 {
+		if err == nil || (err == io.EOF && len(p) > 0) {
 			err = errFrame
 		}
-		if err == nil {
-			err = errFrame
-		}
-		return 0, err
+		return 0, false, err
 	}
-	n := int64(binary.LittleEndian.Uint64(p[:8]))
+	h := binary.LittleEndian.Uint64(p[:8])
 	in.Release(8)
-	return n, nil
+	return int64(h &^ frameLast), h&frameLast != 0, nil
 }
 
-// copyFrameBody hands the next n bytes of in to f, a piece at a time.
-func copyFrameBody(in plumbing.Source, n int64, f func([]byte) error) error {
+// copyFrame hands the bytes of in's next frame to f, a piece at a time;
+// io.EOF when in ends before one.
+func copyFrame(in plumbing.Source, f func([]byte) error) error {
+	for first := true; ; first = false {
+		n, last, err := readChunkHead(in)
+		if err == io.EOF && !first {
+			err = errFrame
+		}
+		if err != nil {
+			return err
+		}
+		if err := copyChunkBody(in, n, f); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// copyChunkBody hands the next n bytes of in to f, a piece at a time.
+func copyChunkBody(in plumbing.Source, n int64, f func([]byte) error) error {
 	for n > 0 {
 		p, err := in.Peek(1)
 		if len(p) > 0 {
@@ -109,40 +143,44 @@ func parSlotBuiltin() *Builtin {
 			if inner == nil {
 				return nil, usagef(b.Name, "%s: no such builtin", words[0])
 			}
-			run, err := inner.Parse(words[1:])
-			if err != nil {
+			if _, err := inner.Parse(words[1:]); err != nil {
 				return nil, err
 			}
 			once = func(block []byte, out io.Writer) error {
+				// A Run is for one input (head counts its lines down):
+				// one per block.
+				run, err := inner.Parse(words[1:])
+				if err != nil {
+					return err
+				}
 				src := plumbing.NewReaderSource(bytes.NewReader(block))
 				sink := plumbing.NewWriterSink(out)
-				err := run(src, sink, OSFiles{})
+				err = run(src, sink, OSFiles{})
 				return plumbing.CloseAfter(sink, err)
 			}
 		}
 		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
+			if *program != "" {
+				if handled, err := spliceSlot(in, out, *program, words); handled {
+					return err
+				}
+			}
 			var block, output bytes.Buffer
 			var failed error
 			for {
-				n, err := readFrameHead(in)
+				block.Reset()
+				err := copyFrame(in, func(p []byte) error { block.Write(p); return nil })
 				if err == io.EOF {
 					break
 				}
 				if err != nil {
 					return err
 				}
-				block.Reset()
-				if err := copyFrameBody(in, n, func(p []byte) error { block.Write(p); return nil }); err != nil {
-					return err
-				}
 				output.Reset()
 				if err := once(block.Bytes(), &output); err != nil && failed == nil {
 					// The first failure is the copy's status; the other
 					// blocks still run, as GNU parallel runs every job.
-					failed = err
-					if code, ok := SlotExit(err); ok {
-						failed = &ExitError{Code: code}
-					}
+					failed = slotFailure(err)
 				}
 				if err := writeFrame(out, output.Bytes()); err != nil {
 					return err
@@ -157,15 +195,31 @@ func parSlotBuiltin() *Builtin {
 	return b
 }
 
+// slotFailure is what a failed run of a copy's command makes of the copy:
+// the program's status (an ExitError), or the error.
+func slotFailure(err error) error {
+	if code, ok := SlotExit(err); ok {
+		return &ExitError{Code: code}
+	}
+	return err
+}
+
 // SlotExit is the exit status a copy of an ordered par stage ends with
 // when a run of its command failed with err: the program's own status, or
 // 128+N for a death by signal N; ok false for any other error.
 func SlotExit(err error) (code int, ok bool) {
+	var state *os.ProcessState
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
+	var es *exitState
+	switch {
+	case errors.As(err, &ee):
+		state = ee.ProcessState
+	case errors.As(err, &es):
+		state = es.ProcessState
+	default:
 		return 0, false
 	}
-	ws, isWS := ee.Sys().(syscall.WaitStatus)
+	ws, isWS := state.Sys().(syscall.WaitStatus)
 	switch {
 	case isWS && ws.Signaled():
 		return 128 + int(ws.Signal()), true
@@ -184,18 +238,18 @@ func orderedMerge(srcs []plumbing.Source, out plumbing.Sink) error {
 		if src == nil {
 			return fmt.Errorf("input %d: cannot be read", i%len(srcs)+1)
 		}
-		n, err := readFrameHead(src)
-		if err == io.EOF {
+		var werr error
+		err := copyFrame(src, func(p []byte) error {
+			werr = plumbing.Write(out, p)
+			return werr
+		})
+		switch {
+		case err == io.EOF:
 			return orderedEnd(srcs, i)
-		}
-		if err != nil {
+		case werr != nil:
+			return werr
+		case err != nil:
 			return fmt.Errorf("input %d: %w", i%len(srcs)+1, err)
-		}
-		if err := copyFrameBody(src, n, func(p []byte) error { return plumbing.Write(out, p) }); err != nil {
-			if errors.Is(err, errFrame) {
-				return fmt.Errorf("input %d: %w", i%len(srcs)+1, err)
-			}
-			return err
 		}
 		if err := out.Flush(); err != nil {
 			return err

@@ -502,6 +502,9 @@ func (s *FileSource) SeekTo(offset int64) error {
 	return err
 }
 
+// Stat is the source's file's.
+func (s *FileSource) Stat() (os.FileInfo, error) { return s.f.Stat() }
+
 // Stopped reports whether the source's Stop is closed (a teardown).
 func (s *FileSource) Stopped() bool { return s.stop.Stopped() }
 

@@ -135,7 +135,7 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 	if p.Ordered {
 		args = append(args, "-k")
 	}
-	if def := builtins.ParDefaultBlock; p.Block != def && !(p.Ordered && p.Block == builtins.ParOrderedBlock) {
+	if p.BlockSet {
 		args = append(args, "--block", strconv.Itoa(p.Block))
 	}
 	st.Args = append(append(args, "--"), p.Command...)

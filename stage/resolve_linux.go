@@ -268,10 +268,14 @@ func Infos(g *parser.Graph, cmds []Command) []plumbing.StageInfo {
 		if name == "" && len(c.Args) > 0 {
 			name = c.Args[0]
 		}
-		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "", InProcess: c.InProcess, Touched: touchedFDs(g.Stages[i])}
+		info := plumbing.StageInfo{Name: name, Rings: c.Builtin != "" && !c.Forks, InProcess: c.InProcess, Touched: touchedFDs(g.Stages[i])}
 		switch {
 		case c.Path != "":
 			info.Why = "is an external program"
+		case c.Forks:
+			// Its program's input and output go by splice(2) between
+			// pipes (a copy of par -k).
+			info.Why = "runs a program per block"
 		case c.Builtin == "":
 			info.Why = "runs no program"
 		}
