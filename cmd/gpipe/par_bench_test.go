@@ -18,7 +18,7 @@ import (
 //   - ceiling: two copies of it, each on one half of the file (split
 //     beforehand), started together: what this machine's cores give at
 //     best, measured rather than assumed (2 vCPUs give less than 2×);
-//   - par-j1, par-j2: gpipe 'par -j N -- CMD < file';
+//   - par-j1, par-j2, par-k-j2: gpipe 'par [-k] -j N -- CMD < file';
 //   - parallel-pipe, parallel-pipe-part: GNU parallel -j2 --pipe (blocks
 //     through parallel's own process) and --pipe-part (each job reads its
 //     part of the file), when parallel is installed (apt-get install
@@ -68,6 +68,26 @@ func BenchmarkParSha256(b *testing.B) {
 // least queued.
 func BenchmarkParUneven(b *testing.B) {
 	benchPar(b, parWork{cmd: `grep -cE 'func [A-Z][a-zA-Z]*\(.*(error|bool)'`, sum: true}, true)
+}
+
+// BenchmarkParOrderedBuiltins: 1e8 lines through par -k of the builtin
+// filter (copies are goroutines over framed blocks on rings) against one
+// filter, both counted.
+func BenchmarkParOrderedBuiltins(b *testing.B) {
+	bin := gpipeBinary(b, true)
+	runs := []parRun{
+		{name: "one", argv: []string{bin, "gen -n 100000000 | filter 7 | count"}},
+		{name: "par-k-j2", argv: []string{bin, "gen -n 100000000 | par -k -j 2 -- filter 7 | count"}},
+		{name: "par-j2", argv: []string{bin, "gen -n 100000000 | par -j 2 -- filter 7 | count"}},
+	}
+	took := timeRuns(b, runs)
+	b.ReportMetric(0, "ns/op")
+	for i, r := range runs {
+		b.ReportMetric(took[i].Seconds(), r.name+"-s/op")
+		if i > 0 {
+			b.ReportMetric(float64(took[i])/float64(took[0]), r.name+"/one")
+		}
+	}
 }
 
 // BenchmarkParDeal is the dealer and merge alone: 4 GiB of pseudo-random
@@ -124,6 +144,7 @@ func benchPar(b *testing.B, w parWork, uneven bool) {
 		{"ceiling", sh("{ " + w.cmd + " < " + half1 + " & " + w.cmd + " < " + half2 + "; wait; }")},
 		{"par-j1", []string{bin, "par -j 1 -- " + w.cmd + " < " + text + " | cat > /dev/null"}},
 		{"par-j2", []string{bin, "par -j 2 -- " + w.cmd + " < " + text + " | cat > /dev/null"}},
+		{"par-k-j2", []string{bin, "par -k -j 2 -- " + w.cmd + " < " + text + " | cat > /dev/null"}},
 	}
 	if uneven {
 		// gpipe's own fixed rotation: split -n deals 8 MiB runs' worth
