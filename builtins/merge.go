@@ -25,6 +25,7 @@ func mergeBuiltin() *Builtin {
 		forPar := fs.Bool("par", false, "as the merge of par's copies: a line longer than a block streams out at once "+
 			"(the others wait for its end), and a last line without a newline gets one only when more output follows")
 		frames := fs.Bool("frames", false, "as the merge of an ordered par's copies: a framed block from each INPUT in turn")
+		first := fs.String("first", "", "write all of the input `FIRST` before the INPUTs (par's header)")
 		buffer := fs.String("buffer", "64MiB", "with -n, how much an input queues in memory before spilling to a temporary file")
 		if help, err := parse(args); help != nil || err != nil {
 			return help, err
@@ -62,6 +63,11 @@ func mergeBuiltin() *Builtin {
 				}
 			}()
 			var err error
+			if *first != "" {
+				if err := copyFirst(files, *first, out); err != nil {
+					return errors.Join(append(errs, err)...)
+				}
+			}
 			switch {
 			case *inOrder:
 				err = mergeInOrder(srcs, out, limit)
@@ -133,6 +139,17 @@ func mergeLines(srcs []plumbing.Source, out plumbing.Sink) error {
 		return werr
 	}
 	return errors.Join(errs...)
+}
+
+// copyFirst writes all of the input name to out (par's header, before
+// the copies' output).
+func copyFirst(files Files, name string, out plumbing.Sink) error {
+	src, err := files.Open(name)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return each(src, func(p []byte) error { return plumbing.Write(out, p) })
 }
 
 // mergeStreaming is mergeLines for par's copies, whose output should be

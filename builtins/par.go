@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gpipe/gpipe/parser"
 	"github.com/gpipe/gpipe/plumbing"
@@ -22,6 +25,19 @@ type Par struct {
 	// BlockSet says --block was given; without it, -k over a regular
 	// file sizes its blocks from the file (ParOrderedBlockFor).
 	BlockSet bool
+
+	// Header is how many lines at the input's start are a header: they
+	// go to the output once, before the copies' (the dealer sends them
+	// to the merge through port ParPort(Jobs+1)), and, with HeaderEach,
+	// to every copy before its input (with -k, before every block).
+	Header     int
+	HeaderEach bool
+
+	// Part insists that the input be a regular file, dealt in byte
+	// ranges by splice(2) (copies that read pipes) or read(2) into the
+	// copies' rings (builtins): the way par takes a file anyway, made a
+	// requirement, so that a pipe is an error rather than slower.
+	Part bool
 }
 
 // MaxParJobs is the most copies a par stage runs: each is one port of the
@@ -66,7 +82,10 @@ func parsePar(b *Builtin, args []string) (*Par, Run, error) {
 	fs, parse := flags(b)
 	jobs := fs.Int("j", 0, fmt.Sprintf("run N copies (1 to %d; default: one per usable CPU)", MaxParJobs))
 	ordered := fs.Bool("k", false, "keep the input's order in the output: each copy runs COMMAND once per block")
-	block := fs.String("block", "128KiB", "deal at least SIZE bytes (whole lines) to a copy at a time, from 4KiB (with -k, default 4MiB)")
+	block := fs.String("block", "128KiB", "deal at least SIZE bytes (whole lines) to a copy at a time, from 4KiB (with -k, see gpipe's README)")
+	header := fs.Int("header", 0, "the first N lines are a header: out once, before the copies' output, not dealt")
+	headerEach := fs.Bool("header-each", false, "with --header, give the header to every copy too (with -k, before every block)")
+	part := fs.Bool("part", false, "the input must be a regular file, dealt in byte ranges (refused on a pipe)")
 	if help, err := parse(args); help != nil || err != nil {
 		return nil, help, err
 	}
@@ -80,10 +99,20 @@ func parsePar(b *Builtin, args []string) (*Par, Run, error) {
 	if err != nil || size < 4<<10 || size > 1<<30 {
 		return nil, nil, usagef(b.Name, "--block %q: want a size from 4KiB to 1GiB", *block)
 	}
+	if *header < 0 || *header > 1<<20 {
+		return nil, nil, usagef(b.Name, "--header %d: want 0 to 1048576 lines", *header)
+	}
+	if *headerEach && *header == 0 {
+		return nil, nil, usagef(b.Name, "--header-each: want --header N too")
+	}
+	if *header > 0 && *jobs == MaxParJobs {
+		return nil, nil, usagef(b.Name, "-j %d with --header: want 1 to %d copies (the header takes a port)", *jobs, MaxParJobs-1)
+	}
 	if fs.NArg() == 0 {
 		return nil, nil, usagef(b.Name, "want a COMMAND to run in copies")
 	}
-	return &Par{Jobs: *jobs, Block: int(size), Ordered: *ordered, Command: fs.Args(), BlockSet: isSet(fs, "block")}, nil, nil
+	return &Par{Jobs: *jobs, Block: int(size), Ordered: *ordered, Command: fs.Args(), BlockSet: isSet(fs, "block"),
+		Header: *header, HeaderEach: *headerEach, Part: *part}, nil, nil
 }
 
 func isSet(fs *flag.FlagSet, name string) bool {
@@ -98,7 +127,7 @@ func isSet(fs *flag.FlagSet, name string) bool {
 func parBuiltin() *Builtin {
 	b := &Builtin{
 		Name:     "par",
-		Synopsis: "par [-j N] [-k] [--block SIZE] [--] COMMAND [ARG]...",
+		Synopsis: "par [-j N] [-k] [--block SIZE] [--header N [--header-each]] [--part] [--] COMMAND [ARG]...",
 		Summary: "Run N copies of COMMAND (default: one per usable CPU) and deal the input to them in whole-line " +
 			"blocks, each to the copy with the least queued; their outputs are merged a whole line at a time, in " +
 			"the order they come (-k: in the input's order, each copy running COMMAND once per block). gpipe shows the copies " +
@@ -113,6 +142,25 @@ func parBuiltin() *Builtin {
 			return nil, usagef(b.Name, "-j: the planner gives every par stage its number of copies")
 		}
 		return func(in plumbing.Source, _ plumbing.Sink, files Files) error {
+			if p.Part {
+				src, ok := in.(*plumbing.FileSource)
+				if ok {
+					_, _, ok = src.RegularFD()
+				}
+				if !ok {
+					return usagef(b.Name, "--part: the input is not a regular file: drop --part to deal it as it comes")
+				}
+			}
+			var each []byte // the header every copy gets first
+			if p.Header > 0 {
+				header, err := sendHeader(in, p, files)
+				if err != nil {
+					return err
+				}
+				if p.HeaderEach {
+					each = header
+				}
+			}
 			names := make([]string, p.Jobs)
 			for k := range names {
 				_, names[k] = ParPort(k + 1)
@@ -140,7 +188,7 @@ func parBuiltin() *Builtin {
 							block = ParOrderedBlockFor(fi.Size(), p.Jobs)
 						}
 					}
-					if handled, err := spliceDeal(in, sinks, names, block, p.Ordered, files); handled {
+					if handled, err := spliceDeal(in, sinks, names, block, p.Ordered, each, files); handled {
 						return err
 					}
 					open = func(i int) (plumbing.Sink, bool, error) { return sinks[i], true, nil }
@@ -157,7 +205,14 @@ func parBuiltin() *Builtin {
 			}
 			fan := newFanOut(names, limit, open)
 			fan.counts, fan.direct = true, true
-			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1, ordered: p.Ordered}
+			d := &parDealer{fan: fan, block: p.Block, target: -1, last: -1, ordered: p.Ordered, each: each}
+			if each != nil && !p.Ordered {
+				fan.mu.Lock()
+				for _, o := range fan.outs {
+					pushBytes(o.q, each)
+				}
+				fan.mu.Unlock()
+			}
 			err := d.run(in)
 			fan.mu.Lock()
 			d.flush()
@@ -171,6 +226,88 @@ func parBuiltin() *Builtin {
 		}, nil
 	}
 	return b
+}
+
+// pushBytes queues a copy of p. Call with the lock held.
+func pushBytes(q *queue, p []byte) {
+	for len(p) > 0 {
+		b := newBlock()
+		b.n = copy(b.buf, p)
+		p = p[b.n:]
+		q.push(b)
+		b.unref()
+	}
+}
+
+// sendHeader takes the input's first p.Header lines (all of it when it
+// has fewer), sends them to the merge through the header port, and
+// returns them. From a regular file it reads them with pread(2), leaving
+// nothing read ahead, so that the rest may still go by splice(2).
+func sendHeader(in plumbing.Source, p *Par, files Files) ([]byte, error) {
+	var header []byte
+	lines := p.Header
+	src, isFile := in.(*plumbing.FileSource)
+	var fd int
+	var off int64
+	if isFile {
+		fd, off, isFile = src.RegularFD()
+	}
+	if isFile {
+		buf := make([]byte, 64<<10)
+		for at := off; lines > 0; {
+			n, err := unix.Pread(fd, buf, at)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				break
+			}
+			k := takeLines(buf[:n], &lines)
+			header = append(header, buf[:k]...)
+			at += int64(k)
+		}
+		if err := src.SeekTo(off + int64(len(header))); err != nil {
+			return nil, err
+		}
+	} else {
+		for lines > 0 {
+			b, err := in.Peek(1)
+			k := takeLines(b, &lines)
+			header = append(header, b[:k]...)
+			in.Release(k)
+			if len(b) == 0 || (err != nil && k == len(b)) {
+				if err != nil && err != io.EOF {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	_, name := ParPort(p.Jobs + 1)
+	out, err := files.Create(name, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	err = plumbing.Write(out, header)
+	return header, plumbing.CloseAfter(out, err)
+}
+
+// takeLines is how much of p the next *lines lines take, counting them
+// down: up to the last newline it needs, or all of p.
+func takeLines(p []byte, lines *int) int {
+	taken := 0
+	for *lines > 0 {
+		i := bytes.IndexByte(p[taken:], '\n')
+		if i < 0 {
+			return len(p)
+		}
+		taken += i + 1
+		*lines--
+	}
+	return taken
 }
 
 // parDealer deals the input to a par stage's copies in units of whole
@@ -192,7 +329,8 @@ type parDealer struct {
 	ordered bool
 	turn    int
 	unit    []*block
-	start   int // where in fill the current unit begins (ordered)
+	start   int    // where in fill the current unit begins (ordered)
+	each    []byte // the header every unit begins with (ordered, --header-each)
 }
 
 // run reads the input to its end straight into the unit being filled
@@ -333,7 +471,7 @@ func (d *parDealer) frame() {
 	if !d.ordered || len(d.unit) == 0 {
 		return
 	}
-	n := 0
+	n := len(d.each)
 	for _, b := range d.unit {
 		n += b.n
 	}
@@ -344,6 +482,7 @@ func (d *parDealer) frame() {
 	d.turn++
 	q.push(head)
 	head.unref()
+	pushBytes(q, d.each)
 	for _, b := range d.unit {
 		q.push(b)
 		b.unref()

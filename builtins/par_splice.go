@@ -35,13 +35,29 @@ type spliceDealer struct {
 
 	// ordered frames each unit (par -k) and deals them in turn.
 	ordered bool
+	// each is the header every copy gets first (every unit, ordered).
+	each []byte
 }
 
 // run deals the file from d.off to its end and seeks the file there.
 func (d *spliceDealer) run() error {
 	d.seen = time.Now()
 	d.probe = make([]byte, 4096)
-	err := d.deal()
+	var err error
+	if d.each != nil && !d.ordered {
+		for t := range d.pipes {
+			gone, werr := d.writeAll(t, d.each)
+			if gone {
+				d.pipes[t] = -1
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+	}
+	if err == nil {
+		err = d.deal()
+	}
 	if serr := d.in.SeekTo(d.off); err == nil {
 		err = serr
 	}
@@ -195,8 +211,9 @@ func (d *spliceDealer) dealOrdered(size int64) error {
 				if gone || errs[t] != nil {
 					continue // its turns are lost; the merge says so
 				}
-				head := chunkHead(int(u.to-u.from), true)
-				if gone, errs[t] = d.writeAll(t, head[:]); gone || errs[t] != nil {
+				head := chunkHead(len(d.each)+int(u.to-u.from), true)
+				frameStart := append(head[:], d.each...)
+				if gone, errs[t] = d.writeAll(t, frameStart); gone || errs[t] != nil {
 					if errs[t] != nil {
 						stop.Do(func() { close(done) })
 					}
@@ -258,7 +275,7 @@ func atomicAdd(p *int64, n int64) { atomic.AddInt64(p, n) }
 
 // spliceDeal runs a spliceDealer when in is a regular file and every sink
 // a pipe; handled false (nothing done) otherwise.
-func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, ordered bool, files Files) (handled bool, err error) {
+func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, ordered bool, each []byte, files Files) (handled bool, err error) {
 	src, ok := in.(*plumbing.FileSource)
 	if !ok {
 		return false, nil
@@ -277,7 +294,7 @@ func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block
 		// Large pipes: fewer switches between the dealer and the copies.
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, slotPipe)
 	}
-	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1, ordered: ordered}
+	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1, ordered: ordered, each: each}
 	for i := range d.stats {
 		d.stats[i].Output, d.stats[i].Counted = names[i], true
 	}

@@ -47,7 +47,11 @@ func ExpandPar(g *parser.Graph, jobs int) error {
 		if p.Jobs == 0 {
 			p.Jobs = jobs
 			if p.Jobs <= 0 {
-				p.Jobs = min(UsableCPUs(), builtins.MaxParJobs)
+				most := builtins.MaxParJobs
+				if p.Header > 0 {
+					most-- // the header takes a port
+				}
+				p.Jobs = min(UsableCPUs(), most)
 			}
 		}
 		if err := expandOne(g, st, p); err != nil {
@@ -63,6 +67,14 @@ func ExpandPar(g *parser.Graph, jobs int) error {
 func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 	fail := func(at parser.Pos, format string, args ...any) error {
 		return &parser.Error{Name: g.Name, Pos: at, Text: fmt.Sprintf("%s: par: ", st.Name()) + fmt.Sprintf(format, args...)}
+	}
+	if p.Part {
+		// A byte range of a file: not what an edge gives.
+		for _, e := range g.Edges {
+			if e.To.Stage == st.ID && e.To.FD == 0 && !redirectsStdin(st) {
+				return fail(e.Pos, "--part: its input comes from %s, not a file: drop --part, or give par the file (par --part -- CMD < FILE)", g.Stages[e.From.Stage].Name())
+			}
+		}
 	}
 	for _, other := range g.Stages {
 		if other.Parent == st {
@@ -131,9 +143,25 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 			&parser.Edge{From: parser.Port{Stage: c.ID, FD: 1}, To: parser.Port{Stage: merge.ID, FD: fd, Name: name}, Pos: st.Pos})
 		merge.Args = append(merge.Args, name)
 	}
+	if p.Header > 0 {
+		// The header goes from the dealer to the merge on a port of its
+		// own, and out first.
+		fd, name := builtins.ParPort(p.Jobs + 1)
+		g.Edges = append(g.Edges, &parser.Edge{From: parser.Port{Stage: st.ID, FD: fd, Name: name}, To: parser.Port{Stage: merge.ID, FD: fd, Name: name}, Pos: st.Pos})
+		merge.Args = append(append(append([]string(nil), merge.Args[:2]...), "--first", name), merge.Args[2:]...)
+	}
 	args := []string{"par", "-j", strconv.Itoa(p.Jobs)}
 	if p.Ordered {
 		args = append(args, "-k")
+	}
+	if p.Header > 0 {
+		args = append(args, "--header", strconv.Itoa(p.Header))
+	}
+	if p.HeaderEach {
+		args = append(args, "--header-each")
+	}
+	if p.Part {
+		args = append(args, "--part")
 	}
 	if p.BlockSet {
 		args = append(args, "--block", strconv.Itoa(p.Block))
@@ -141,6 +169,17 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 	st.Args = append(append(args, "--"), p.Command...)
 	st.Redirs, st.Inherits = dealerRedirs, dealerInh
 	return nil
+}
+
+// redirectsStdin reports whether one of st's redirections replaces its
+// stdin (the last word on what it reads).
+func redirectsStdin(st *parser.Stage) bool {
+	for _, r := range st.Redirs {
+		if r.FD == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // UsableCPUs is how many CPUs this process may run on: those of its

@@ -48,6 +48,14 @@ order [1 1.1 2]`},
 1.62(/dev/fd/62) → 1.2.0
 1.2.1 → 2.62(/dev/fd/62)
 order [1 1.1 1.2 2]`},
+		{"with a header", "par --header 2 -j 1 -- cut -c1", `
+1 par -j 1 --header 2 -- cut -c1
+2 merge --par --first /dev/fd/62 /dev/fd/63
+1.1 cut -c1
+1.63(/dev/fd/63) → 1.1.0
+1.1.1 → 2.63(/dev/fd/63)
+1.62(/dev/fd/62) → 2.62(/dev/fd/62)
+order [1 1.1 2]`},
 		{"in a process substitution", "cat <(seq 3 | par -j 2 -- cat)", `
 1 cat /dev/fd/63
 2 seq 3 [in 1]
@@ -97,6 +105,7 @@ func TestExpandParRefuses(t *testing.T) {
 		{"par -j 2 -- diff - <(seq 2)", "spec:1:22: stage 1 (par): par: a process substitution in the command of par's copies: each copy would need its own (run the command through sh -c)"},
 		{"par -j 0 -- cat", "stage 1 (par): par: -j 0: want 1 to 54 copies"},
 		{"par -j 2", "stage 1 (par): par: want a COMMAND to run in copies"},
+		{"seq 3 | par --part -- cat", "spec:1:7: stage 2 (par): par: --part: its input comes from stage 1 (seq), not a file: drop --part, or give par the file (par --part -- CMD < FILE)"},
 	} {
 		g, err := parser.Parse("spec", tt.spec, parser.Config{})
 		if err != nil {
