@@ -189,7 +189,7 @@ func parBuiltin() *Builtin {
 						}
 					}
 					if handled, err := spliceDeal(in, sinks, names, block, p.Ordered, each, files); handled {
-						return err
+						return copiesGone(err)
 					}
 					open = func(i int) (plumbing.Sink, bool, error) { return sinks[i], true, nil }
 				}
@@ -222,10 +222,23 @@ func parBuiltin() *Builtin {
 			}
 			err = errors.Join(err, fan.finish(err == nil))
 			fan.report(files)
-			return err
+			return copiesGone(err)
 		}, nil
 	}
 	return b
+}
+
+// copiesGone is the dealer's outcome err, but for every copy gone (a
+// broken pipe), which is no failure of the dealer's: its copies' statuses
+// say why they went (141 when the output's reader went first, as in "par
+// -- cat | head -n 1"), and the dealer, whose own stdout is gpipe's but
+// who writes nothing there, must not end as a writer on a broken pipe
+// would, which would make gpipe's status 141.
+func copiesGone(err error) error {
+	if plumbing.IsBrokenPipe(err) {
+		return nil
+	}
+	return err
 }
 
 // pushBytes queues a copy of p. Call with the lock held.

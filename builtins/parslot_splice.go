@@ -123,15 +123,24 @@ func (s *slot) block(n int64, last bool) error {
 		unix.Close(drain)
 		return fmt.Errorf("%s: %w", s.words[0], err)
 	}
+	// A side that fails kills the program at once: it may be blocked on
+	// the other side (writing output that is no longer read, or reading
+	// input that no longer comes), which would then wait for ever.
 	passed := make(chan error, 1)
-	go func() { passed <- s.pass(drain) }()
+	go func() {
+		err := s.pass(drain)
+		if err != nil {
+			_ = proc.Kill()
+		}
+		passed <- err
+	}()
 	ferr := s.feed(feed, n, last)
 	unix.Close(feed)
-	perr := <-passed
-	unix.Close(drain)
-	if ferr != nil || perr != nil {
+	if ferr != nil {
 		_ = proc.Kill()
 	}
+	perr := <-passed
+	unix.Close(drain)
 	state, werr := proc.Wait()
 	switch {
 	case ferr != nil:
