@@ -37,7 +37,8 @@ func PrintStatus(w io.Writer, res *stage.Result) {
 // in one write so that the lines come out together.
 func PrintLive(w io.Writer, g *parser.Graph, plan *plumbing.Plan, snap *stage.Snapshot) {
 	var b strings.Builder
-	for _, st := range snap.Stages {
+	for _, i := range g.Listed() { // a par stage's copies after it
+		st := snap.Stages[i]
 		fmt.Fprintf(&b, "gpipe: live: %s: %s", st.Stage.Name(), st.State)
 		switch {
 		case st.State == stage.NotStarted:
