@@ -164,6 +164,8 @@ func parSlotBuiltin() *Builtin {
 				if handled, err := spliceSlot(in, out, *program, words); handled {
 					return err
 				}
+			} else {
+				return builtinSlot(in, out, Default()[words[0]], words[1:])
 			}
 			var block, output bytes.Buffer
 			var failed error
@@ -193,6 +195,140 @@ func parSlotBuiltin() *Builtin {
 		}, nil
 	}
 	return b
+}
+
+// builtinSlot runs the builtin b (with args) once per frame of in,
+// straight over the frame's bytes in the input (a frameSource: no copy of
+// the block), its output framed in chunks as it comes (a chunkSink).
+func builtinSlot(in plumbing.Source, out plumbing.Sink, b *Builtin, args []string) error {
+	var failed error
+	for {
+		n, last, err := readChunkHead(in)
+		if err == io.EOF {
+			return failed
+		}
+		if err != nil {
+			return err
+		}
+		if !last {
+			return errors.New("a block in pieces: the dealer sends each whole")
+		}
+		// A Run is for one input (head counts its lines down): one per
+		// block.
+		run, err := b.Parse(args)
+		if err != nil {
+			return err
+		}
+		src := &frameSource{in: in, n: n}
+		sink := &chunkSink{out: out, buf: make([]byte, 0, blockSize)}
+		rerr := run(src, sink, OSFiles{})
+		if err := src.drain(); err != nil {
+			return err
+		}
+		if err := sink.end(); err != nil {
+			return err
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		if rerr != nil && failed == nil && !plumbing.IsBrokenPipe(rerr) {
+			// As for a program: the first failure is the copy's.
+			failed = rerr
+		}
+	}
+}
+
+// frameSource is the bytes of one frame of in, n of them left, as a
+// Source of their own: a builtin copy reads its block where it lies.
+type frameSource struct {
+	in plumbing.Source
+	n  int64
+}
+
+func (f *frameSource) Peek(atLeast int) ([]byte, error) {
+	if f.n == 0 {
+		return nil, io.EOF
+	}
+	p, err := f.in.Peek(int(min(int64(atLeast), f.n)))
+	if int64(len(p)) >= f.n {
+		return p[:f.n], io.EOF
+	}
+	if err == io.EOF {
+		err = errFrame
+	}
+	return p, err
+}
+
+func (f *frameSource) Release(n int) { f.in.Release(n); f.n -= int64(n) }
+
+// Close stops nothing: the next frame follows.
+func (f *frameSource) Close() error { return nil }
+
+func (f *frameSource) MaxPeek() int { return f.in.MaxPeek() }
+
+// drain reads what the builtin left of the frame (head stops early).
+func (f *frameSource) drain() error {
+	for f.n > 0 {
+		p, err := f.Peek(1)
+		if len(p) > 0 {
+			f.Release(len(p))
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunkSink frames what a builtin copy writes: a chunk to out each time
+// its buffer fills or it is flushed, and the frame's last (end) after it.
+type chunkSink struct {
+	out  plumbing.Sink
+	buf  []byte
+	done bool
+}
+
+func (c *chunkSink) Reserve(atLeast int) ([]byte, error) {
+	if cap(c.buf)-len(c.buf) < max(atLeast, 1) {
+		if err := c.emit(false); err != nil {
+			return nil, err
+		}
+	}
+	return c.buf[len(c.buf):cap(c.buf)], nil
+}
+
+func (c *chunkSink) Commit(n int) { c.buf = c.buf[:len(c.buf)+n] }
+
+func (c *chunkSink) Flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	return c.emit(false)
+}
+
+// Close ends the builtin's output; the frame ends with end.
+func (c *chunkSink) Close() error { return nil }
+
+func (c *chunkSink) MaxReserve() int { return cap(c.buf) }
+
+// end writes the frame's last chunk.
+func (c *chunkSink) end() error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	return c.emit(true)
+}
+
+func (c *chunkSink) emit(last bool) error {
+	head := chunkHead(len(c.buf), last)
+	if err := plumbing.Write(c.out, head[:]); err != nil {
+		return err
+	}
+	err := plumbing.Write(c.out, c.buf)
+	c.buf = c.buf[:0]
+	return err
 }
 
 // slotFailure is what a failed run of a copy's command makes of the copy:
