@@ -33,6 +33,11 @@ type Par struct {
 	Header     int
 	HeaderEach bool
 
+	// Ranges says the copies (of -k, programs) read the input file
+	// themselves: the dealer deals the places of the units in it
+	// (frameRange), not their bytes. The planner sets it (--ranges).
+	Ranges bool
+
 	// Part insists that the input be a regular file, dealt in byte
 	// ranges by splice(2) (copies that read pipes) or read(2) into the
 	// copies' rings (builtins): the way par takes a file anyway, made a
@@ -86,6 +91,7 @@ func parsePar(b *Builtin, args []string) (*Par, Run, error) {
 	header := fs.Int("header", 0, "the first N lines are a header: out once, before the copies' output, not dealt")
 	headerEach := fs.Bool("header-each", false, "with --header, give the header to every copy too (with -k, before every block)")
 	part := fs.Bool("part", false, "the input must be a regular file, dealt in byte ranges (refused on a pipe)")
+	ranges := fs.Bool("ranges", false, "(set by gpipe) with -k, the copies read the input file themselves: deal the units' places in it")
 	if help, err := parse(args); help != nil || err != nil {
 		return nil, help, err
 	}
@@ -112,7 +118,7 @@ func parsePar(b *Builtin, args []string) (*Par, Run, error) {
 		return nil, nil, usagef(b.Name, "want a COMMAND to run in copies")
 	}
 	return &Par{Jobs: *jobs, Block: int(size), Ordered: *ordered, Command: fs.Args(), BlockSet: isSet(fs, "block"),
-		Header: *header, HeaderEach: *headerEach, Part: *part}, nil, nil
+		Header: *header, HeaderEach: *headerEach, Part: *part, Ranges: *ranges && *ordered}, nil, nil
 }
 
 func isSet(fs *flag.FlagSet, name string) bool {
@@ -188,7 +194,7 @@ func parBuiltin() *Builtin {
 							block = ParOrderedBlockFor(fi.Size(), p.Jobs)
 						}
 					}
-					if handled, err := spliceDeal(in, sinks, names, block, p.Ordered, each, files); handled {
+					if handled, err := spliceDeal(in, sinks, names, block, p.Ordered, p.Ranges, each, files); handled {
 						return copiesGone(err)
 					}
 					open = func(i int) (plumbing.Sink, bool, error) { return sinks[i], true, nil }

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,10 @@ type spliceDealer struct {
 	ordered bool
 	// each is the header every copy gets first (every unit, ordered).
 	each []byte
+	// ranges deals each unit's place in the file (frameRange), not its
+	// bytes: the copies read the file themselves (ordered).
+	ranges   bool
+	dev, ino uint64
 }
 
 // run deals the file from d.off to its end and seeks the file there.
@@ -211,6 +216,25 @@ func (d *spliceDealer) dealOrdered(size int64) error {
 				if gone || errs[t] != nil {
 					continue // its turns are lost; the merge says so
 				}
+				if d.ranges {
+					// The header, if any, then where the unit is.
+					var frame []byte
+					if len(d.each) > 0 {
+						head := chunkHead(len(d.each), false)
+						frame = append(append(frame, head[:]...), d.each...)
+					}
+					head := chunkHead(rangeSize, true)
+					binary.LittleEndian.PutUint64(head[:], binary.LittleEndian.Uint64(head[:])|frameRange)
+					frame = append(frame, head[:]...)
+					frame = binary.LittleEndian.AppendUint64(frame, uint64(u.from))
+					frame = binary.LittleEndian.AppendUint64(frame, uint64(u.to-u.from))
+					frame = binary.LittleEndian.AppendUint64(frame, d.dev)
+					frame = binary.LittleEndian.AppendUint64(frame, d.ino)
+					if gone, errs[t] = d.writeAll(t, frame); errs[t] != nil {
+						stop.Do(func() { close(done) })
+					}
+					continue
+				}
 				head := chunkHead(len(d.each)+int(u.to-u.from), true)
 				frameStart := append(head[:], d.each...)
 				if gone, errs[t] = d.writeAll(t, frameStart); gone || errs[t] != nil {
@@ -275,7 +299,7 @@ func atomicAdd(p *int64, n int64) { atomic.AddInt64(p, n) }
 
 // spliceDeal runs a spliceDealer when in is a regular file and every sink
 // a pipe; handled false (nothing done) otherwise.
-func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, ordered bool, each []byte, files Files) (handled bool, err error) {
+func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block int, ordered, ranges bool, each []byte, files Files) (handled bool, err error) {
 	src, ok := in.(*plumbing.FileSource)
 	if !ok {
 		return false, nil
@@ -295,6 +319,12 @@ func spliceDeal(in plumbing.Source, sinks []plumbing.Sink, names []string, block
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, slotPipe)
 	}
 	d := &spliceDealer{in: src, fd: fd, off: off, block: block, pipes: pipes, names: names, stats: make([]OutputStats, len(sinks)), last: -1, ordered: ordered, each: each}
+	if ranges {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err == nil {
+			d.ranges, d.dev, d.ino = true, uint64(st.Dev), st.Ino
+		}
+	}
 	for i := range d.stats {
 		d.stats[i].Output, d.stats[i].Counted = names[i], true
 	}

@@ -29,6 +29,14 @@ import (
 // frameLast marks the last chunk of a frame in a chunk's header.
 const frameLast = 1 << 63
 
+// frameRange marks a chunk that holds no bytes of the block but where
+// they are in the input file, which the copy reads itself (par -k over
+// "< FILE" with program copies: par-slot --file): its rangeSize bytes are
+// the offset, the length, and the file's device and inode, little-endian.
+const frameRange = 1 << 62
+
+const rangeSize = 32
+
 // chunkHead is the header of a chunk of n bytes, the frame's last if last.
 func chunkHead(n int, last bool) [8]byte {
 	h := uint64(n)
@@ -64,6 +72,9 @@ func readChunkHead(in plumbing.Source) (n int64, last bool, err error) {
 	}
 	h := binary.LittleEndian.Uint64(p[:8])
 	in.Release(8)
+	if h&frameRange != 0 {
+		return 0, false, errors.New("a block by its place in a file, for a copy that runs a program")
+	}
 	return int64(h &^ frameLast), h&frameLast != 0, nil
 }
 
@@ -122,6 +133,7 @@ func parSlotBuiltin() *Builtin {
 	b.Parse = func(args []string) (Run, error) {
 		fs, parse := flags(b)
 		program := fs.String("program", "", "run the program PATH (its argv COMMAND ARG...), not a builtin")
+		file := fs.String("file", "", "the dealer's input FILE, which blocks may be given by their place in")
 		if help, err := parse(args); help != nil || err != nil {
 			return help, err
 		}
@@ -161,7 +173,7 @@ func parSlotBuiltin() *Builtin {
 		}
 		return func(in plumbing.Source, out plumbing.Sink, _ Files) error {
 			if *program != "" {
-				if handled, err := spliceSlot(in, out, *program, words); handled {
+				if handled, err := spliceSlot(in, out, *program, words, *file); handled {
 					return err
 				}
 			} else {

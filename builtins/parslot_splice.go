@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +20,12 @@ import (
 // output pipe in chunks as it comes, by splice(2) too, so that no byte
 // passes through user space and no block's output is held whole. handled
 // is false, nothing done, when the input or the output is no pipe.
-func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []string) (handled bool, err error) {
+//
+// Given file, the dealer's input file, a frame may say where its bytes
+// are in it (frameRange) instead of holding them: the copy splices them
+// from the file to the program itself, and they pass through no pipe but
+// the program's.
+func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []string, file string) (handled bool, err error) {
 	src, ok := in.(*plumbing.FileSource)
 	if !ok {
 		return false, nil
@@ -32,17 +38,22 @@ func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []stri
 	if !ok {
 		return false, nil
 	}
-	s := &slot{src: src, inFD: inFD, outFD: outFD, path: path, words: words}
+	s := &slot{src: src, inFD: inFD, outFD: outFD, path: path, words: words, file: file, fileFD: -1}
+	defer func() {
+		if s.fileFD >= 0 {
+			unix.Close(s.fileFD)
+		}
+	}()
 	var failed error
 	for {
-		n, last, err := s.head()
+		h, err := s.head()
 		if err == io.EOF {
 			return true, failed
 		}
 		if err != nil {
 			return true, err
 		}
-		if err := s.block(n, last); err != nil {
+		if err := s.block(h); err != nil {
 			if errors.As(err, new(*runError)) {
 				if failed == nil {
 					failed = slotFailure(errors.Unwrap(err))
@@ -62,6 +73,15 @@ type slot struct {
 	inFD, outFD int
 	path        string
 	words       []string
+	file        string // the dealer's input file, for frameRange chunks
+	fileFD      int    // it, once open; -1 before
+}
+
+// chunkHeader is a chunk's header: n bytes follow; a range chunk's say
+// where the bytes are in the file.
+type chunkHeader struct {
+	n            int64
+	last, ranged bool
 }
 
 // runError is a run of the program that failed: the copy goes on with
@@ -73,34 +93,43 @@ func (e *runError) Unwrap() error { return e.err }
 
 // head reads a chunk header from the input pipe, no more: io.EOF at a
 // clean end.
-func (s *slot) head() (n int64, last bool, err error) {
+func (s *slot) head() (chunkHeader, error) {
 	var buf [8]byte
+	if err := s.readFull(buf[:], true); err != nil {
+		return chunkHeader{}, err
+	}
+	h := binary.LittleEndian.Uint64(buf[:])
+	return chunkHeader{n: int64(h &^ (frameLast | frameRange)), last: h&frameLast != 0, ranged: h&frameRange != 0}, nil
+}
+
+// readFull reads len(p) bytes of the input pipe; io.EOF if it ends before
+// the first when atStart, errFrame if it ends later.
+func (s *slot) readFull(p []byte, atStart bool) error {
 	got := 0
-	for got < 8 {
-		k, err := unix.Read(s.inFD, buf[got:])
+	for got < len(p) {
+		k, err := unix.Read(s.inFD, p[got:])
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
 			if err := s.src.WaitInput(s.inFD); err != nil {
-				return 0, false, err
+				return err
 			}
 			continue
 		case err != nil:
-			return 0, false, err
-		case k == 0 && got == 0:
-			return 0, false, io.EOF
+			return err
+		case k == 0 && got == 0 && atStart:
+			return io.EOF
 		case k == 0:
-			return 0, false, errFrame
+			return errFrame
 		}
 		got += k
 	}
-	h := binary.LittleEndian.Uint64(buf[:])
-	return int64(h &^ frameLast), h&frameLast != 0, nil
+	return nil
 }
 
-// block runs the program over one frame, whose first chunk has n bytes.
-func (s *slot) block(n int64, last bool) error {
+// block runs the program over one frame, whose first chunk is h.
+func (s *slot) block(h chunkHeader) error {
 	var stdin, stdout [2]int
 	if err := unix.Pipe2(stdin[:], unix.O_CLOEXEC); err != nil {
 		return err
@@ -128,13 +157,13 @@ func (s *slot) block(n int64, last bool) error {
 	// input that no longer comes), which would then wait for ever.
 	passed := make(chan error, 1)
 	go func() {
-		err := s.pass(drain)
+		err := s.pass(drain, func() { _ = proc.Kill() })
 		if err != nil {
 			_ = proc.Kill()
 		}
 		passed <- err
 	}()
-	ferr := s.feed(feed, n, last)
+	ferr := s.feed(feed, h)
 	unix.Close(feed)
 	if ferr != nil {
 		_ = proc.Kill()
@@ -160,44 +189,100 @@ type exitState struct{ *os.ProcessState }
 
 func (e *exitState) Error() string { return e.ProcessState.String() }
 
-// feed splices the frame's chunks from the input pipe to the program's
-// stdin; what the program does not read (it ended early) is read and
-// dropped, so that the next frame starts where it should.
-func (s *slot) feed(to int, n int64, last bool) error {
+// feed splices the frame's chunks from the input pipe, or from the file
+// for a range chunk, to the program's stdin; what the program does not
+// read (it ended early) is read and dropped, so that the next frame
+// starts where it should.
+func (s *slot) feed(to int, h chunkHeader) error {
+	gone := false // the program stopped reading
 	for {
-		for n > 0 {
-			k, err := unix.Splice(s.inFD, nil, to, nil, int(n), unix.SPLICE_F_MOVE)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				if err := s.src.WaitInput(s.inFD); err != nil {
-					return err
-				}
-				continue
-			case errors.Is(err, syscall.EPIPE):
-				if err := s.drop(n); err != nil {
-					return err
-				}
-				k = n
-			case err != nil:
-				return err
-			case k == 0:
-				return errFrame
-			}
-			n -= k
-		}
-		if last {
-			return nil
-		}
 		var err error
-		if n, last, err = s.head(); err != nil {
+		if h.ranged {
+			gone, err = s.feedRange(to, h, gone)
+		} else {
+			gone, err = s.feedBytes(to, h.n, gone)
+		}
+		if err != nil || h.last {
+			return err
+		}
+		if h, err = s.head(); err != nil {
 			if err == io.EOF {
 				err = errFrame
 			}
 			return err
 		}
 	}
+}
+
+// feedBytes splices n bytes of the input pipe to the program, or drops
+// them once it is gone.
+func (s *slot) feedBytes(to int, n int64, gone bool) (bool, error) {
+	if gone {
+		return true, s.drop(n)
+	}
+	for n > 0 {
+		k, err := unix.Splice(s.inFD, nil, to, nil, int(n), unix.SPLICE_F_MOVE)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if err := s.src.WaitInput(s.inFD); err != nil {
+				return false, err
+			}
+			continue
+		case errors.Is(err, syscall.EPIPE):
+			return true, s.drop(n)
+		case err != nil:
+			return false, err
+		case k == 0:
+			return false, errFrame
+		}
+		n -= k
+	}
+	return false, nil
+}
+
+// feedRange reads a range chunk's place and splices those bytes of the
+// file to the program.
+func (s *slot) feedRange(to int, h chunkHeader, gone bool) (bool, error) {
+	if h.n != rangeSize || s.file == "" {
+		return gone, errors.New("a block by its place in a file this copy was not given")
+	}
+	var buf [rangeSize]byte
+	if err := s.readFull(buf[:], false); err != nil {
+		return gone, err
+	}
+	off := int64(binary.LittleEndian.Uint64(buf[0:]))
+	end := off + int64(binary.LittleEndian.Uint64(buf[8:]))
+	dev, ino := binary.LittleEndian.Uint64(buf[16:]), binary.LittleEndian.Uint64(buf[24:])
+	if gone {
+		return true, nil
+	}
+	if s.fileFD < 0 {
+		fd, err := unix.Open(s.file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return gone, fmt.Errorf("%s: %w", s.file, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || uint64(st.Dev) != dev || st.Ino != ino {
+			unix.Close(fd)
+			return gone, fmt.Errorf("%s: not the file par reads any more", s.file)
+		}
+		s.fileFD = fd
+	}
+	for off < end {
+		k, err := unix.Splice(s.fileFD, &off, to, nil, int(end-off), unix.SPLICE_F_MOVE)
+		switch {
+		case err == syscall.EINTR:
+		case errors.Is(err, syscall.EPIPE):
+			return true, nil
+		case err != nil:
+			return gone, fmt.Errorf("%s: %w", s.file, err)
+		case k == 0:
+			return gone, fmt.Errorf("%s: shorter than par found it", s.file)
+		}
+	}
+	return false, nil
 }
 
 // drop reads n bytes of the input and throws them away.
@@ -223,60 +308,77 @@ func (s *slot) drop(n int64) error {
 	return nil
 }
 
-// pass splices the program's output, as it comes, to the output pipe in
-// chunks (a header, then the bytes, moved through a pipe of its own to
-// learn their number), and ends the frame when the program's output does.
-func (s *slot) pass(from int) error {
-	var mid [2]int
-	if err := unix.Pipe2(mid[:], unix.O_CLOEXEC); err != nil {
-		return err
-	}
-	defer unix.Close(mid[0])
-	defer unix.Close(mid[1])
-	size, err := unix.FcntlInt(uintptr(mid[1]), unix.F_SETPIPE_SZ, slotPipe)
-	if err != nil {
-		size = 64 << 10
-	}
+// pass passes the program's output on to the output pipe in chunks, and
+// ends the frame when the program's output ends. What the output pipe
+// cannot take yet (the merge reads the copies in turn, and waits for
+// another copy's block) is held in a queue, in memory up to
+// slotOutputBuffer and past that in an unlinked temporary file, as tee
+// holds an output's bytes: the program never waits for its turn. A
+// failure to write kills the program (kill), whose output is then read
+// to its end and dropped.
+func (s *slot) pass(from int, kill func()) error {
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	q := newQueue(&mu, cond, slotOutputBuffer)
+	written := make(chan error, 1)
+	go func() {
+		scratch := make([]byte, blockSize)
+		var err error
+		for err == nil {
+			err = q.next(scratch, func(p []byte) error {
+				head := chunkHead(len(p), false)
+				if err := s.write(head[:]); err != nil {
+					return err
+				}
+				return s.write(p)
+			})
+		}
+		if err == io.EOF {
+			head := chunkHead(0, true)
+			err = s.write(head[:])
+		}
+		if err != nil {
+			mu.Lock()
+			q.drop()
+			mu.Unlock()
+			kill()
+		}
+		written <- err
+	}()
+	var rerr error
 	for {
-		n, err := unix.Splice(from, nil, mid[1], nil, size, unix.SPLICE_F_MOVE)
+		b := newBlock()
+		n, err := unix.Read(from, b.buf)
+		if n > 0 {
+			b.n = n
+			mu.Lock()
+			q.push(b)
+			mu.Unlock()
+		}
+		b.unref()
 		if err == syscall.EINTR {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			head := chunkHead(0, true)
-			return s.write(head[:])
-		}
-		// Gather what else is there already, for fewer, larger chunks.
-		for n < int64(size) {
-			k, err := unix.Splice(from, nil, mid[1], nil, size-int(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			if err != nil || k == 0 {
-				break
-			}
-			n += k
-		}
-		head := chunkHead(int(n), false)
-		if err := s.write(head[:]); err != nil {
-			return err
-		}
-		for n > 0 {
-			k, err := unix.Splice(mid[0], nil, s.outFD, nil, int(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			switch {
-			case err == syscall.EINTR:
-			case err == syscall.EAGAIN:
-				if _, err := s.src.WaitWritable([]int{s.outFD}, lagCheck); err != nil {
-					return err
-				}
-			case err != nil:
-				return err
-			default:
-				n -= k
-			}
+		if err != nil || n == 0 {
+			rerr = err
+			break
 		}
 	}
+	mu.Lock()
+	q.close()
+	mu.Unlock()
+	werr := <-written
+	q.release() // its temporary file, if it had one
+
+	if werr != nil {
+		return werr
+	}
+	return rerr
 }
+
+// slotOutputBuffer is how much of a block's output a copy holds in memory
+// while the merge reads the others; the rest waits in a temporary file.
+const slotOutputBuffer = 64 << 20
 
 // write writes p whole to the output pipe.
 func (s *slot) write(p []byte) error {

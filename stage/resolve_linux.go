@@ -165,7 +165,64 @@ func ResolveIn(g *parser.Graph, dir string, env []string, reg map[string]*builti
 		}
 		cmds[i] = cmd
 	}
+	if err := parRanges(g, cmds, dir, reg); err != nil {
+		return nil, err
+	}
 	return cmds, nil
+}
+
+// parRanges lets the copies of an ordered par stage that reads a file
+// ("par -k -- grep x < FILE") read their blocks from the file themselves,
+// when they all run programs: the dealer deals the blocks' places
+// (--ranges), each copy opens the file (--file), and a block's bytes go
+// from the file to the program by splice(2), through no other pipe.
+func parRanges(g *parser.Graph, cmds []Command, dir string, reg map[string]*builtins.Builtin) error {
+	copies := map[int][]int{}
+	for i, st := range g.Stages {
+		if st.CopyOf != nil && st.PerBlock {
+			copies[st.CopyOf.ID] = append(copies[st.CopyOf.ID], i)
+		}
+	}
+	for dealer, ids := range copies {
+		file := ""
+		for _, r := range g.Stages[dealer].Redirs {
+			if r.FD == 0 {
+				file = ""
+				if r.Op == parser.RedirRead {
+					file = r.Path
+				}
+			}
+		}
+		if file == "" {
+			continue
+		}
+		programs := true
+		for _, i := range ids {
+			programs = programs && cmds[i].Forks
+		}
+		if !programs {
+			continue
+		}
+		reparse := func(i int, extra ...string) error {
+			c := &cmds[i]
+			args := append(append([]string{c.Args[0]}, extra...), c.Args[1:]...)
+			run, err := reg[c.Builtin].ParseIn(dir, args[1:])
+			if err != nil {
+				return &BuiltinError{Stage: g.Stages[i].Name(), ID: i, Err: err}
+			}
+			c.Args, c.run = args, run
+			return nil
+		}
+		if err := reparse(dealer, "--ranges"); err != nil {
+			return err
+		}
+		for _, i := range ids {
+			if err := reparse(i, "--file", file); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // perBlock resolves a copy of an ordered par stage: the builtin par-slot,
