@@ -149,7 +149,10 @@ func copyFirst(files Files, name string, out plumbing.Sink) error {
 		return err
 	}
 	defer src.Close()
-	return each(src, func(p []byte) error { return plumbing.Write(out, p) })
+	if err := each(src, func(p []byte) error { return plumbing.Write(out, p) }); err != nil {
+		return err
+	}
+	return out.Flush() // the header passes at once, whatever the copies do
 }
 
 // mergeStreaming is mergeLines for par's copies, whose output should be

@@ -360,6 +360,11 @@ func (d *parDealer) run(in plumbing.Source) error {
 	plumbing.NoFlushBeforeWait(in) // the outputs are written by other goroutines
 	r, isReader := in.(io.Reader)
 	for d.fan.waitRoom(aheadOfFastest) {
+		if d.target >= 0 {
+			// A unit in progress (a line longer than a block) can only
+			// go on to its copy: wait for that one, not the fastest.
+			d.fan.waitFor(d.target, aheadOfFastest)
+		}
 		if d.fill == nil {
 			d.fill = newBlock()
 		}
@@ -551,6 +556,15 @@ func (d *parDealer) leastQueued() int {
 		}
 	}
 	return best
+}
+
+// waitFor waits until output i has less than ahead queued, or has gone.
+func (f *fanOut) waitFor(i int, ahead int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for q := f.outs[i].q; !q.dropped && q.pending() >= ahead; {
+		f.cond.Wait()
+	}
 }
 
 // someIdle reports whether a live output has written out all it was

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gpipe/gpipe/plumbing"
 )
@@ -394,4 +395,46 @@ func TestParOrderedSplicesAFile(t *testing.T) {
 			t.Errorf("%v: %d bytes back, not the file's %d", args, merged.Len(), len(input))
 		}
 	}
+}
+
+// TestParLongLineBounded: a line far longer than a unit goes to one copy
+// a unit at a time, at that copy's pace: what the dealer holds for it
+// stays bounded while another copy has nothing queued (it used to read
+// the whole line ahead, waiting only for the copy with the least).
+func TestParLongLineBounded(t *testing.T) {
+	line := strings.Repeat("x", 16<<20) + "\n"
+	files := &slowFiles{memFiles: newMemFiles(vias[0], nil)}
+	if err := runIO(t, vias[0], []string{"par", "-j", "2", "cat"}, strings.NewReader(line), io.Discard, files); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, o := range files.stats {
+		total += int(o.Bytes)
+		if most := int64(plumbing.StreamBufferSize + aheadOfFastest + 2*ParDefaultBlock + blockSize); o.Peak > most {
+			t.Errorf("%s queued %d bytes at most, more than %d", o.Output, o.Peak, most)
+		}
+	}
+	if total != len(line) {
+		t.Errorf("the copies were given %d bytes, want %d", total, len(line))
+	}
+}
+
+// slowFiles is memFiles whose outputs take a while over each write.
+type slowFiles struct{ *memFiles }
+
+func (f *slowFiles) Create(name string, appendTo bool) (plumbing.Sink, error) {
+	if _, err := f.memFiles.Create(name, appendTo); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	b := f.out[name]
+	f.mu.Unlock()
+	return f.via.sink(&slowWriter{w: b}), nil
+}
+
+type slowWriter struct{ w io.Writer }
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return w.w.Write(p)
 }

@@ -130,7 +130,8 @@ func parSlotBuiltin() *Builtin {
 		Synopsis: "par-slot [--program PATH] -- COMMAND [ARG]...",
 		Summary:  "A copy of an ordered par stage (par -k): COMMAND once per framed block of the input, each block's output framed.",
 	}
-	b.Parse = func(args []string) (Run, error) {
+	b.Parse = func(args []string) (Run, error) { return b.ParseDir("", args) }
+	b.ParseDir = func(dir string, args []string) (Run, error) {
 		fs, parse := flags(b)
 		program := fs.String("program", "", "run the program PATH (its argv COMMAND ARG...), not a builtin")
 		file := fs.String("file", "", "the dealer's input FILE, which blocks may be given by their place in")
@@ -155,13 +156,13 @@ func parSlotBuiltin() *Builtin {
 			if inner == nil {
 				return nil, usagef(b.Name, "%s: no such builtin", words[0])
 			}
-			if _, err := inner.Parse(words[1:]); err != nil {
+			if _, err := inner.ParseIn(dir, words[1:]); err != nil {
 				return nil, err
 			}
 			once = func(block []byte, out io.Writer) error {
 				// A Run is for one input (head counts its lines down):
 				// one per block.
-				run, err := inner.Parse(words[1:])
+				run, err := inner.ParseIn(dir, words[1:])
 				if err != nil {
 					return err
 				}
@@ -177,7 +178,7 @@ func parSlotBuiltin() *Builtin {
 					return err
 				}
 			} else {
-				return builtinSlot(in, out, Default()[words[0]], words[1:])
+				return builtinSlot(in, out, Default()[words[0]], dir, words[1:])
 			}
 			var block, output bytes.Buffer
 			var failed error
@@ -212,7 +213,7 @@ func parSlotBuiltin() *Builtin {
 // builtinSlot runs the builtin b (with args) once per frame of in,
 // straight over the frame's bytes in the input (a frameSource: no copy of
 // the block), its output framed in chunks as it comes (a chunkSink).
-func builtinSlot(in plumbing.Source, out plumbing.Sink, b *Builtin, args []string) error {
+func builtinSlot(in plumbing.Source, out plumbing.Sink, b *Builtin, dir string, args []string) error {
 	var failed error
 	for {
 		n, last, err := readChunkHead(in)
@@ -227,7 +228,7 @@ func builtinSlot(in plumbing.Source, out plumbing.Sink, b *Builtin, args []strin
 		}
 		// A Run is for one input (head counts its lines down): one per
 		// block.
-		run, err := b.Parse(args)
+		run, err := b.ParseIn(dir, args)
 		if err != nil {
 			return err
 		}

@@ -150,7 +150,17 @@ func (s *slot) block(h chunkHeader) error {
 	if err != nil {
 		unix.Close(feed)
 		unix.Close(drain)
-		return fmt.Errorf("%s: %w", s.words[0], err)
+		// As a shell says it, and the block is lost; the copy goes on
+		// with the next ones, and fails with 127 or 126 at the end.
+		code := 126
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		fmt.Fprintf(os.Stderr, "gpipe: par: %s: %v\n", s.path, errors.Unwrap(err))
+		if derr := s.feedAway(h); derr != nil {
+			return derr
+		}
+		return &runError{err: &ExitError{Code: code}}
 	}
 	// A side that fails kills the program at once: it may be blocked on
 	// the other side (writing output that is no longer read, or reading
@@ -201,6 +211,28 @@ func (s *slot) feed(to int, h chunkHeader) error {
 			gone, err = s.feedRange(to, h, gone)
 		} else {
 			gone, err = s.feedBytes(to, h.n, gone)
+		}
+		if err != nil || h.last {
+			return err
+		}
+		if h, err = s.head(); err != nil {
+			if err == io.EOF {
+				err = errFrame
+			}
+			return err
+		}
+	}
+}
+
+// feedAway reads the frame whose first chunk is h and drops it.
+func (s *slot) feedAway(h chunkHeader) error {
+	for {
+		var err error
+		if h.ranged {
+			var buf [rangeSize]byte
+			err = s.readFull(buf[:], false)
+		} else {
+			err = s.drop(h.n)
 		}
 		if err != nil || h.last {
 			return err

@@ -16,9 +16,18 @@ import (
 // stage opens the FIFO by its path, which outlives descriptor
 // inheritance (it can hand it to another process, or open it again).
 // A /dev/fd/N the user wrote in that stage is the same descriptor in
-// bash, and is renamed with it. The ports of the tees gpipe added stay
-// descriptors: the tee writes them by number.
+// bash, and is renamed with it. The ports of the tees gpipe added, and of
+// a par stage's dealer and merge, stay descriptors: they write and read
+// them by number.
 func NameFIFOs(g *parser.Graph, dir string, all bool) {
+	// A par stage's dealer, like its copies and merge, is gpipe's: it
+	// writes its copies' ports by number.
+	dealers := map[int]bool{}
+	for _, st := range g.Stages {
+		if st.CopyOf != nil {
+			dealers[st.CopyOf.ID] = true
+		}
+	}
 	named := 0
 	for _, e := range g.Edges {
 		if e.Transport != parser.TransportFIFO && !all {
@@ -26,7 +35,7 @@ func NameFIFOs(g *parser.Graph, dir string, all bool) {
 		}
 		for _, p := range []*parser.Port{&e.From, &e.To} {
 			st := g.Stages[p.Stage]
-			if p.Name == "" || st.Added != "" || !strings.HasPrefix(p.Name, "/dev/fd/") {
+			if p.Name == "" || st.Added != "" || dealers[p.Stage] || !strings.HasPrefix(p.Name, "/dev/fd/") {
 				continue
 			}
 			named++

@@ -3,6 +3,7 @@ package stage
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -90,6 +91,8 @@ func expandOne(g *parser.Graph, st *parser.Stage, p *builtins.Par) error {
 			mergeRedirs = append(mergeRedirs, r)
 		case r.Op == parser.RedirWrite && r.Path != "/dev/null":
 			return fail(r.Pos, "%d> %s: each copy would write over the others' (use %d>> to append)", r.FD, r.Path, r.FD)
+		case p.Ordered && r.Op == parser.RedirDup && r.DupFD == 1:
+			return fail(r.Pos, "%d>&1 with -k: a copy's stdout carries its blocks' framed output; send the command's %d to its stdout inside it (sh -c 'CMD %d>&1')", r.FD, r.FD, r.FD)
 		default:
 			copyRedirs = append(copyRedirs, r)
 		}
@@ -209,7 +212,22 @@ func cgroupCPUs() int {
 	if path == "" {
 		return 0
 	}
-	data, err = os.ReadFile("/sys/fs/cgroup" + path + "/cpu.max")
+	// The tightest quota of the cgroup and its ancestors.
+	least := 0
+	for dir := path; ; dir = filepath.Dir(dir) {
+		if n := cpuMax("/sys/fs/cgroup" + strings.TrimSuffix(dir, "/") + "/cpu.max"); n > 0 && (least == 0 || n < least) {
+			least = n
+		}
+		if dir == "/" || dir == "." || dir == "" {
+			return least
+		}
+	}
+}
+
+// cpuMax reads a cgroup v2 cpu.max file as whole CPUs, rounded up; 0 for
+// no quota ("max") or no file.
+func cpuMax(file string) int {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}

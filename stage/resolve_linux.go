@@ -235,19 +235,30 @@ func perBlock(st *parser.Stage, cmd Command, dir string, reg map[string]*builtin
 	words := st.Args
 	name := words[0]
 	args := []string{"par-slot"}
-	if b := reg[name]; b == nil || b.Hidden || strings.Contains(name, "/") || name == "command" {
+	// As for any stage: the builtin when it takes the words, else the
+	// program of that name ("cat -A" is coreutils').
+	var usage error
+	b := reg[name]
+	if b != nil && !b.Hidden && !strings.Contains(name, "/") {
+		_, usage = b.ParseIn(dir, words[1:])
+	}
+	if b == nil || b.Hidden || strings.Contains(name, "/") || usage != nil {
 		if name == "command" && len(words) > 1 {
 			words, name = words[1:], words[1]
 		}
 		path, err := lookPath(dir, name, getenv(cmd.Env, "PATH"))
 		if err != nil {
+			if usage != nil {
+				return Command{}, &BuiltinError{Stage: st.Name(), ID: st.ID, Err: usage}
+			}
 			err.Stage, err.ID, err.Word = st.Name(), st.ID, name
 			return Command{}, err
 		}
 		args = append(args, "--program", path)
 		cmd.Forks = true
-	} else if _, err := b.ParseIn(dir, words[1:]); err != nil {
-		return Command{}, &BuiltinError{Stage: st.Name(), ID: st.ID, Err: err}
+		if usage != nil {
+			cmd.Note = fmt.Sprintf("the builtin %s does not take these arguments (%v); running %s", name, usage, path)
+		}
 	}
 	cmd.Args = append(append(args, "--"), words...)
 	run, err := slot.ParseIn(dir, cmd.Args[1:])
