@@ -761,7 +761,89 @@ func (fb *fileBuilder) resolve(b *builder) error {
 			b.g.StdinReaders = append(b.g.StdinReaders, &Edge{From: Port{Stage: -1}, To: Port{Stage: stageOf(x).ID, FD: 0}, Pos: x.pos})
 		}
 	}
+	return fb.parCommands(b)
+}
+
+// parCommands reads "par [OPTION]... @NAME" as par running the named
+// stage's command in its copies: its words (after "--"), assignments and
+// redirections become the par stage's, and the named stage, a definition
+// only, is no stage of its own. It must be wired nowhere else.
+func (fb *fileBuilder) parCommands(b *builder) error {
+	g := b.g
+	for _, st := range append([]*Stage(nil), g.Stages...) {
+		n := len(st.Args)
+		if n < 2 || st.Args[0] != "par" || !strings.HasPrefix(st.Args[n-1], "@") {
+			continue
+		}
+		name := st.Args[n-1][1:]
+		l := fb.labels[name]
+		if l == nil || l.st == nil {
+			continue // not a name of this file: the word it is
+		}
+		def := l.st
+		errAt := func(text string) error {
+			return &Error{Name: b.name, Pos: st.Pos, Text: fmt.Sprintf("par @%s: %s", name, text)}
+		}
+		switch {
+		case def == st:
+			return errAt("a par stage cannot run itself")
+		case def.Parent != nil || len(def.Args) == 0:
+			return errAt(fmt.Sprintf("the stage named at %s must be a command on a line of its own", l.pos))
+		}
+		for _, e := range g.Edges {
+			if e.From.Stage == def.ID || e.To.Stage == def.ID {
+				return errAt(fmt.Sprintf("its copies run the command named at %s, which is also wired at %s: name two stages", l.pos, e.Pos))
+			}
+		}
+		for _, p := range g.StdoutFrom {
+			if p.Stage == def.ID {
+				return errAt(fmt.Sprintf("its copies run the command named at %s, which also writes gpipe's stdout: name two stages", l.pos))
+			}
+		}
+		for _, e := range g.StdinReaders {
+			if e.To.Stage == def.ID {
+				return errAt(fmt.Sprintf("its copies run the command named at %s, which also reads gpipe's stdin: name two stages", l.pos))
+			}
+		}
+		words := st.Args[:n-1]
+		if words[len(words)-1] != "--" {
+			words = append(words, "--")
+		}
+		st.Args = append(append([]string(nil), words...), def.Args...)
+		st.Env = append(st.Env, def.Env...)
+		st.Redirs = append(st.Redirs, def.Redirs...)
+		removeStage(g, def.ID)
+	}
 	return nil
+}
+
+// removeStage takes stage id, wired to nothing, out of g, and numbers the
+// stages after it down.
+func removeStage(g *Graph, id int) {
+	g.Stages = append(g.Stages[:id], g.Stages[id+1:]...)
+	for _, st := range g.Stages[id:] {
+		st.ID--
+	}
+	down := func(i int) int {
+		if i > id {
+			return i - 1
+		}
+		return i
+	}
+	for _, e := range g.Edges {
+		e.From.Stage, e.To.Stage = down(e.From.Stage), down(e.To.Stage)
+	}
+	for i := range g.StdoutFrom {
+		g.StdoutFrom[i].Stage = down(g.StdoutFrom[i].Stage)
+	}
+	for _, e := range g.StdinReaders {
+		e.To.Stage = down(e.To.Stage)
+	}
+	for _, st := range g.Stages {
+		for i := range st.Inherits {
+			st.Inherits[i].From.Stage = down(st.Inherits[i].From.Stage)
+		}
+	}
 }
 
 // matchLabel matches a stage's label, `^([A-Za-z_][A-Za-z0-9_]*):$`, and

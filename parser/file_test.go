@@ -25,6 +25,10 @@ var fileErrorCases = []struct {
 	args []string
 	want string
 }{
+	// par @NAME runs a named stage that is wired nowhere else.
+	{"par of a wired stage", "up: tr a-z A-Z\n@up | wc -l\nseq 3 | par -j 2 @up", nil,
+		"f.gp:3:9: par @up: its copies run the command named at 1:1, which is also wired at 2:5: name two stages"},
+	{"par of itself", "p: par -j 2 @p", nil, "f.gp:1:1: par @p: a par stage cannot run itself"},
 	// The shell parser's syntax errors, and what a file is not.
 	{"syntax error", "# doc\nseq 3 |\n", nil, "f.gp:2:7: `|` must be followed by a statement"},
 	{"unclosed quote", "param p=1\necho 'x |\n  wc", nil, "f.gp:2:6: reached EOF without closing quote `'`"},
@@ -324,6 +328,15 @@ order [2 1]`},
 1.1 → 3.0
 1.1 → 4.0
 order [1 2 3 4]`},
+		// par @NAME: the named stage's words are par's command, and it is
+		// no stage of its own; the stages after it are numbered down.
+		{"par runs a named stage", "up: tr a-z A-Z 2>>err\nseq 3 | par -j 2 @up | sort", `
+1 seq 3
+2 par -j 2 -- tr a-z A-Z
+3 sort
+1.1 → 2.0
+2.1 → 3.0
+order [1 2 3]`},
 		{"@stdin read once", "@stdin | a | @stdout", `
 1 a
 order [1]`},
