@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -15,14 +16,16 @@ import (
 )
 
 // spliceSlot is a copy of an ordered par stage that runs a program,
-// between pipes: each frame's bytes go from its input pipe, by splice(2),
-// into a file in memory that is the program's stdin (see block), and the
-// program's output goes on to the output pipe in chunks as it comes.
-// handled is false, nothing done, when the input or the output is no pipe.
+// between pipes: each frame's bytes go from its input pipe to the
+// program's stdin by splice(2), and the program's output goes on to the
+// output pipe in chunks as it comes, by splice(2) too, so that no byte
+// passes through user space and no block's output is held whole. handled
+// is false, nothing done, when the input or the output is no pipe.
 //
 // Given file, the dealer's input file, a frame may say where its bytes
-// are in it (frameRange) instead of holding them: the copy copies them
-// from the file itself, and they pass through no pipe.
+// are in it (frameRange) instead of holding them: the copy splices them
+// from the file to the program itself, and they pass through no pipe but
+// the program's.
 func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []string, file string) (handled bool, err error) {
 	src, ok := in.(*plumbing.FileSource)
 	if !ok {
@@ -36,13 +39,10 @@ func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []stri
 	if !ok {
 		return false, nil
 	}
-	s := &slot{src: src, inFD: inFD, outFD: outFD, path: path, words: words, file: file, fileFD: -1, memFD: -1}
+	s := &slot{src: src, inFD: inFD, outFD: outFD, path: path, words: words, file: file, fileFD: -1}
 	defer func() {
 		if s.fileFD >= 0 {
 			unix.Close(s.fileFD)
-		}
-		if s.memFD >= 0 {
-			unix.Close(s.memFD)
 		}
 	}()
 	var failed error
@@ -69,6 +69,13 @@ func spliceSlot(in plumbing.Source, out plumbing.Sink, path string, words []stri
 // slotPipe is the size asked for the pipes of a copy's program.
 const slotPipe = 1 << 20
 
+// feedPause is how long a copy leaves its program's full stdin pipe
+// before filling it again: a program that reads a few KiB at a time from
+// a pipe kept full woke the copy at every read (awk over 1 GiB at -j 2:
+// 0.75 s of system time per copy, against 0.12 s from the file); after a
+// pause the copy moves what the program took meanwhile in one splice.
+const feedPause = time.Millisecond
+
 type slot struct {
 	src         *plumbing.FileSource
 	inFD, outFD int
@@ -76,7 +83,6 @@ type slot struct {
 	words       []string
 	file        string // the dealer's input file, for frameRange chunks
 	fileFD      int    // it, once open; -1 before
-	memFD       int    // the file in memory a block is put in; -1 before
 }
 
 // chunkHeader is a chunk's header: n bytes follow; a range chunk's say
@@ -130,34 +136,27 @@ func (s *slot) readFull(p []byte, atStart bool) error {
 	return nil
 }
 
-// block runs the program over one frame, whose first chunk is h. The
-// frame's bytes go first into a file in memory (memfd), which is then the
-// program's stdin: a program reads a file in large reads, where a pipe the
-// copy kept full woke the copy at every read of a few KiB (awk over 1 GiB
-// at -j 2 spent 0.75 s of system time per copy on it, 0.12 s reading the
-// file). It costs a copy of the block in the kernel, and the block's size
-// in memory while its program runs.
+// block runs the program over one frame, whose first chunk is h.
 func (s *slot) block(h chunkHeader) error {
-	if err := s.fill(h); err != nil {
+	var stdin, stdout [2]int
+	if err := unix.Pipe2(stdin[:], unix.O_CLOEXEC); err != nil {
 		return err
 	}
-	var stdout [2]int
 	if err := unix.Pipe2(stdout[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(stdin[0])
+		unix.Close(stdin[1])
 		return err
 	}
+	// Large pipes: fewer switches between the program and the copy.
+	_, _ = unix.FcntlInt(uintptr(stdin[1]), unix.F_SETPIPE_SZ, slotPipe)
 	_, _ = unix.FcntlInt(uintptr(stdout[1]), unix.F_SETPIPE_SZ, slotPipe)
-	in, err := unix.Dup(s.memFD) // the program's, closed once it has started
-	if err != nil {
-		unix.Close(stdout[0])
-		unix.Close(stdout[1])
-		return err
-	}
-	progIn, progOut := os.NewFile(uintptr(in), "stdin"), os.NewFile(uintptr(stdout[1]), "stdout")
+	progIn, progOut := os.NewFile(uintptr(stdin[0]), "stdin"), os.NewFile(uintptr(stdout[1]), "stdout")
 	proc, err := os.StartProcess(s.path, s.words, &os.ProcAttr{Files: []*os.File{progIn, progOut, os.Stderr}})
 	progIn.Close()
 	progOut.Close()
-	drain := stdout[0]
+	feed, drain := stdin[1], stdout[0]
 	if err != nil {
+		unix.Close(feed)
 		unix.Close(drain)
 		// As a shell says it, and the block is lost; the copy goes on
 		// with the next ones, and fails with 127 or 126 at the end.
@@ -166,17 +165,33 @@ func (s *slot) block(h chunkHeader) error {
 			code = 127
 		}
 		fmt.Fprintf(os.Stderr, "gpipe: par: %s: %v\n", s.path, errors.Unwrap(err))
+		if derr := s.feedAway(h); derr != nil {
+			return derr
+		}
 		return &runError{err: &ExitError{Code: code}}
 	}
-	// A failure to pass the output on kills the program at once: it may
-	// be blocked writing output that is no longer read.
-	perr := s.pass(drain, func() { _ = proc.Kill() })
-	unix.Close(drain)
-	if perr != nil {
+	// A side that fails kills the program at once: it may be blocked on
+	// the other side (writing output that is no longer read, or reading
+	// input that no longer comes), which would then wait for ever.
+	passed := make(chan error, 1)
+	go func() {
+		err := s.pass(drain, func() { _ = proc.Kill() })
+		if err != nil {
+			_ = proc.Kill()
+		}
+		passed <- err
+	}()
+	ferr := s.feed(feed, h)
+	unix.Close(feed)
+	if ferr != nil {
 		_ = proc.Kill()
 	}
+	perr := <-passed
+	unix.Close(drain)
 	state, werr := proc.Wait()
 	switch {
+	case ferr != nil:
+		return ferr
 	case perr != nil:
 		return perr
 	case werr != nil:
@@ -192,35 +207,20 @@ type exitState struct{ *os.ProcessState }
 
 func (e *exitState) Error() string { return e.ProcessState.String() }
 
-// fill puts the frame whose first chunk is h into the memory file, from
-// the start: bytes from the input pipe by splice(2), a range of the input
-// file by copy_file_range(2) (read and written, where the kernel cannot).
-func (s *slot) fill(h chunkHeader) error {
-	if s.memFD < 0 {
-		fd, err := unix.MemfdCreate("gpipe-par-block", unix.MFD_CLOEXEC)
-		if err != nil {
-			return err
-		}
-		s.memFD = fd
-	}
-	// Written over from the start, and cut to its length after: the
-	// pages of the last block are used again, not freed and zeroed anew.
-	var at int64
+// feed splices the frame's chunks from the input pipe, or from the file
+// for a range chunk, to the program's stdin; what the program does not
+// read (it ended early) is read and dropped, so that the next frame
+// starts where it should.
+func (s *slot) feed(to int, h chunkHeader) error {
+	gone := false // the program stopped reading
 	for {
 		var err error
 		if h.ranged {
-			err = s.fillRange(h, &at)
+			gone, err = s.feedRange(to, h, gone)
 		} else {
-			err = s.fillBytes(h.n, &at)
+			gone, err = s.feedBytes(to, h.n, gone)
 		}
-		if err != nil {
-			return err
-		}
-		if h.last {
-			if err := unix.Ftruncate(s.memFD, at); err != nil {
-				return err
-			}
-			_, err = unix.Seek(s.memFD, 0, io.SeekStart)
+		if err != nil || h.last {
 			return err
 		}
 		if h, err = s.head(); err != nil {
@@ -232,10 +232,110 @@ func (s *slot) fill(h chunkHeader) error {
 	}
 }
 
-// fillBytes splices n bytes of the input pipe into the memory file at *at.
-func (s *slot) fillBytes(n int64, at *int64) error {
+// feedAway reads the frame whose first chunk is h and drops it.
+func (s *slot) feedAway(h chunkHeader) error {
+	for {
+		var err error
+		if h.ranged {
+			var buf [rangeSize]byte
+			err = s.readFull(buf[:], false)
+		} else {
+			err = s.drop(h.n)
+		}
+		if err != nil || h.last {
+			return err
+		}
+		if h, err = s.head(); err != nil {
+			if err == io.EOF {
+				err = errFrame
+			}
+			return err
+		}
+	}
+}
+
+// feedBytes splices n bytes of the input pipe to the program, or drops
+// them once it is gone.
+func (s *slot) feedBytes(to int, n int64, gone bool) (bool, error) {
+	if gone {
+		return true, s.drop(n)
+	}
 	for n > 0 {
-		k, err := unix.Splice(s.inFD, nil, s.memFD, at, int(n), unix.SPLICE_F_MOVE)
+		k, err := unix.Splice(s.inFD, nil, to, nil, int(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if queued, qerr := unix.IoctlGetInt(s.inFD, unix.TIOCINQ); qerr == nil && queued > 0 {
+				time.Sleep(feedPause) // the program's pipe is full
+				continue
+			}
+			if err := s.src.WaitInput(s.inFD); err != nil {
+				return false, err
+			}
+			continue
+		case errors.Is(err, syscall.EPIPE):
+			return true, s.drop(n)
+		case err != nil:
+			return false, err
+		case k == 0:
+			return false, errFrame
+		}
+		n -= k
+	}
+	return false, nil
+}
+
+// feedRange reads a range chunk's place and splices those bytes of the
+// file to the program.
+func (s *slot) feedRange(to int, h chunkHeader, gone bool) (bool, error) {
+	if h.n != rangeSize || s.file == "" {
+		return gone, errors.New("a block by its place in a file this copy was not given")
+	}
+	var buf [rangeSize]byte
+	if err := s.readFull(buf[:], false); err != nil {
+		return gone, err
+	}
+	off := int64(binary.LittleEndian.Uint64(buf[0:]))
+	end := off + int64(binary.LittleEndian.Uint64(buf[8:]))
+	dev, ino := binary.LittleEndian.Uint64(buf[16:]), binary.LittleEndian.Uint64(buf[24:])
+	if gone {
+		return true, nil
+	}
+	if s.fileFD < 0 {
+		fd, err := unix.Open(s.file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return gone, fmt.Errorf("%s: %w", s.file, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || uint64(st.Dev) != dev || st.Ino != ino {
+			unix.Close(fd)
+			return gone, fmt.Errorf("%s: not the file par reads any more", s.file)
+		}
+		s.fileFD = fd
+	}
+	for off < end {
+		k, err := unix.Splice(s.fileFD, &off, to, nil, int(end-off), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			time.Sleep(feedPause) // the program's pipe is full
+		case errors.Is(err, syscall.EPIPE):
+			return true, nil
+		case err != nil:
+			return gone, fmt.Errorf("%s: %w", s.file, err)
+		case k == 0:
+			return gone, fmt.Errorf("%s: shorter than par found it", s.file)
+		}
+	}
+	return false, nil
+}
+
+// drop reads n bytes of the input and throws them away.
+func (s *slot) drop(n int64) error {
+	buf := make([]byte, min(n, 64<<10))
+	for n > 0 {
+		k, err := unix.Read(s.inFD, buf[:min(n, int64(len(buf)))])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -249,71 +349,7 @@ func (s *slot) fillBytes(n int64, at *int64) error {
 		case k == 0:
 			return errFrame
 		}
-		n -= k
-	}
-	return nil
-}
-
-// fillRange reads a range chunk's place and copies those bytes of the
-// input file into the memory file at *at.
-func (s *slot) fillRange(h chunkHeader, at *int64) error {
-	if h.n != rangeSize || s.file == "" {
-		return errors.New("a block by its place in a file this copy was not given")
-	}
-	var buf [rangeSize]byte
-	if err := s.readFull(buf[:], false); err != nil {
-		return err
-	}
-	off := int64(binary.LittleEndian.Uint64(buf[0:]))
-	end := off + int64(binary.LittleEndian.Uint64(buf[8:]))
-	dev, ino := binary.LittleEndian.Uint64(buf[16:]), binary.LittleEndian.Uint64(buf[24:])
-	if s.fileFD < 0 {
-		fd, err := unix.Open(s.file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.file, err)
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || uint64(st.Dev) != dev || st.Ino != ino {
-			unix.Close(fd)
-			return fmt.Errorf("%s: not the file par reads any more", s.file)
-		}
-		s.fileFD = fd
-	}
-	for off < end {
-		k, err := unix.CopyFileRange(s.fileFD, &off, s.memFD, at, int(end-off), 0)
-		switch {
-		case err == syscall.EINTR:
-		case err == syscall.EXDEV || err == syscall.EINVAL || err == syscall.ENOSYS || err == syscall.EOPNOTSUPP:
-			return s.copyRange(&off, end, at)
-		case err != nil:
-			return fmt.Errorf("%s: %w", s.file, err)
-		case k == 0:
-			return fmt.Errorf("%s: shorter than par found it", s.file)
-		}
-	}
-	return nil
-}
-
-// copyRange copies the input file from *off to end into the memory file
-// at *at through user space.
-func (s *slot) copyRange(off *int64, end int64, at *int64) error {
-	buf := make([]byte, min(end-*off, 1<<20))
-	for *off < end {
-		n, err := unix.Pread(s.fileFD, buf[:min(int64(len(buf)), end-*off)], *off)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.file, err)
-		}
-		if n == 0 {
-			return fmt.Errorf("%s: shorter than par found it", s.file)
-		}
-		if _, err := unix.Pwrite(s.memFD, buf[:n], *at); err != nil {
-			return err
-		}
-		*off += int64(n)
-		*at += int64(n)
+		n -= int64(k)
 	}
 	return nil
 }
