@@ -335,21 +335,11 @@ func (s *slot) feedRange(to int, h chunkHeader, gone bool) (bool, error) {
 func (s *slot) drop(n int64) error {
 	buf := make([]byte, min(n, 64<<10))
 	for n > 0 {
-		k, err := unix.Read(s.inFD, buf[:min(n, int64(len(buf)))])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			if err := s.src.WaitInput(s.inFD); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
+		k := min(n, int64(len(buf)))
+		if err := s.readFull(buf[:k], false); err != nil {
 			return err
-		case k == 0:
-			return errFrame
 		}
-		n -= int64(k)
+		n -= k
 	}
 	return nil
 }
